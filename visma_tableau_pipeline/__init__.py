@@ -1,0 +1,1 @@
+"""Keeps Tableau dashboards current with Visma.net ERP."""

@@ -1,0 +1,1 @@
+"""Dashboard tables: pure functions from entity frames, and Hyper writing."""

@@ -1,0 +1,236 @@
+"""Every setting the project reads, read once.
+
+One company comes from `VISMA_*` environment variables; several come from the YAML file named by
+`VTP_CONFIG`. With no Visma credentials at all, the bundled sandbox is the target. With no Tableau
+settings, extracts are written and nothing is published.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.finance.visma.net"
+DEFAULT_TOKEN_URL = "https://connect.visma.com/connect/token"
+READ_SCOPE = "vismanet_erp_service_api:read"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and what to do."""
+
+
+class CompanySettings(BaseModel):
+    """One Visma.net company: its own token, rate budget and watermarks."""
+
+    company_id: str = Field(description="Short stable name used in partitions and every row")
+    client_id: str
+    client_secret: SecretStr
+    tenant_id: str = Field(description="The company tenant id (not the customer/contract one)")
+    api_url: str = DEFAULT_API_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    scope: str = READ_SCOPE
+    ipp_company_id: str | None = Field(
+        default=None, description="Sent as ipp-company-id when set, for compatibility"
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=16)
+
+    @field_validator("company_id")
+    @classmethod
+    def _company_id_is_a_name(cls, value: str) -> str:
+        if not value or not all(ch.isalnum() or ch in "-_" for ch in value):
+            raise ValueError(
+                f"company_id {value!r} must be letters, digits, '-' or '_' (it names partitions)"
+            )
+        return value
+
+
+class TableauSettings(BaseModel):
+    """Where and how to publish. PAT or Connected App (JWT) credentials."""
+
+    server_url: str
+    site: str = ""
+    project: str = "Visma"
+    pat_name: str | None = None
+    pat_secret: SecretStr | None = None
+    connected_app_client_id: str | None = None
+    connected_app_secret_id: str | None = None
+    connected_app_secret_value: SecretStr | None = None
+    username: str | None = None  # the user a Connected App JWT signs in as
+    deployment: Literal["cloud", "server"] = "server"
+
+
+class EnvSettings(BaseSettings):
+    """The raw environment, as ARCHITECTURE.md names it."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    visma_client_id: str | None = None
+    visma_client_secret: SecretStr | None = None
+    visma_tenant_id: str | None = None
+    visma_company_id: str = "default"
+    visma_api_url: str = DEFAULT_API_URL
+    visma_token_url: str = DEFAULT_TOKEN_URL
+    visma_ipp_company_id: str | None = None
+
+    tableau_server_url: str | None = None
+    tableau_site: str = ""
+    tableau_pat_name: str | None = None
+    tableau_pat_secret: SecretStr | None = None
+    tableau_connected_app_client_id: str | None = None
+    tableau_connected_app_secret_id: str | None = None
+    tableau_connected_app_secret_value: SecretStr | None = None
+    tableau_username: str | None = None
+    tableau_project: str = "Visma"
+    tableau_deployment: Literal["cloud", "server"] = "server"
+
+    vtp_home: Path = Path(".vtp")
+    vtp_state_url: str | None = None
+    vtp_config: Path | None = None
+
+
+class Settings(BaseModel):
+    """What the rest of the project uses."""
+
+    home: Path
+    state_url: str
+    companies: list[CompanySettings]
+    tableau: TableauSettings | None
+    sandbox: bool = Field(description="True when no Visma credentials are set")
+
+    @property
+    def extracts_dir(self) -> Path:
+        return self.home / "extracts"
+
+    def company(self, company_id: str) -> CompanySettings:
+        for company in self.companies:
+            if company.company_id == company_id:
+                return company
+        known = ", ".join(c.company_id for c in self.companies)
+        raise ConfigError(f"no company {company_id!r} is configured; configured: {known}")
+
+
+def _tableau_from_env(env: EnvSettings) -> TableauSettings | None:
+    if not env.tableau_server_url:
+        return None
+    return TableauSettings(
+        server_url=env.tableau_server_url,
+        site=env.tableau_site,
+        project=env.tableau_project,
+        pat_name=env.tableau_pat_name,
+        pat_secret=env.tableau_pat_secret,
+        connected_app_client_id=env.tableau_connected_app_client_id,
+        connected_app_secret_id=env.tableau_connected_app_secret_id,
+        connected_app_secret_value=env.tableau_connected_app_secret_value,
+        username=env.tableau_username,
+        deployment=env.tableau_deployment,
+    )
+
+
+def _companies_from_env(env: EnvSettings) -> list[CompanySettings]:
+    missing = [
+        name
+        for name, value in (
+            ("VISMA_CLIENT_ID", env.visma_client_id),
+            ("VISMA_CLIENT_SECRET", env.visma_client_secret),
+            ("VISMA_TENANT_ID", env.visma_tenant_id),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"Visma settings are incomplete: {', '.join(missing)} not set. Set all three "
+            "(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET, VISMA_TENANT_ID), or none to use the sandbox."
+        )
+    return [
+        CompanySettings(
+            company_id=env.visma_company_id,
+            client_id=env.visma_client_id or "",
+            client_secret=env.visma_client_secret or SecretStr(""),
+            tenant_id=env.visma_tenant_id or "",
+            api_url=env.visma_api_url,
+            token_url=env.visma_token_url,
+            ipp_company_id=env.visma_ipp_company_id,
+        )
+    ]
+
+
+def _from_yaml(path: Path, env: EnvSettings) -> tuple[list[CompanySettings], TableauSettings | None]:
+    """Read the several-companies file. Secrets in it may be given as `env:NAME`."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"VTP_CONFIG names {path}, which does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"VTP_CONFIG file {path} is not valid YAML: {exc}") from None
+    companies_doc = document.get("companies")
+    if not isinstance(companies_doc, list) or not companies_doc:
+        raise ConfigError(f"{path}: 'companies' must be a non-empty list")
+    companies = []
+    for index, item in enumerate(companies_doc):
+        try:
+            companies.append(
+                CompanySettings(
+                    **{
+                        "api_url": env.visma_api_url,
+                        "token_url": env.visma_token_url,
+                        **{key: _resolve_env_ref(value) for key, value in item.items()},
+                    }
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{path}: companies[{index}] is invalid: {exc}") from None
+    tableau_doc = document.get("tableau")
+    tableau = (
+        TableauSettings(**{k: _resolve_env_ref(v) for k, v in tableau_doc.items()})
+        if tableau_doc
+        else _tableau_from_env(env)
+    )
+    return companies, tableau
+
+
+def _resolve_env_ref(value: object) -> object:
+    """`env:NAME` in the YAML reads the variable NAME, so that secrets stay out of the file."""
+    import os
+
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"the config refers to environment variable {name}, which is not set")
+        return os.environ[name]
+    return value
+
+
+def build_settings(env: EnvSettings | None = None) -> Settings:
+    """Settings from the environment (and VTP_CONFIG), with the sandbox as the default target."""
+    env = env or EnvSettings()
+    home = env.vtp_home.expanduser().resolve()
+    state_url = env.vtp_state_url or f"sqlite:///{home / 'state.db'}"
+    sandbox = False
+    if env.vtp_config:
+        companies, tableau = _from_yaml(env.vtp_config, env)
+    elif env.visma_client_id or env.visma_client_secret or env.visma_tenant_id:
+        companies, tableau = _companies_from_env(env), _tableau_from_env(env)
+    else:
+        from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
+
+        companies, tableau, sandbox = sandbox_companies(), _tableau_from_env(env), True
+    ids = [c.company_id for c in companies]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"company ids must be unique; got {ids}")
+    return Settings(
+        home=home, state_url=state_url, companies=companies, tableau=tableau, sandbox=sandbox
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return build_settings()

@@ -1,0 +1,1 @@
+"""The project's own database: records, watermarks, webhook inbox, audit ledger, secrets."""

@@ -1,0 +1,1 @@
+"""Tableau: sign-in and session care, publishing, incremental updates."""

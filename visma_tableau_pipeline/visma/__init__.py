@@ -1,0 +1,1 @@
+"""Visma.net ERP: Visma Connect auth, the HTTP client, the entity catalogue, webhooks."""
