@@ -1,0 +1,104 @@
+"""AP and AR aging: open documents on an as-of date, bucketed by days past their due date.
+
+A snapshot is what was open on `as_of` according to the balances Visma reports now, so it is
+meant to be taken daily and kept (one `snapshot_date` per run), not rebuilt for past days.
+A document with no due date (credit notes often have none) ages from its document date. Days
+past due are never negative: a document not yet due is 0 days past due and `current`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+
+from visma_tableau_pipeline.marts.ap import build_ap_invoices
+from visma_tableau_pipeline.marts.ar import build_ar_invoices
+from visma_tableau_pipeline.marts.inputs import MartInputs
+from visma_tableau_pipeline.marts.schema import (
+    DATE,
+    INT,
+    MONEY,
+    TEXT,
+    TableSchema,
+    columns,
+)
+
+# (largest days past due in the bucket, label); None is unbounded. Order is the display order.
+AGING_BUCKETS: tuple[tuple[int | None, str], ...] = (
+    (0, "current"),
+    (30, "1-30"),
+    (60, "31-60"),
+    (90, "61-90"),
+    (None, "over 90"),
+)
+OPEN_STATUSES = frozenset({"Open"})
+
+
+def aging_bucket(days_past_due: int) -> tuple[int, str]:
+    """(display order from 1, label) of the bucket that holds `days_past_due`."""
+    for order, (upper, label) in enumerate(AGING_BUCKETS, start=1):
+        if upper is None or days_past_due <= upper:
+            return order, label
+    raise AssertionError("the last aging bucket is unbounded")
+
+
+def _schema(name: str, party: str) -> TableSchema:
+    return TableSchema(name, columns(
+        ("company_id", TEXT), ("snapshot_date", DATE), ("document_type", TEXT),
+        ("reference_number", TEXT), (f"{party}_number", TEXT),
+        (f"{party}_name", TEXT), ("financial_period", TEXT),
+        ("document_date", DATE), ("due_date", DATE), ("currency", TEXT),
+        ("open_balance_doc_currency", MONEY), ("open_balance_base_currency", MONEY),
+        ("days_past_due", INT), ("aging_bucket", TEXT),
+        ("aging_bucket_order", INT),
+    ))
+
+
+AP_AGING = _schema("ap_aging", "supplier")
+AR_AGING = _schema("ar_aging", "customer")
+
+
+def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date) -> pd.DataFrame:
+    """The aging snapshot of a subledger document table (`ap_invoices` or `ar_invoices`)."""
+    open_documents = documents[
+        documents["status"].isin(OPEN_STATUSES)
+        & documents["balance_doc_currency"].fillna(0).ne(0)
+        & ~(documents["document_date"] > as_of).fillna(False).astype(bool)
+    ]
+    rows = []
+    for document in open_documents.to_dict("records"):
+        aged_from = document["due_date"]
+        if pd.isna(aged_from):
+            aged_from = document["document_date"]
+        days = 0 if pd.isna(aged_from) else max(0, (as_of - aged_from).days)
+        order, label = aging_bucket(days)
+        rows.append({
+            **document,
+            "snapshot_date": as_of,
+            "open_balance_doc_currency": document["balance_doc_currency"],
+            "open_balance_base_currency": document["balance_base_currency"],
+            "days_past_due": days,
+            "aging_bucket": label,
+            "aging_bucket_order": order,
+        })
+    return schema.frame(rows)
+
+
+def build_ap_aging(inputs: MartInputs) -> pd.DataFrame:
+    """Open AP documents on `inputs.as_of`, signed (supplier credit notes negative)."""
+    return aging(build_ap_invoices(inputs), AP_AGING, inputs.as_of)
+
+
+def build_ar_aging(inputs: MartInputs) -> pd.DataFrame:
+    """Open AR documents on `inputs.as_of`, signed (credit notes negative)."""
+    return aging(build_ar_invoices(inputs), AR_AGING, inputs.as_of)
+
+
+def aging_bucket_totals(snapshot: pd.DataFrame) -> dict[str, Decimal]:
+    """Open balance in base currency per bucket, every bucket present (for run metadata)."""
+    totals = {label: Decimal("0.00") for _, label in AGING_BUCKETS}
+    for label, total in snapshot.groupby("aging_bucket")["open_balance_base_currency"].sum().items():
+        totals[str(label)] = Decimal("0.00") if pd.isna(total) else total
+    return totals

@@ -1,0 +1,278 @@
+"""Accounts payable tables: invoices, invoice lines, vendor spend, suppliers, payments, purchasing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pandas as pd
+
+from visma_tableau_pipeline.marts.flat import FlatTable, Getter
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.records import (
+    amount,
+    field,
+    financial_period,
+    lenient_period,
+    text,
+)
+from visma_tableau_pipeline.marts.schema import (
+    BOOL,
+    DATE,
+    INT,
+    MONEY,
+    QUANTITY,
+    RATE,
+    TEXT,
+    TIMESTAMP,
+    TableSchema,
+    columns,
+)
+from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES as AP_NEG
+from visma_tableau_pipeline.marts.signs import sign_of, signed
+
+log = logging.getLogger(__name__)
+
+
+# SupplierInvoiceDto has `amount` but no `amountInCurrency`. The base-currency total is rebuilt
+# from the totals Visma does give in both currencies: the first of these formulas that reproduces
+# `amount` in the document currency is applied to the `...InCurrency` totals. When none does, the
+# base amount is left empty rather than guessed.
+_TOTAL_FORMULAS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("detailTotal", "vatTotal", "roundingDiff"), ("discountTotal",)),  # VAT on top of net lines
+    (("detailTotal", "vatTotal", "roundingDiff"), ()),
+    (("detailTotal", "roundingDiff"), ("discountTotal",)),  # lines include VAT (gross)
+    (("detailTotal", "roundingDiff"), ()),
+)
+
+
+def _total(record: Record, added: tuple[str, ...], subtracted: tuple[str, ...],
+           suffix: str) -> Decimal:
+    plus = sum((amount(record, name + suffix) or Decimal(0) for name in added), Decimal(0))
+    minus = sum((amount(record, name + suffix) or Decimal(0) for name in subtracted), Decimal(0))
+    return plus - minus
+
+
+def ap_document_total_base(record: Record) -> Decimal | None:
+    """The document total in base currency, unsigned (see `_TOTAL_FORMULAS`)."""
+    total = amount(record, "amount")
+    if total is None:
+        return None
+    for added, subtracted in _TOTAL_FORMULAS:
+        if _total(record, added, subtracted, "") == total:
+            return _total(record, added, subtracted, "InCurrency")
+    log.debug("AP document %s: totals do not add up to amount; base amount left empty",
+              text(record, "referenceNumber"))
+    return None
+
+
+def _signed_total_base(record: Record) -> Decimal | None:
+    value = ap_document_total_base(record)
+    return None if value is None else value * (-1 if text(record, "documentType") in AP_NEG else 1)
+
+
+AP_INVOICES = FlatTable("ap_invoices", "supplier_invoices", (
+    ("document_type", TEXT, "documentType"),
+    ("reference_number", TEXT, "referenceNumber"),
+    ("financial_period", TEXT, financial_period),
+    ("supplier_number", TEXT, "supplier.number"),
+    ("supplier_name", TEXT, "supplier.name"),
+    ("document_date", DATE, "date"),
+    ("due_date", DATE, "dueDate"),
+    ("status", TEXT, "status"),
+    ("approval_status", TEXT, "approvalStatus"),
+    ("currency", TEXT, "currencyId"),
+    ("exchange_rate", RATE, "exchangeRate"),
+    ("sign", INT, sign_of(AP_NEG)),
+    ("amount_doc_currency", MONEY, signed("amount", AP_NEG)),
+    ("amount_base_currency", MONEY, _signed_total_base),
+    ("vat_amount_doc_currency", MONEY, signed("vatTotal", AP_NEG)),
+    ("vat_amount_base_currency", MONEY, signed("vatTotalInCurrency", AP_NEG)),
+    ("balance_doc_currency", MONEY, signed("balance", AP_NEG)),
+    ("balance_base_currency", MONEY, signed("balanceInCurrency", AP_NEG)),
+    ("supplier_reference", TEXT, "supplierReference"),
+    ("description", TEXT, "description"),
+    ("branch_number", TEXT, "branchNumber.number"),
+    ("payment_method", TEXT, "paymentMethod.id"),
+    ("credit_terms", TEXT, "creditTerms.id"),
+    ("created_at", TIMESTAMP, "createdDateTime"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))
+
+
+def _lines(invoices: list[Record]) -> Iterator[Record]:
+    """Each invoice line with its invoice beside it, as {company_id, header, line}."""
+    for invoice in invoices:
+        for line in invoice.get("invoiceLines") or []:
+            yield {"company_id": invoice.get("company_id"), "header": invoice, "line": line}
+
+
+_LINE_SIGN = {"type_path": "header.documentType"}
+
+AP_INVOICE_LINES = FlatTable("ap_invoice_lines", "supplier_invoices", (
+    ("document_type", TEXT, "header.documentType"),
+    ("reference_number", TEXT, "header.referenceNumber"),
+    ("line_number", INT, "line.lineNumber"),
+    ("financial_period", TEXT, lambda r: financial_period(r["header"])),
+    ("supplier_number", TEXT, "header.supplier.number"),
+    ("supplier_name", TEXT, "header.supplier.name"),
+    ("document_date", DATE, "header.date"),
+    ("status", TEXT, "header.status"),
+    ("currency", TEXT, "header.currencyId"),
+    ("account_number", TEXT, "line.account.number"),
+    ("account_description", TEXT, "line.account.description"),
+    ("subaccount_number", TEXT, "line.subaccount.subaccountNumber"),
+    ("inventory_number", TEXT, "line.inventoryNumber"),
+    ("description", TEXT, "line.transactionDescription"),
+    ("quantity", QUANTITY, "line.quantity"),
+    ("uom", TEXT, "line.uom"),
+    ("unit_cost_doc_currency", QUANTITY, "line.unitCost"),
+    ("sign", INT, sign_of(AP_NEG, **_LINE_SIGN)),
+    ("amount_doc_currency", MONEY, signed("line.cost", AP_NEG, **_LINE_SIGN)),
+    ("amount_base_currency", MONEY, signed("line.costInCurrency", AP_NEG, **_LINE_SIGN)),
+    ("discount_amount_doc_currency", MONEY, signed("line.discountAmount", AP_NEG, **_LINE_SIGN)),
+    ("discount_amount_base_currency", MONEY,
+     signed("line.discountAmountInCurrency", AP_NEG, **_LINE_SIGN)),
+    ("vat_code", TEXT, "line.vatCode.id"),
+    ("project_id", TEXT, "line.project.id"),
+    ("project_task_id", TEXT, "line.projectTask.id"),
+    ("po_number", TEXT, "line.poNumber"),
+    ("po_receipt_number", TEXT, "line.poReceiptNbr"),
+    ("branch_number", TEXT, "line.branchNumber.number"),
+))
+
+
+def build_ap_invoices(inputs: MartInputs) -> pd.DataFrame:
+    """AP documents, one row each, amounts signed (see `marts.signs`)."""
+    return AP_INVOICES.build(inputs)
+
+
+def build_ap_invoice_lines(inputs: MartInputs) -> pd.DataFrame:
+    """AP document lines with their document's keys, supplier and period."""
+    records = _lines(inputs.of("supplier_invoices"))
+    return AP_INVOICE_LINES.schema.frame(AP_INVOICE_LINES.rows(records))
+
+
+# Documents that count as spend: released bills and adjustments, not prepayments or drafts.
+SPEND_DOCUMENT_TYPES = frozenset({"Invoice", "CreditAdj", "DebitAdj"})
+SPEND_STATUSES = frozenset({"Open", "Closed"})
+
+VENDOR_SPEND_KEY = ("company_id", "financial_period", "supplier_number", "account_number", "currency")
+VENDOR_SPEND = TableSchema("vendor_spend", columns(
+    ("company_id", TEXT), ("financial_period", TEXT), ("supplier_number", TEXT), ("supplier_name", TEXT),
+    ("account_number", TEXT), ("account_description", TEXT), ("currency", TEXT),
+    ("amount_doc_currency", MONEY), ("amount_base_currency", MONEY), ("invoice_line_count", INT),
+))
+
+
+def build_vendor_spend(inputs: MartInputs) -> pd.DataFrame:
+    """Spend per company, financial period (the month), supplier, account and document currency.
+
+    Sums the signed AP lines of released invoices and adjustments, so supplier credit notes
+    reduce spend. Document-currency sums are per currency (the currency is part of the key).
+    """
+    lines = build_ap_invoice_lines(inputs)
+    spend = lines[lines["document_type"].isin(SPEND_DOCUMENT_TYPES)
+                  & lines["status"].isin(SPEND_STATUSES)]
+    if spend.empty:
+        return VENDOR_SPEND.frame([])
+    grouped = spend.groupby(list(VENDOR_SPEND_KEY), dropna=False, sort=True).agg(
+        supplier_name=("supplier_name", "last"),
+        account_description=("account_description", "last"),
+        amount_doc_currency=("amount_doc_currency", "sum"),
+        amount_base_currency=("amount_base_currency", "sum"),
+        invoice_line_count=("line_number", "size"),
+    )
+    return VENDOR_SPEND.conform(grouped.reset_index())
+
+
+def _base_if_base_currency(path: str) -> Getter:
+    """Supplier payments carry no base amounts; a base-currency payment's amount is its own."""
+    return lambda r: amount(r, path) if field(r, "currency.isBaseCurrency") else None
+
+
+SUPPLIER_PAYMENTS = FlatTable("supplier_payments", "supplier_payments", (
+    ("payment_type", TEXT, "type"),
+    ("reference_number", TEXT, "refNbr"),
+    ("financial_period", TEXT, lambda r: lenient_period(text(r, "applicationPeriod"))),
+    ("application_date", DATE, "applicationDate"),
+    ("status", TEXT, "status"),
+    ("supplier_number", TEXT, "supplier.number"),
+    ("supplier_name", TEXT, "supplier.name"),
+    ("payment_method", TEXT, "paymentMethod"),
+    ("cash_account", TEXT, "cashAccount"),
+    ("currency", TEXT, "currency.id"),
+    ("amount_doc_currency", MONEY, "paymentAmount"),
+    ("amount_base_currency", MONEY, _base_if_base_currency("paymentAmount")),
+    ("applied_amount_doc_currency", MONEY, "appliedAmount"),
+    ("unapplied_balance_doc_currency", MONEY, "unappliedBalance"),
+    ("balance_doc_currency", MONEY, "balance"),
+    ("payment_reference", TEXT, "paymentRef"),
+    ("description", TEXT, "description"),
+    ("released", BOOL, "released"),
+    ("branch", TEXT, "branch"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))
+
+SUPPLIERS = FlatTable("suppliers", "suppliers", (
+    ("supplier_number", TEXT, "number"),
+    ("supplier_name", TEXT, "name"),
+    ("status", TEXT, "status"),
+    ("supplier_class", TEXT, "supplierClass.id"),
+    ("supplier_class_description", TEXT, "supplierClass.description"),
+    ("parent_supplier_number", TEXT, "parentRecord.number"),
+    ("credit_terms", TEXT, "creditTerms.id"),
+    ("currency", TEXT, "currencyId"),
+    ("payment_method", TEXT, "paymentMethod.id"),
+    ("country", TEXT, "mainAddress.country.id"),
+    ("city", TEXT, "mainAddress.city"),
+    ("vat_registration_id", TEXT, "vatRegistrationId"),
+    ("corporate_id", TEXT, "corporateId"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))
+
+PURCHASE_ORDERS = FlatTable("purchase_orders", "purchase_orders", (
+    ("order_type", TEXT, "orderType"),
+    ("order_number", TEXT, "orderNbr"),
+    ("order_date", DATE, "date"),
+    ("promised_date", DATE, "promisedOn"),
+    ("status", TEXT, "status"),
+    ("supplier_number", TEXT, "supplier.number"),
+    ("supplier_name", TEXT, "supplier.name"),
+    ("currency", TEXT, "currency"),
+    ("exchange_rate", RATE, "exchangeRate"),
+    ("line_total_doc_currency", MONEY, "lineTotal"),
+    ("line_total_base_currency", MONEY, "lineTotalInBaseCurrency"),
+    ("tax_total_doc_currency", MONEY, "taxTotal"),
+    ("tax_total_base_currency", MONEY, "taxTotalInBaseCurrency"),
+    ("order_total_doc_currency", MONEY, "orderTotal"),
+    ("order_total_base_currency", MONEY, "orderTotalInBaseCurrency"),
+    ("open_balance_doc_currency", MONEY, "openBalance"),
+    ("open_quantity", QUANTITY, "openQuantity"),
+    ("description", TEXT, "description"),
+    ("supplier_reference", TEXT, "supplierRef"),
+    ("branch_number", TEXT, "branch.number"),
+    ("owner_name", TEXT, "owner.name"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))
+
+PURCHASE_RECEIPTS = FlatTable("purchase_receipts", "purchase_receipts", (
+    ("receipt_type", TEXT, "receiptType"),
+    ("receipt_number", TEXT, "receiptNbr"),
+    ("financial_period", TEXT, financial_period),
+    ("receipt_date", DATE, "date"),
+    ("status", TEXT, "status"),
+    ("supplier_number", TEXT, "supplier.number"),
+    ("supplier_name", TEXT, "supplier.name"),
+    ("warehouse", TEXT, "warehouse.id"),
+    ("currency", TEXT, "currency"),
+    ("exchange_rate", RATE, "exchangeRate"),
+    ("total_quantity", QUANTITY, "totalQty"),
+    ("total_amount_doc_currency", MONEY, "totalAmt"),
+    ("vat_taxable_total_doc_currency", MONEY, "vatTaxableTotal"),
+    ("vat_exempt_total_doc_currency", MONEY, "vatExemptTotal"),
+    ("supplier_reference", TEXT, "supplierRef"),
+    ("branch_number", TEXT, "branchNumber.number"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))

@@ -1,0 +1,95 @@
+"""Accounts receivable tables: invoices with credit notes, customers, customer payments."""
+
+from __future__ import annotations
+
+from itertools import chain
+
+import pandas as pd
+
+from visma_tableau_pipeline.marts.flat import FlatTable
+from visma_tableau_pipeline.marts.inputs import MartInputs
+from visma_tableau_pipeline.marts.records import financial_period, lenient_period, text
+from visma_tableau_pipeline.marts.schema import DATE, INT, MONEY, RATE, TEXT, TIMESTAMP
+from visma_tableau_pipeline.marts.signs import AR_NEGATIVE_DOCUMENT_TYPES as AR_NEG
+from visma_tableau_pipeline.marts.signs import sign_of, signed
+
+AR_INVOICES = FlatTable("ar_invoices", "customer_invoices", (
+    ("document_type", TEXT, "documentType"),
+    ("reference_number", TEXT, "referenceNumber"),
+    ("financial_period", TEXT, financial_period),
+    ("customer_number", TEXT, "customer.number"),
+    ("customer_name", TEXT, "customer.name"),
+    ("document_date", DATE, "documentDate"),
+    ("due_date", DATE, "documentDueDate"),
+    ("status", TEXT, "status"),
+    ("currency", TEXT, "currencyId"),
+    ("exchange_rate", RATE, "exchangeRate"),
+    ("sign", INT, sign_of(AR_NEG)),
+    ("amount_doc_currency", MONEY, signed("amount", AR_NEG)),
+    ("amount_base_currency", MONEY, signed("amountInCurrency", AR_NEG)),
+    ("vat_amount_doc_currency", MONEY, signed("vatTotal", AR_NEG)),
+    ("vat_amount_base_currency", MONEY, signed("vatTotalInCurrency", AR_NEG)),
+    ("balance_doc_currency", MONEY, signed("balance", AR_NEG)),
+    ("balance_base_currency", MONEY, signed("balanceInCurrency", AR_NEG)),
+    ("customer_reference", TEXT, "customerRefNumber"),
+    ("description", TEXT, "invoiceText"),
+    ("branch_number", TEXT, "branchNumber.number"),
+    ("payment_method", TEXT, "paymentMethod.id"),
+    ("credit_terms", TEXT, "creditTerms.id"),
+    ("created_at", TIMESTAMP, "createdDateTime"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))
+
+
+def build_ar_invoices(inputs: MartInputs) -> pd.DataFrame:
+    """AR invoices and credit notes in one table; credit notes carry negative amounts.
+
+    `/v1/customerinvoice` and `/v1/customerCreditNote` may both list a credit note; a document
+    appears once per (company_id, document_type, reference_number), the credit-note read winning.
+    """
+    rows = AR_INVOICES.rows(chain(inputs.of("customer_invoices"), inputs.of("customer_credit_notes")))
+    unique = {(r["company_id"], r["document_type"], r["reference_number"]): r for r in rows}
+    return AR_INVOICES.schema.frame(unique.values())
+
+
+CUSTOMER_PAYMENTS = FlatTable("customer_payments", "customer_payments", (
+    ("payment_type", TEXT, "type"),
+    ("reference_number", TEXT, "refNbr"),
+    ("financial_period", TEXT, lambda r: lenient_period(text(r, "applicationPeriod"))),
+    ("application_date", DATE, "applicationDate"),
+    ("status", TEXT, "status"),
+    ("customer_number", TEXT, "customer.number"),
+    ("customer_name", TEXT, "customer.name"),
+    ("payment_method", TEXT, "paymentMethod.id"),
+    ("cash_account", TEXT, "cashAccount"),
+    ("currency", TEXT, "currency"),
+    ("amount_doc_currency", MONEY, "paymentAmount"),
+    ("amount_base_currency", MONEY, "paymentAmountInCurrency"),
+    ("available_balance_doc_currency", MONEY, "availableBalance"),
+    ("available_balance_base_currency", MONEY, "availableBalanceInCurrency"),
+    ("applied_to_documents_doc_currency", MONEY, "appliedToDocuments"),
+    ("write_off_amount_doc_currency", MONEY, "writeOffAmount"),
+    ("payment_reference", TEXT, "paymentRef"),
+    ("description", TEXT, "invoiceText"),
+    ("branch", TEXT, "branch"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))
+
+CUSTOMERS = FlatTable("customers", "customers", (
+    ("customer_number", TEXT, "number"),
+    ("customer_name", TEXT, "name"),
+    ("status", TEXT, "status"),
+    ("customer_class", TEXT, "customerClass.id"),
+    ("customer_class_description", TEXT, "customerClass.description"),
+    ("parent_customer_number", TEXT, "parentRecord.number"),
+    ("credit_terms", TEXT, "creditTerms.id"),
+    ("currency", TEXT, "currencyId"),
+    ("credit_limit_doc_currency", MONEY, "creditLimit"),
+    ("credit_days_past_due", INT, "creditDaysPastDue"),
+    ("country", TEXT, "mainAddress.country.id"),
+    ("city", TEXT, "mainAddress.city"),
+    ("vat_registration_id", TEXT, "vatRegistrationId"),
+    ("corporate_id", TEXT, "corporateId"),
+    ("created_at", TIMESTAMP, "createdDateTime"),
+    ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
+))

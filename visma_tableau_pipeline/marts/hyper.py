@@ -1,0 +1,137 @@
+"""Writing dashboard tables to Hyper files, exactly and atomically.
+
+Each table becomes `<directory>/<name>.hyper` holding one table `"Extract"."Extract"` (the schema
+Tableau publishing expects; pantab's default `public` breaks it). Decimal columns become Hyper
+`NUMERIC(p,s)` with every digit kept.
+
+pantab 5.3.0 cannot write a negative decimal whose unscaled value has fewer digits than its scale
+(-0.05 or -0.01 at scale 2; -0.10 and -0.5 are fine): Hyper rejects the text pantab produces with
+"invalid number format". Accounting data is full of such amounts (rounding differences, small
+credit lines). So decimal columns travel as their unscaled integers (BIGINT, -0.05 → -5) into a
+staging file, and Hyper itself turns them back into NUMERIC with
+`CAST(CAST(x AS NUMERIC(18,0)) * 0.01 AS NUMERIC(18,2))`, an exact operation, while copying the
+staging table into the target file. The copy runs inside Hyper, so it costs little next to the
+write itself.
+
+Hyper copies in parallel, so the row order of the file is not the frame's (Tableau does not care;
+compare sorted frames). The file is written under a temporary name in the same directory and renamed into place, so a
+reader (or a publish) never sees a half-written extract.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pantab
+import pyarrow as pa
+import pyarrow.compute as pc
+from tableauhyperapi import (
+    Connection,
+    HyperException,
+    HyperProcess,
+    Name,
+    SchemaName,
+    TableName,
+    Telemetry,
+)
+
+log = logging.getLogger(__name__)
+
+EXTRACT_SCHEMA, EXTRACT_NAME = "Extract", "Extract"
+EXTRACT_TABLE = TableName(EXTRACT_SCHEMA, EXTRACT_NAME)
+MAX_PRECISION = 18  # NUMERIC up to 18 digits is 64-bit in Hyper and needs no newer file format
+_STAGING_ALIAS, _TARGET_ALIAS = "staging", "target"
+
+
+class HyperWriteError(RuntimeError):
+    """A frame could not be written to its Hyper file; the message names the file and column."""
+
+
+def hyper_path(directory: Path, name: str) -> Path:
+    """Where the extract of table `name` lives."""
+    return Path(directory) / f"{name}.hyper"
+
+
+def write_hyper(frame: pd.DataFrame, directory: Path, name: str) -> Path:
+    """Write `frame` to `<directory>/<name>.hyper` as `"Extract"."Extract"`, replacing it atomically.
+
+    Returns the path written. Decimal columns keep every digit (see the module docstring).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = hyper_path(directory, name)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=directory, prefix=f".{name}.") as scratch:
+        written = Path(scratch) / f"{name}.hyper"
+        try:
+            if decimals:
+                staging = Path(scratch) / "staging.hyper"
+                pantab.frame_to_hyper(_unscaled(table, decimals, target), staging,
+                                      table=EXTRACT_TABLE)
+                _rescale(staging, written, table.schema, decimals)
+            else:
+                pantab.frame_to_hyper(table, written, table=EXTRACT_TABLE)
+        except (HyperException, RuntimeError, ValueError) as error:
+            raise HyperWriteError(f"writing {target}: {error}") from error
+        os.replace(written, target)
+    log.info("wrote %s rows to %s in %.2f s", len(frame), target, time.perf_counter() - started)
+    return target
+
+
+def frame_from_hyper(path: Path) -> pd.DataFrame:
+    """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes)."""
+    return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
+
+
+def _unscaled(table: pa.Table, decimals: dict[str, pa.Decimal128Type], target: Path) -> pa.Table:
+    """`table` with each decimal column replaced by its unscaled int64 values (-0.05 → -5)."""
+    for column, decimal in decimals.items():
+        if decimal.precision > MAX_PRECISION:
+            raise HyperWriteError(
+                f"writing {target}: column {column} is {decimal}; at most "
+                f"{MAX_PRECISION} digits fit a Hyper NUMERIC in this file format"
+            )
+        integers = pc.cast(pc.cast(pc.multiply(table[column], 10**decimal.scale),
+                                   pa.decimal128(38, 0)), pa.int64())
+        table = table.set_column(table.schema.get_field_index(column), column, integers)
+    return table
+
+
+def _rescale(staging: Path, written: Path, schema: pa.Schema,
+             decimals: dict[str, pa.Decimal128Type]) -> None:
+    """Copy the staging table into `written`, turning unscaled integers back into NUMERIC."""
+    selected = []
+    for field in schema:
+        column = Name(field.name)
+        decimal = decimals.get(field.name)
+        if decimal is None:
+            selected.append(str(column))
+            continue
+        numeric = f"NUMERIC({decimal.precision},{decimal.scale})"
+        if decimal.scale:
+            step = "0." + "0" * (decimal.scale - 1) + "1"  # 10^-scale, an exact literal
+            selected.append(
+                f"CAST(CAST({column} AS NUMERIC({MAX_PRECISION},0)) * {step} AS {numeric}) AS {column}"
+            )
+        else:
+            selected.append(f"CAST({column} AS {numeric}) AS {column}")
+    source = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
+    target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
+    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU,
+                      parameters={"log_dir": str(staging.parent)}) as hyper, Connection(
+        hyper.endpoint
+    ) as connection:
+        connection.catalog.create_database(written)
+        connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
+        connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
+        connection.catalog.create_schema(SchemaName(_TARGET_ALIAS, EXTRACT_SCHEMA))
+        connection.execute_command(
+            f"CREATE TABLE {target} AS SELECT {', '.join(selected)} FROM {source}"
+        )

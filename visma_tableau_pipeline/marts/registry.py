@@ -1,0 +1,121 @@
+"""The dashboard tables as data: name → builder, source entities, key, partition column.
+
+The Dagster layer iterates over `MART_TABLES` to make one asset per table (its upstream assets
+are `sources`), and the publisher uses `key` to upsert and delete rows in Tableau and
+`partition_column` to replace one period (or one aging snapshot) at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from visma_tableau_pipeline.marts import aging, ap, ar, gl, people
+from visma_tableau_pipeline.marts.inputs import MartInputs
+
+
+@dataclass(frozen=True)
+class MartTable:
+    """One dashboard table (one Tableau data source)."""
+
+    name: str
+    build: Callable[[MartInputs], pd.DataFrame]
+    sources: tuple[str, ...]  # catalogue entity names it reads
+    key: tuple[str, ...]  # columns that identify a row; text key columns are never null
+    partition_column: str | None  # the column a partition replaces (YYYYPP period, snapshot)
+    description: str
+
+
+_PERIOD = "financial_period"
+_DOC_KEY = ("company_id", "document_type", "reference_number")
+
+MART_TABLES: tuple[MartTable, ...] = (
+    MartTable("ap_invoices", ap.build_ap_invoices, ("supplier_invoices",), _DOC_KEY, _PERIOD,
+              "AP invoices and adjustments with amounts and balances in document and base "
+              "currency; supplier credit notes negative."),
+    MartTable("ap_invoice_lines", ap.build_ap_invoice_lines, ("supplier_invoices",),
+              (*_DOC_KEY, "line_number"), _PERIOD,
+              "AP document lines with account, subaccount, project and signed amounts."),
+    MartTable("ar_invoices", ar.build_ar_invoices,
+              ("customer_invoices", "customer_credit_notes"), _DOC_KEY, _PERIOD,
+              "AR invoices and credit notes; credit notes negative."),
+    MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",),
+              ("company_id", "snapshot_date", "document_type", "reference_number"),
+              "snapshot_date",
+              "Open AP documents per snapshot day, bucketed by days past due."),
+    MartTable("ar_aging", aging.build_ar_aging, ("customer_invoices", "customer_credit_notes"),
+              ("company_id", "snapshot_date", "document_type", "reference_number"),
+              "snapshot_date",
+              "Open AR documents per snapshot day, bucketed by days past due."),
+    MartTable("gl_transactions", gl.build_gl_transactions,
+              ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),
+              ("company_id", "module", "batch_number", "line_number"), _PERIOD,
+              "GL journal lines with account, one column per subaccount segment, and debit, "
+              "credit and net amounts in document and base currency."),
+    MartTable("gl_balances", gl.build_gl_balances, ("gl_balances", "dimensions", "subaccounts"),
+              ("company_id", "branch_number", "ledger_id", "balance_type", "financial_period",
+               "account_number", "subaccount_number"), _PERIOD,
+              "GL balances per period, account and subaccount, in document and base currency."),
+    MartTable("gl_accounts", gl.GL_ACCOUNTS.build, ("gl_accounts",),
+              ("company_id", "account_number"), None, "The chart of accounts."),
+    MartTable("dimensions", gl.build_dimensions, ("dimensions",),
+              ("company_id", "dimension_id", "segment_id", "segment_value"), None,
+              "Dimension segment values with descriptions."),
+    MartTable("suppliers", ap.SUPPLIERS.build, ("suppliers",),
+              ("company_id", "supplier_number"), None, "Suppliers."),
+    MartTable("customers", ar.CUSTOMERS.build, ("customers",),
+              ("company_id", "customer_number"), None, "Customers."),
+    MartTable("purchase_orders", ap.PURCHASE_ORDERS.build, ("purchase_orders",),
+              ("company_id", "order_type", "order_number"), None,
+              "Purchase orders with totals in document and base currency."),
+    MartTable("purchase_receipts", ap.PURCHASE_RECEIPTS.build, ("purchase_receipts",),
+              ("company_id", "receipt_type", "receipt_number"), _PERIOD, "Purchase receipts."),
+    MartTable("supplier_payments", ap.SUPPLIER_PAYMENTS.build, ("supplier_payments",),
+              ("company_id", "payment_type", "reference_number"), _PERIOD,
+              "Payments to suppliers."),
+    MartTable("customer_payments", ar.CUSTOMER_PAYMENTS.build, ("customer_payments",),
+              ("company_id", "payment_type", "reference_number"), _PERIOD,
+              "Payments from customers."),
+    MartTable("employees", people.EMPLOYEES.build, ("employees",),
+              ("company_id", "employee_number"), None, "Employees."),
+    MartTable("timecards", people.build_timecards, ("time_cards",),
+              ("company_id", "reference_number", "line_number"), None,
+              "Time card lines: minutes per employee, week, earning type and project."),
+    MartTable("vendor_spend", ap.build_vendor_spend, ("supplier_invoices",), ap.VENDOR_SPEND_KEY,
+              _PERIOD, "AP spend per company, period, supplier, account and currency, in "
+              "document and base currency."),
+)
+
+BY_NAME: dict[str, MartTable] = {table.name: table for table in MART_TABLES}
+
+
+def mart_table(name: str) -> MartTable:
+    """The registry entry for `name`, or a KeyError that lists the known names."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown dashboard table {name!r}; known: {', '.join(BY_NAME)}") from None
+
+
+def build_mart(name: str, records: Mapping[str, Iterable[dict[str, Any]]],
+               as_of: date) -> pd.DataFrame:
+    """Build one dashboard table from raw records by entity name (see `MartInputs`)."""
+    return build_with(mart_table(name), MartInputs(records, as_of))
+
+
+def build_with(table: MartTable, inputs: MartInputs) -> pd.DataFrame:
+    """Build `table`; null text keys become "" so that Tableau's key conditions can match them."""
+    frame = table.build(inputs)
+    for column in table.key:
+        if isinstance(frame[column].dtype, pd.StringDtype):
+            frame[column] = frame[column].fillna("")
+    return frame
+
+
+def duplicate_keys(table: MartTable, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `frame` whose key occurs more than once (empty when the key holds)."""
+    return frame[frame.duplicated(list(table.key), keep=False)]
