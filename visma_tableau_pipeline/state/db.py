@@ -1,0 +1,141 @@
+"""The state database: one engine, tables created on first use, and write transactions.
+
+SQLite (a file under $VTP_HOME) is the default; PostgreSQL is for production. A Dagster run and a
+sensor share the SQLite file, so it runs in WAL mode (readers never wait for the writer) with a busy
+timeout, and write transactions start with BEGIN IMMEDIATE: a writer takes the write lock up
+front and waits its turn, instead of failing with "database is locked" when it upgrades a read
+lock half-way through a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from visma_tableau_pipeline.state.batches import BATCH_SIZE
+from visma_tableau_pipeline.state.errors import StateConfigError
+from visma_tableau_pipeline.state.schema import metadata
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_POSTGRES_DRIVER = "postgresql+psycopg2"
+_CREATE_LOCK_ID = 0x565450  # pg advisory lock id for create_all ("VTP")
+_READ_ONLY = "vtp_read_only"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a state URL; `postgres://` and `postgresql://` mean psycopg2, the driver installed.
+
+    SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3, which this project does not install.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StateConfigError(
+            "the state database URL cannot be parsed; expected e.g. sqlite:///path/state.db or "
+            "postgresql+psycopg2://user@host/db"
+        ) from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername=_POSTGRES_DRIVER)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StateConfigError(
+            f"the state database must be SQLite or PostgreSQL, not {parsed.get_backend_name()!r}",
+            backend=parsed.get_backend_name(),
+        )
+    return parsed
+
+
+class StateDB:
+    """The project's state database. Creates its tables on first use.
+
+    Use `transaction()` for anything that writes; use `connect()` for reads that must not wait
+    for a writer.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.engine: Engine = self._create_engine(echo)
+        self.create_all()
+
+    def __repr__(self) -> str:
+        return f"StateDB({self.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.engine.dialect.name
+
+    def _create_engine(self, echo: bool) -> Engine:
+        if self.url.get_backend_name() == "postgresql":
+            # Batched executemany: SQLAlchemy does not batch INSERT ... ON CONFLICT into one
+            # multi-row VALUES, so psycopg2's execute_batch sends pages of statements instead of
+            # one round trip per row.
+            return create_engine(
+                self.url,
+                echo=echo,
+                pool_pre_ping=True,
+                executemany_mode="values_plus_batch",
+                executemany_batch_page_size=BATCH_SIZE,
+            )
+        database = self.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        event.listen(engine, "begin", _begin_sqlite_transaction)
+        return engine
+
+    def create_all(self) -> None:
+        """Create missing tables. Safe to call from several processes at once."""
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CREATE_LOCK_ID})
+            metadata.create_all(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        Store data and advance the watermark that covers it in the same transaction, so a crash
+        leaves either both or neither.
+        """
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A read-only transaction that does not take SQLite's write lock."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, and processes that fork)."""
+        self.engine.dispose()
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (the pysqlite driver would defer it).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(conn: Connection) -> None:
+    read_only = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

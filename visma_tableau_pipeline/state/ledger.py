@@ -1,0 +1,134 @@
+"""The audit ledger: one row per record version delivered to a Tableau data source.
+
+It answers "when did supplier invoice X reach Tableau, and in which version?" (ARCHITECTURE.md,
+invariant 5), and tells the publisher what each data source last received, so an incremental
+publish sends only what changed. Recording the same delivery twice (a retried commit) adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, Literal, NamedTuple, get_args
+
+from sqlalchemy import Column, Connection, Select, func, select
+
+from visma_tableau_pipeline.state.batches import batched
+from visma_tableau_pipeline.state.errors import LedgerError
+from visma_tableau_pipeline.state.schema import ledger
+from visma_tableau_pipeline.state.upsert import insert_on_conflict
+
+Action = Literal["insert", "update", "delete"]
+_UNIQUE = ("run_id", "data_source", "company_id", "entity", "record_key", "content_hash", "action")
+_ORDER = (ledger.c.delivered_at, ledger.c.id)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record version delivered to one Tableau data source by one run."""
+
+    company_id: str
+    entity: str
+    record_key: str
+    content_hash: str
+    data_source: str
+    action: Action
+    run_id: str
+    delivered_at: datetime
+
+
+class DeliveredKey(NamedTuple):
+    """Identifies a record within a data source, which holds every company's records."""
+
+    company_id: str
+    entity: str
+    record_key: str
+
+
+def record_deliveries(conn: Connection, deliveries: Iterable[Delivery]) -> None:
+    """Add deliveries to the ledger; ones already recorded for the same run are skipped."""
+    statement = insert_on_conflict(conn, ledger, key=_UNIQUE)
+    for chunk in batched(deliveries):
+        for delivery in chunk:
+            if delivery.action not in get_args(Action):
+                raise LedgerError(
+                    f"unknown delivery action {delivery.action!r}; expected {get_args(Action)}",
+                    run_id=delivery.run_id, data_source=delivery.data_source,
+                    record_key=delivery.record_key,
+                )
+        conn.execute(statement, [asdict(delivery) for delivery in chunk])
+
+
+def history(
+    conn: Connection, company_id: str | None, entity: str | None, record_key: str
+) -> list[Delivery]:
+    """Every delivery of one record, oldest first; None for company or entity means any."""
+    stmt = select(*_delivery_columns()).where(ledger.c.record_key == record_key)
+    if company_id is not None:
+        stmt = stmt.where(ledger.c.company_id == company_id)
+    if entity is not None:
+        stmt = stmt.where(ledger.c.entity == entity)
+    return _deliveries(conn, stmt.order_by(*_ORDER))
+
+
+def deliveries_for_run(conn: Connection, run_id: str) -> list[Delivery]:
+    """What one run delivered, in the order it was recorded."""
+    stmt = select(*_delivery_columns()).where(ledger.c.run_id == run_id).order_by(*_ORDER)
+    return _deliveries(conn, stmt)
+
+
+def run_summary(conn: Connection, run_id: str) -> dict[str, dict[str, int]]:
+    """data_source -> action -> number of record versions one run delivered."""
+    stmt = (
+        select(ledger.c.data_source, ledger.c.action, func.count())
+        .where(ledger.c.run_id == run_id)
+        .group_by(ledger.c.data_source, ledger.c.action)
+    )
+    summary: dict[str, dict[str, int]] = {}
+    for data_source, action, delivered in conn.execute(stmt):
+        summary.setdefault(data_source, {})[action] = int(delivered)
+    return summary
+
+
+def last_delivered(
+    conn: Connection, data_source: str, company_id: str | None = None
+) -> dict[DeliveredKey, str]:
+    """The content hash each record last reached `data_source` with.
+
+    Records whose last delivery was a delete are left out: they are no longer in Tableau.
+    """
+    latest = select(
+        ledger.c.company_id,
+        ledger.c.entity,
+        ledger.c.record_key,
+        ledger.c.content_hash,
+        ledger.c.action,
+        func.row_number()
+        .over(
+            partition_by=(ledger.c.company_id, ledger.c.entity, ledger.c.record_key),
+            order_by=(ledger.c.delivered_at.desc(), ledger.c.id.desc()),
+        )
+        .label("recency"),
+    ).where(ledger.c.data_source == data_source)
+    if company_id is not None:
+        latest = latest.where(ledger.c.company_id == company_id)
+    latest_sub = latest.subquery()
+    stmt = select(
+        latest_sub.c.company_id,
+        latest_sub.c.entity,
+        latest_sub.c.record_key,
+        latest_sub.c.content_hash,
+    ).where(latest_sub.c.recency == 1, latest_sub.c.action != "delete")
+    return {
+        DeliveredKey(company, entity, key): digest
+        for company, entity, key, digest in conn.execute(stmt)
+    }
+
+
+def _delivery_columns() -> list[Column[Any]]:
+    return [ledger.c[field.name] for field in fields(Delivery)]
+
+
+def _deliveries(conn: Connection, stmt: Select[Any]) -> list[Delivery]:
+    return [Delivery(**row) for row in conn.execute(stmt).mappings()]

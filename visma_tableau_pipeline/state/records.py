@@ -1,0 +1,237 @@
+"""The raw record store: the project's own copy of every Visma record it has read.
+
+One row per (company, entity, record key) holding the latest version: its canonical JSON, the
+hash of that JSON, and the run that first saw and last changed it. Storing the same content again
+changes nothing, so re-reads (overlapping deltas, retried runs, full syncs) cause no version churn.
+Records Visma no longer lists are marked deleted by reconciliation, never removed, so the
+publisher can tell Tableau and the ledger can record it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from visma_tableau_pipeline.state.batches import BATCH_SIZE, batched
+from visma_tableau_pipeline.state.errors import PayloadError
+from visma_tableau_pipeline.state.payloads import canonical_json, content_hash, load_payload
+from visma_tableau_pipeline.state.schema import records, utc_now
+from visma_tableau_pipeline.state.upsert import insert_on_conflict
+
+KEY_SEPARATOR = "|"
+_PERIOD = re.compile(r"\d{6}")
+
+RecordRow = tuple[str, str | None, str | None, dict[str, Any]]
+"""(record_key, period YYYYPP or None, last_modified as Visma sent it, payload)."""
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """How many of the rows given were new, changed, or the same as stored."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated
+
+
+def key_string(parts: Sequence[str | int]) -> str:
+    """One string for a catalogue key tuple, e.g. ('Invoice', '000123') -> 'Invoice|000123'.
+
+    A '|' or '\\' inside a part is escaped with '\\', so different tuples never give one string.
+    """
+    if not parts:
+        raise PayloadError("a record key needs at least one part")
+    texts = []
+    for part in parts:
+        if part is None or isinstance(part, bool) or not isinstance(part, str | int):
+            raise PayloadError(f"record key part {part!r} is not a string or integer", key=parts)
+        texts.append(str(part).replace("\\", "\\\\").replace(KEY_SEPARATOR, "\\" + KEY_SEPARATOR))
+    return KEY_SEPARATOR.join(texts)
+
+
+def upsert_records(
+    conn: Connection, company_id: str, entity: str, rows: Iterable[RecordRow], run_id: str
+) -> UpsertResult:
+    """Store the latest version of each record; only new or changed content is written.
+
+    A record that was marked deleted and is seen again counts as updated (it is back). When one
+    key appears twice in `rows`, the later copy is compared with the earlier one, as if they came
+    in two calls.
+    """
+    result = UpsertResult()
+    batch: dict[str, tuple[str | None, str | None, str, str]] = {}
+    for record_key, period, last_modified, payload in rows:
+        if record_key in batch or len(batch) >= BATCH_SIZE:
+            result += _write_batch(conn, company_id, entity, batch, run_id)
+            batch = {}
+        if period is not None and not _PERIOD.fullmatch(period):
+            raise PayloadError(
+                f"period {period!r} is not YYYYPP", company_id=company_id, entity=entity,
+                record_key=record_key,
+            )
+        try:
+            text = canonical_json(payload)
+        except PayloadError as exc:
+            exc.context.update(company_id=company_id, entity=entity, record_key=record_key)
+            raise
+        batch[record_key] = (period, last_modified, text, content_hash(text))
+    if batch:
+        result += _write_batch(conn, company_id, entity, batch, run_id)
+    return result
+
+
+def _write_batch(
+    conn: Connection,
+    company_id: str,
+    entity: str,
+    batch: dict[str, tuple[str | None, str | None, str, str]],
+    run_id: str,
+) -> UpsertResult:
+    stored = {
+        key: (stored_hash, deleted_at)
+        for key, stored_hash, deleted_at in conn.execute(
+            select(records.c.record_key, records.c.content_hash, records.c.deleted_at).where(
+                records.c.company_id == company_id,
+                records.c.entity == entity,
+                records.c.record_key.in_(list(batch)),
+            )
+        )
+    }
+    now = utc_now()
+    writes = []
+    inserted = updated = 0
+    for key, (period, last_modified, text, digest) in batch.items():
+        previous = stored.get(key)
+        if previous is None:
+            inserted += 1
+        elif previous[0] != digest or previous[1] is not None:
+            updated += 1
+        else:
+            continue
+        writes.append(
+            {
+                "company_id": company_id, "entity": entity, "record_key": key,
+                "content_hash": digest, "payload": text, "last_modified": last_modified,
+                "period": period, "deleted_at": None, "first_seen_run": run_id,
+                "last_changed_run": run_id, "updated_at": now,
+            }
+        )
+    if writes:
+        conn.execute(
+            insert_on_conflict(
+                conn, records, key=("company_id", "entity", "record_key"),
+                update=("content_hash", "payload", "last_modified", "period", "deleted_at",
+                        "last_changed_run", "updated_at"),
+            ),
+            writes,
+        )
+    return UpsertResult(inserted, updated, len(batch) - len(writes))
+
+
+def _where(company_id: str, entity: str, period: str | None, include_deleted: bool) -> Any:
+    conditions = [records.c.company_id == company_id, records.c.entity == entity]
+    if period is not None:
+        conditions.append(records.c.period == period)
+    if not include_deleted:
+        conditions.append(records.c.deleted_at.is_(None))
+    return and_(*conditions)
+
+
+def iter_records(
+    conn: Connection,
+    company_id: str,
+    entity: str,
+    period: str | None = None,
+    include_deleted: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The stored payloads in record-key order, decimals as Decimal, streamed in pages."""
+    stmt = (
+        select(records.c.payload)
+        .where(_where(company_id, entity, period, include_deleted))
+        .order_by(records.c.record_key)
+        .execution_options(yield_per=BATCH_SIZE)
+    )
+    for (text,) in conn.execute(stmt):
+        yield load_payload(text)
+
+
+def content_hashes(
+    conn: Connection, company_id: str, entity: str, period: str | None = None
+) -> dict[str, str]:
+    """record_key -> content_hash of the live records: what a delivery would carry now."""
+    stmt = select(records.c.record_key, records.c.content_hash).where(
+        _where(company_id, entity, period, include_deleted=False)
+    )
+    return {key: digest for key, digest in conn.execute(stmt)}
+
+
+def keys_for(
+    conn: Connection,
+    company_id: str,
+    entity: str,
+    period: str | None = None,
+    include_deleted: bool = False,
+) -> set[str]:
+    """The stored record keys; reconciliation compares them with what Visma lists now."""
+    stmt = select(records.c.record_key).where(_where(company_id, entity, period, include_deleted))
+    return set(conn.execute(stmt).scalars())
+
+
+def count(
+    conn: Connection,
+    company_id: str,
+    entity: str,
+    period: str | None = None,
+    include_deleted: bool = False,
+) -> int:
+    """How many records are stored."""
+    stmt = select(func.count()).select_from(records).where(
+        _where(company_id, entity, period, include_deleted)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def mark_deleted(
+    conn: Connection,
+    company_id: str,
+    entity: str,
+    keys: Iterable[str],
+    run_id: str,
+    at: datetime | None = None,
+) -> int:
+    """Mark records Visma no longer lists as deleted; returns how many were live before.
+
+    The row stays (with its last content) so the deletion can be published and audited.
+    """
+    now = utc_now()
+    values = {"deleted_at": at or now, "last_changed_run": run_id, "updated_at": now}
+    marked = 0
+    for chunk in batched(keys):
+        stmt = (
+            update(records)
+            .where(
+                records.c.company_id == company_id,
+                records.c.entity == entity,
+                records.c.record_key.in_(chunk),
+                records.c.deleted_at.is_(None),
+            )
+            .values(**values)
+        )
+        marked += conn.execute(stmt).rowcount
+    return marked

@@ -1,0 +1,137 @@
+"""Table definitions of the state database (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Timestamps the project makes are stored as UTC. Timestamps Visma sends (`last_modified`, watermark
+values) are kept as the text Visma sent, because their time zone is not documented and they must be
+sent back to Visma in the same form.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both backends.
+
+    SQLite has no time zone type and returns naive values; storing UTC and reattaching UTC on read
+    makes values from both backends compare and sort the same way.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the state database stores aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+_NAME = String(200)
+
+records = Table(
+    "vtp_records",
+    metadata,
+    Column("company_id", _NAME, primary_key=True),
+    Column("entity", _NAME, primary_key=True),
+    Column("record_key", String(1000), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("last_modified", String(40)),
+    Column("period", String(6)),
+    Column("deleted_at", UTCDateTime),
+    Column("first_seen_run", _NAME, nullable=False),
+    Column("last_changed_run", _NAME, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_vtp_records_period", "company_id", "entity", "period"),
+)
+
+watermarks = Table(
+    "vtp_watermarks",
+    metadata,
+    Column("company_id", _NAME, primary_key=True),
+    Column("entity", _NAME, primary_key=True),
+    Column("scope", _NAME, primary_key=True),  # "" for the whole entity, else a YYYYPP period
+    Column("value", String(40)),
+    Column("run_id", _NAME),
+    Column("updated_at", UTCDateTime),
+    Column("last_full_sync_at", UTCDateTime),
+    Column("last_full_sync_run", _NAME),
+)
+
+inbox = Table(
+    "vtp_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("notification_id", String(300), nullable=False),
+    Column("company_id", _NAME),
+    Column("entity", _NAME),
+    Column("record_key", String(1000)),
+    Column("raw_body", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime),
+    Column("run_key", String(300)),
+    UniqueConstraint("source", "notification_id", name="uq_vtp_inbox_notification"),
+    Index("ix_vtp_inbox_pending", "processed_at", "received_at"),
+)
+
+ledger = Table(
+    "vtp_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("company_id", _NAME, nullable=False),
+    Column("entity", _NAME, nullable=False),
+    Column("record_key", String(1000), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("data_source", _NAME, nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("run_id", _NAME, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=False),
+    UniqueConstraint(
+        "run_id", "data_source", "company_id", "entity", "record_key", "content_hash", "action",
+        name="uq_vtp_ledger_delivery",
+    ),
+    Index("ix_vtp_ledger_record", "record_key", "company_id", "entity"),
+    Index("ix_vtp_ledger_source", "data_source", "company_id"),
+)
+
+secrets = Table(
+    "vtp_secrets",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("key_id", String(16), nullable=False),  # fingerprint of the key, to tell a wrong key
+    Column("nonce", LargeBinary(12), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

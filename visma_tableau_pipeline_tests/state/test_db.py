@@ -1,0 +1,78 @@
+"""Opening the state database: URLs, the SQLite file, and a writer and reader sharing it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url, text
+
+from visma_tableau_pipeline.state import (
+    StateConfigError,
+    StateDB,
+    add_notification,
+    count,
+    normalise_url,
+    pending,
+    upsert_records,
+)
+from visma_tableau_pipeline.state.schema import metadata, utc_now
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgres://u:pw@db/vtp", "postgresql://u:pw@db/vtp", "postgresql+psycopg2://u:pw@db/vtp"],
+)
+def test_postgres_urls_use_the_installed_psycopg2_driver(url: str) -> None:
+    assert normalise_url(url).drivername == "postgresql+psycopg2"
+
+
+def test_other_databases_are_refused_with_the_reason() -> None:
+    with pytest.raises(StateConfigError, match="SQLite or PostgreSQL, not 'mysql'"):
+        StateDB("mysql://u@db/vtp")
+
+
+@pytest.mark.postgres
+def test_repr_hides_the_password(postgres_url: str) -> None:
+    url = make_url(postgres_url).set(password="pw-not-shown")  # trust auth ignores it
+    db = StateDB(url.render_as_string(hide_password=False))
+    try:
+        assert "pw-not-shown" not in repr(db) and "***" in repr(db)
+    finally:
+        metadata.drop_all(db.engine)
+        db.dispose()
+
+
+def test_sqlite_file_is_created_under_a_new_home_in_wal_mode(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 'new' / 'home' / 'state.db'}")
+    with db.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert (tmp_path / "new" / "home" / "state.db").exists()
+    StateDB(f"sqlite:///{tmp_path / 'new' / 'home' / 'state.db'}")  # tables exist: no error
+
+
+def test_a_sensor_reads_and_writes_while_a_run_holds_a_write_transaction(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    run_db, sensor_db = StateDB(url), StateDB(url)
+    holding = threading.Event()
+
+    def long_run() -> None:
+        with run_db.transaction() as conn:
+            upsert_records(conn, "acme", "suppliers", [("1", None, None, {"n": 1})], "run-1")
+            holding.set()
+            time.sleep(0.5)
+
+    run = threading.Thread(target=long_run)
+    run.start()
+    holding.wait(5)
+    with sensor_db.connect() as conn:  # a read does not wait for the writer
+        assert pending(conn) == []
+        assert count(conn, "acme", "suppliers") == 0  # and sees only committed data
+    with sensor_db.transaction() as conn:  # a write waits its turn instead of failing
+        add_notification(conn, "visma", "n-1", "acme", None, None, "{}", utc_now())
+    run.join()
+    with sensor_db.connect() as conn:
+        assert count(conn, "acme", "suppliers") == 1
+        assert len(pending(conn)) == 1

@@ -1,0 +1,204 @@
+"""The raw record store: idempotent upserts, exact decimals, deletions, and crash safety."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from visma_tableau_pipeline.state import (
+    PayloadError,
+    StateDB,
+    UpsertResult,
+    advance_watermark,
+    content_hashes,
+    count,
+    get_watermark,
+    iter_records,
+    key_string,
+    keys_for,
+    mark_deleted,
+    upsert_records,
+)
+from visma_tableau_pipeline.state.schema import records
+
+COMPANY = "acme"
+ENTITY = "supplier_invoices"
+
+
+def invoice(number: str, amount: str = "100.00", **extra: Any) -> dict[str, Any]:
+    return {
+        "documentType": "Invoice",
+        "referenceNumber": number,
+        "amount": Decimal(amount),
+        "supplier": {"number": "70001", "name": "Nordic Paper AS"},
+        "lastModifiedDateTime": "2025-03-02T10:11:12.123",
+        **extra,
+    }
+
+
+def row(number: str, period: str | None = "202503", **fields: Any) -> tuple:
+    payload = invoice(number, **fields)
+    return (key_string(("Invoice", number)), period, payload["lastModifiedDateTime"], payload)
+
+
+def stored(db: StateDB, number: str) -> dict[str, Any]:
+    with db.connect() as conn:
+        return dict(
+            conn.execute(
+                select(records).where(records.c.record_key == key_string(("Invoice", number)))
+            ).mappings().one()
+        )
+
+
+def upsert(db: StateDB, rows: list[tuple], run_id: str) -> UpsertResult:
+    with db.transaction() as conn:
+        return upsert_records(conn, COMPANY, ENTITY, rows, run_id)
+
+
+def test_upserting_the_same_records_twice_writes_no_new_versions(db: StateDB) -> None:
+    assert upsert(db, [row("1"), row("2")], "run-1") == UpsertResult(inserted=2)
+    before = stored(db, "1")
+
+    assert upsert(db, [row("1"), row("2")], "run-2") == UpsertResult(unchanged=2)
+
+    assert stored(db, "1") == before  # same hash, same run ids, same updated_at
+
+
+def test_a_changed_field_is_an_update_with_a_new_hash(db: StateDB) -> None:
+    upsert(db, [row("1")], "run-1")
+    first = stored(db, "1")
+
+    result = upsert(db, [row("1", amount="100.01")], "run-2")
+
+    second = stored(db, "1")
+    assert result == UpsertResult(updated=1)
+    assert second["content_hash"] != first["content_hash"]
+    assert (second["first_seen_run"], second["last_changed_run"]) == ("run-1", "run-2")
+
+
+def test_volatile_fields_do_not_make_a_new_version(db: StateDB) -> None:
+    upsert(db, [row("1", timeStamp="AAAAAAE=", metadata={"totalCount": 10})], "run-1")
+
+    result = upsert(
+        db,
+        [row("1", timeStamp="AAAAAAI=", metadata={"totalCount": 11},
+             supplier={"number": "70001", "name": "Nordic Paper AS", "metadata": {"x": 1}})],
+        "run-2",
+    )
+
+    assert result == UpsertResult(unchanged=1)
+    with db.connect() as conn:
+        (payload,) = iter_records(conn, COMPANY, ENTITY)
+    assert "timeStamp" not in payload and "metadata" not in payload
+
+
+def test_decimals_round_trip_exactly(db: StateDB) -> None:
+    amounts = ["-0.05", "12345678901234.56", "0.10", "1E+2", "-0.00"]
+    upsert(db, [row(str(i), amount=amount) for i, amount in enumerate(amounts)], "run-1")
+
+    with db.connect() as conn:
+        read = [payload["amount"] for payload in iter_records(conn, COMPANY, ENTITY)]
+
+    assert [str(value) for value in read] == amounts
+    assert all(type(value) is Decimal for value in read)
+
+
+def test_a_float_amount_is_refused_with_the_record_named(db: StateDB) -> None:
+    with pytest.raises(PayloadError, match=r"float at \$\.amount.*parse_float=Decimal") as caught:
+        upsert(db, [("Invoice|9", None, None, {"amount": 0.1})], "run-1")
+    assert caught.value.context["record_key"] == "Invoice|9"
+
+
+def test_a_period_that_is_not_yyyypp_is_refused(db: StateDB) -> None:
+    with pytest.raises(PayloadError, match="YYYYPP"):
+        upsert(db, [row("1", period="2025-03")], "run-1")
+
+
+def test_a_key_repeated_in_one_call_counts_once_per_copy(db: StateDB) -> None:
+    result = upsert(db, [row("1"), row("1"), row("1", amount="5.00")], "run-1")
+
+    assert result == UpsertResult(inserted=1, unchanged=1, updated=1)
+    with db.connect() as conn:
+        assert [p["amount"] for p in iter_records(conn, COMPANY, ENTITY)] == [Decimal("5.00")]
+
+
+def test_batches_larger_than_one_statement_are_stored_and_counted(db: StateDB) -> None:
+    rows = [row(f"{i:05d}", amount=f"{i}.{i % 100:02d}") for i in range(2500)]
+    assert upsert(db, rows, "run-1") == UpsertResult(inserted=2500)
+
+    rows[1234] = row("01234", amount="0.01")
+    assert upsert(db, rows, "run-2") == UpsertResult(updated=1, unchanged=2499)
+    with db.connect() as conn:
+        assert count(conn, COMPANY, ENTITY) == 2500
+
+
+def test_reads_filter_by_company_entity_and_period(db: StateDB) -> None:
+    upsert(db, [row("1", period="202502"), row("2", period="202503"), row("3", period=None)], "r")
+    with db.transaction() as conn:
+        upsert_records(conn, "other", ENTITY, [row("4")], "r")
+
+    with db.connect() as conn:
+        numbers = [p["referenceNumber"] for p in iter_records(conn, COMPANY, ENTITY)]
+        assert numbers == ["1", "2", "3"]
+        march = [p["referenceNumber"] for p in iter_records(conn, COMPANY, ENTITY, "202503")]
+        assert march == ["2"]
+        assert count(conn, COMPANY, ENTITY, period="202502") == 1
+        assert keys_for(conn, "other", ENTITY) == {"Invoice|4"}
+        assert set(content_hashes(conn, COMPANY, ENTITY)) == {"Invoice|1", "Invoice|2", "Invoice|3"}
+
+
+def test_deleted_records_leave_the_live_view_and_come_back_as_updates(db: StateDB) -> None:
+    upsert(db, [row("1"), row("2")], "run-1")
+
+    with db.transaction() as conn:
+        assert mark_deleted(conn, COMPANY, ENTITY, ["Invoice|2", "Invoice|missing"], "run-2") == 1
+        assert mark_deleted(conn, COMPANY, ENTITY, ["Invoice|2"], "run-3") == 0  # already gone
+
+    with db.connect() as conn:
+        assert keys_for(conn, COMPANY, ENTITY) == {"Invoice|1"}
+        assert keys_for(conn, COMPANY, ENTITY, include_deleted=True) == {"Invoice|1", "Invoice|2"}
+        assert count(conn, COMPANY, ENTITY, include_deleted=True) == 2
+    assert stored(db, "2")["last_changed_run"] == "run-2"
+
+    assert upsert(db, [row("2")], "run-4") == UpsertResult(updated=1)
+    assert stored(db, "2")["deleted_at"] is None
+
+
+def test_a_run_that_fails_after_upserting_leaves_records_and_watermark_unchanged(
+    db: StateDB,
+) -> None:
+    with db.transaction() as conn:
+        upsert_records(conn, COMPANY, ENTITY, [row("1")], "run-1")
+        advance_watermark(conn, COMPANY, ENTITY, "2025-03-01T00:00:00", "run-1")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        with db.transaction() as conn:
+            upsert_records(conn, COMPANY, ENTITY, [row("1", amount="1.00"), row("2")], "run-2")
+            advance_watermark(conn, COMPANY, ENTITY, "2025-03-05T00:00:00", "run-2")
+            raise RuntimeError("crash mid-run")
+
+    with db.connect() as conn:
+        assert [p["amount"] for p in iter_records(conn, COMPANY, ENTITY)] == [Decimal("100.00")]
+        assert get_watermark(conn, COMPANY, ENTITY) == "2025-03-01T00:00:00"
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        (("Invoice", "000123"), "Invoice|000123"),
+        (("GL", 7), "GL|7"),
+        (("a|b", "c"), "a\\|b|c"),
+        (("a", "b|c"), "a|b\\|c"),
+        (("a\\", "b"), "a\\\\|b"),
+    ],
+)
+def test_key_string_is_readable_and_unambiguous(parts: tuple, expected: str) -> None:
+    assert key_string(parts) == expected
+
+
+def test_key_string_refuses_a_missing_part() -> None:
+    with pytest.raises(PayloadError):
+        key_string(("Invoice", None))  # type: ignore[arg-type]
