@@ -1,0 +1,417 @@
+"""The Visma.net ERP client: authenticated, paced, retried reads of the catalogue's entities.
+
+One `VismaClient` serves one company: its own token, its own rate budget (shared with every client
+of the same company and client id in this process), its own statistics. It only reads.
+
+    with VismaClient(company) as client:
+        for batch in client.read_entity(entity("supplier_invoices"), modified_since=watermark):
+            store(batch)
+        metadata = client.stats.as_metadata()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from visma_tableau_pipeline.settings import CompanySettings
+from visma_tableau_pipeline.visma.auth import TokenProvider
+from visma_tableau_pipeline.visma.catalogue import DIMENSION_IDS_PATH, Delta, Entity, Paging, record_key
+from visma_tableau_pipeline.visma.errors import (
+    VismaError,
+    VismaPayloadError,
+    VismaRateLimited,
+    VismaRequestError,
+    VismaTenantError,
+    VismaTransportError,
+    VismaUnstableReadError,
+    error_for_status,
+)
+from visma_tableau_pipeline.visma.pacing import Pacer, shared_pacer
+from visma_tableau_pipeline.visma.paging import BatchMerger, Deduplicator, Page, iter_pages
+from visma_tableau_pipeline.visma.retrying import RetryPolicy, call_with_retries
+from visma_tableau_pipeline.visma.stats import ClientStats
+from visma_tableau_pipeline.visma.timestamps import format_for_query, parse_timestamp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_DELTA_OVERLAP = timedelta(minutes=5)
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=15.0)
+
+# Endpoints that refuse to list without a filter: /v1/timeCard always, the /v2 GL endpoints when no
+# periodId is given. A full read asks for everything modified since this date.
+_NEEDS_A_FILTER = frozenset({"/v1/timeCard", "/v2/journaltransaction", "/v2/generalLedgerBalance"})
+FULL_READ_SINCE = "1900-01-01"
+
+# Entities read one id at a time: the list of ids comes from another path.
+_ID_LISTS = {"/v1/dimension/{dimensionId}": (DIMENSION_IDS_PATH, "dimensionId")}
+
+_TENANT_HINT = (
+    "Visma issued a token but the API refuses it. Most often VISMA_TENANT_ID (tenant_id in the "
+    "VTP_CONFIG file) holds the customer (contract) tenant id instead of the company tenant id: "
+    "login then succeeds and every API call answers 401. Use the company tenant id of company "
+    "{company} (see docs.vismasoftware.no/vismanetapi/how-tos/fix401error). Otherwise the "
+    "application may not be approved for this company, or lack the read scope."
+)
+
+
+@dataclass(frozen=True)
+class PageProgress:
+    """What `read_entity` reports after each page (for run logs)."""
+
+    entity: str
+    page: int
+    items: int
+    total_count: int | None  # as Visma announced it; lines for journal transactions
+    records_yielded: int  # records handed on so far in this pass over the list
+
+
+class VismaClient:
+    """Reads one Visma.net ERP company. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        company: CompanySettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_concurrency: int | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry_policy: RetryPolicy = RetryPolicy(),
+        page_size: int = DEFAULT_PAGE_SIZE,
+        delta_overlap: timedelta = DEFAULT_DELTA_OVERLAP,
+        max_passes: int = 3,
+        pacer: Pacer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.company = company
+        self.stats = ClientStats()
+        self.max_concurrency = max_concurrency or company.max_concurrency
+        self._retry_policy = retry_policy
+        self._page_size = page_size
+        self._delta_overlap = delta_overlap
+        self._max_passes = max_passes
+        self._sleep = sleep
+        headers = {"Accept": "application/json"}
+        if company.ipp_company_id:
+            headers["ipp-company-id"] = company.ipp_company_id
+        self._http = httpx.Client(
+            base_url=company.api_url.rstrip("/"),
+            transport=transport,
+            timeout=timeout,
+            headers=headers,
+            limits=httpx.Limits(max_connections=self.max_concurrency + 2),
+        )
+        self._auth = TokenProvider(
+            company, self._http, policy=retry_policy, stats=self.stats, clock=clock, sleep=sleep
+        )
+        self._pacer = pacer or shared_pacer(company.api_url, company.tenant_id, company.client_id)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.max_concurrency, thread_name_prefix=f"visma-{company.company_id}"
+        )
+
+    def __enter__(self) -> VismaClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the page threads and close the connections."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._http.close()
+
+    # -- one request -------------------------------------------------------------------------
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        entity: str | None = None,
+        page: int | None = None,
+    ) -> Any:
+        """GET `path` under the API base URL and return its JSON (numbers with fractions as Decimal).
+
+        Paced, retried (429, 5xx, network), and renewed once on a 401. `entity` and `page` only
+        name the context in errors.
+        """
+        context = {"company_id": self.company.company_id, "entity": entity, "page": page}
+        token = self._auth.token()
+        try:
+            response = self._send_with_retries(path, params, token, context)
+        except VismaRequestError as error:
+            if error.status != 401:
+                raise
+            log.info("Visma answered 401 for company %s: renewing the token once", self.company.company_id)
+            self._auth.invalidate(token)
+            try:
+                response = self._send_with_retries(path, params, self._auth.token(), context)
+            except VismaRequestError as again:
+                if again.status != 401:
+                    raise
+                raise VismaTenantError(
+                    "Visma refused a freshly issued token (401)",
+                    status=401,
+                    url=again.url,
+                    visma_message=again.visma_message,
+                    hint=_TENANT_HINT.format(company=self.company.company_id),
+                    **context,
+                ) from None
+        return self._parse_json(response, context)
+
+    def _send_with_retries(
+        self, path: str, params: Mapping[str, Any] | None, token: str, context: dict
+    ) -> httpx.Response:
+        return call_with_retries(
+            lambda: self._send(path, params, token, context),
+            self._retry_policy,
+            sleep=self._sleep,
+            on_retry=self._count_retry,
+        )
+
+    def _send(
+        self, path: str, params: Mapping[str, Any] | None, token: str, context: dict
+    ) -> httpx.Response:
+        self.stats.add(throttled_seconds=self._pacer.acquire())
+        try:
+            response = self._http.get(
+                path, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as exc:
+            raise VismaTransportError(
+                f"the network failed talking to Visma ({type(exc).__name__})",
+                url=str(exc.request.url) if _has_request(exc) else path,
+                **context,
+            ) from None
+        self.stats.add(api_calls=1, bytes=len(response.content))
+        self._pacer.observe(response.headers)
+        error = error_for_status(response, **context)
+        if isinstance(error, VismaRateLimited) and error.retry_after:
+            self._pacer.hold(error.retry_after)
+        if error is not None:
+            raise error
+        return response
+
+    def _count_retry(self, error: VismaError, seconds: float) -> None:
+        throttled = seconds if isinstance(error, VismaRateLimited) else 0.0
+        self.stats.add(retries=1, throttled_seconds=throttled)
+
+    @staticmethod
+    def _parse_json(response: httpx.Response, context: dict) -> Any:
+        try:
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            raise VismaPayloadError(
+                "Visma answered with something that is not JSON",
+                status=response.status_code,
+                url=str(response.request.url),
+                visma_message=response.text[:200] or None,
+                hint="This is usually a passing fault of Visma or a proxy: run the read again. If it "
+                "persists, check VISMA_API_URL (api_url)",
+                **context,
+            ) from None
+
+    # -- reading an entity -------------------------------------------------------------------
+
+    def read_entity(
+        self,
+        entity: Entity,
+        *,
+        modified_since: str | datetime | None = None,
+        period: str | None = None,
+        extra_params: Mapping[str, Any] | None = None,
+        path_params: Mapping[str, str] | None = None,
+        page_size: int | None = None,
+        on_page: Callable[[PageProgress], None] | None = None,
+    ) -> Iterator[list[dict]]:
+        """Every record of `entity` (changed since `modified_since`, in `period`), in batches.
+
+        `modified_since` is a watermark: the read asks for records modified at or after it minus
+        the client's overlap. `period` is a YYYYPP financial period. `extra_params` must use
+        parameter names from Visma's OpenAPI document (unknown names are silently ignored by
+        Visma, returning the wrong rows). Records are deduplicated by the catalogue key within the
+        read, journal batches split over pages are merged, and page `metadata` is removed.
+        """
+        params = self._query(entity, modified_since, period, extra_params)
+        if "{" in entity.path and not path_params:
+            yield from self._read_each_id(entity, params, on_page)
+            return
+        path = _fill_path(entity.path, path_params or {})
+        dedupe = Deduplicator(entity)
+        if entity.paging is Paging.NONE:
+            page = Page(1, self._fetch_items(entity, path, params, None))
+            yield from self._records(entity, iter([page]), dedupe, on_page)
+            return
+        requested = page_size or self._page_size
+        for pass_number in range(1, self._max_passes + 1):
+            totals: set[int] = set()
+            pages = iter_pages(
+                lambda number: self._fetch_items(
+                    entity, path, {**params, "pageNumber": number, "pageSize": requested}, number
+                ),
+                entity=entity,
+                requested_size=requested,
+                executor=self._executor,
+                window=2 * self.max_concurrency,
+            )
+            yield from self._records(entity, _noting_totals(pages, totals), dedupe, on_page)
+            if dedupe.repeats == 0 and len(totals) <= 1:
+                return
+            log.info(
+                "%s: rows moved during pass %d of the read (%d seen twice, totalCount %s); "
+                "reading again for rows that shifted past a page boundary",
+                entity.name, pass_number, dedupe.repeats, sorted(totals),
+            )
+            self.stats.add(extra_passes=1)
+            dedupe.next_pass()
+        raise VismaUnstableReadError(
+            f"rows kept moving during all {self._max_passes} passes over the list",
+            company_id=self.company.company_id,
+            entity=entity.name,
+            hint="Every record handed on is correct, but some may have been skipped: run the read "
+            "again when the company is quieter. The watermark must not advance on this read",
+        )
+
+    def _records(
+        self,
+        entity: Entity,
+        pages: Iterator[Page],
+        dedupe: Deduplicator,
+        on_page: Callable[[PageProgress], None] | None,
+    ) -> Iterator[list[dict]]:
+        """Pages to batches of records: merged (journal batches), deduplicated, metadata removed."""
+        merger = BatchMerger(entity) if entity.lines_span_pages else None
+        yielded = 0
+        for page in pages:
+            self.stats.add(pages=1)
+            records = merger.feed(page.items) if merger else page.items
+            batch = [_without_metadata(r) for r in records if dedupe.admit(r)]
+            yielded += len(batch)
+            log.debug("%s: page %d, %d items (total %s)", entity.name, page.number, len(page.items), page.total_count)
+            if on_page is not None:
+                on_page(PageProgress(entity.name, page.number, len(page.items), page.total_count, yielded))
+            if batch:
+                yield batch
+        if merger:
+            batch = [_without_metadata(r) for r in merger.finish() if dedupe.admit(r)]
+            if batch:
+                yield batch
+
+    def _read_each_id(
+        self,
+        entity: Entity,
+        params: dict[str, Any],
+        on_page: Callable[[PageProgress], None] | None,
+    ) -> Iterator[list[dict]]:
+        """Entities listed by id first (dimensions): the ids, then one request per id."""
+        if entity.path not in _ID_LISTS:
+            raise ValueError(f"{entity.name}: path {entity.path} needs path_params")
+        ids_path, id_param = _ID_LISTS[entity.path]
+        ids = self.get(ids_path, entity=entity.name)
+        if not isinstance(ids, list):
+            raise VismaPayloadError(
+                f"Visma's list of ids at {ids_path} is not a list",
+                company_id=self.company.company_id,
+                entity=entity.name,
+                hint="Check VISMA_API_URL (api_url) points at the Visma.net ERP API",
+            )
+        log.debug("%s: %d ids to read", entity.name, len(ids))
+        for number, item_id in enumerate(ids, start=1):
+            path = _fill_path(entity.path, {id_param: str(item_id)})
+            page = Page(number, self._fetch_items(entity, path, params, None))
+            yield from self._records(entity, iter([page]), Deduplicator(entity), on_page)
+
+    def _fetch_items(
+        self, entity: Entity, path: str, params: Mapping[str, Any], page: int | None
+    ) -> list[dict]:
+        """One response as a list of items, checked: a list of objects, each with its key."""
+        document = self.get(path, params, entity=entity.name, page=page)
+        if isinstance(document, dict) and "{" in entity.path:
+            document = [document]  # /v1/dimension/{id} answers with the one object
+        context = {"company_id": self.company.company_id, "entity": entity.name, "page": page, "url": path}
+        if not isinstance(document, list):
+            raise VismaPayloadError(
+                f"Visma answered with a JSON {type(document).__name__}, not the list of "
+                f"{entity.schema} items",
+                hint="Check VISMA_API_URL (api_url) points at the Visma.net ERP API; if it does, "
+                "run the read again",
+                **context,
+            )
+        for index, item in enumerate(document):
+            if not isinstance(item, dict) or not any(record_key(entity, item)):
+                raise VismaPayloadError(
+                    f"item {index} has no key ({', '.join(entity.key)}); it is not a "
+                    f"{entity.schema}",
+                    hint="The response does not look like this entity's list: check the path and "
+                    "parameters, or run the read again",
+                    **context,
+                )
+        return document
+
+    def _query(
+        self,
+        entity: Entity,
+        modified_since: str | datetime | None,
+        period: str | None,
+        extra_params: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The query parameters of a read, by their OpenAPI names; httpx encodes them once."""
+        params: dict[str, Any] = {}
+        if period is not None:
+            if entity.period_param is None:
+                raise ValueError(f"{entity.name} has no period filter; read it without period=")
+            params[entity.period_param] = period
+        since = self.delta_since(modified_since)
+        if since is None and entity.path in _NEEDS_A_FILTER and period is None:
+            since = FULL_READ_SINCE
+        if since is not None:
+            if entity.delta is Delta.NONE:
+                log.debug("%s has no delta filter: reading it in full", entity.name)
+            else:
+                params["lastModifiedDateTime"] = since
+                if entity.delta is Delta.WITH_CONDITION:
+                    params["lastModifiedDateTimeCondition"] = ">="
+        params.update(extra_params or {})
+        return params
+
+    def delta_since(self, modified_since: str | datetime | None) -> str | None:
+        """The `lastModifiedDateTime` to ask for: the watermark minus the overlap, Visma's format."""
+        if modified_since is None:
+            return None
+        return format_for_query(parse_timestamp(modified_since) - self._delta_overlap)
+
+
+def _fill_path(path: str, path_params: Mapping[str, str]) -> str:
+    return path.format(**{name: quote(str(value), safe="") for name, value in path_params.items()})
+
+
+def _noting_totals(pages: Iterator[Page], totals: set[int]) -> Iterator[Page]:
+    """Pass pages on, collecting every `totalCount` they announce (a change means rows moved)."""
+    for page in pages:
+        if page.total_count is not None:
+            totals.add(page.total_count)
+        yield page
+
+
+def _without_metadata(record: dict) -> dict:
+    return {name: value for name, value in record.items() if name != "metadata"}
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request
+    except RuntimeError:
+        return False
+    return True

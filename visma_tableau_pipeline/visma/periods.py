@@ -1,0 +1,71 @@
+"""Financial periods: the company's own calendar, which need not start in January.
+
+Dagster partitions are calendar months; Visma filters by financial period (`YYYYPP`). The map
+between them comes from `/v1/financialPeriod` (start and end dates of every period).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Iterable
+
+_YYYYPP = re.compile(r"^\d{6}$")
+
+
+class PeriodError(ValueError):
+    """A month has no financial period, or a period string is malformed."""
+
+
+@dataclass(frozen=True)
+class FinancialPeriod:
+    period_id: str  # YYYYPP
+    start: date
+    end: date
+
+
+def _as_date(value: str) -> date:
+    return datetime.fromisoformat(value[:19]).date()
+
+
+def parse_periods(records: Iterable[dict]) -> list[FinancialPeriod]:
+    """FinancialPeriodDto items → periods sorted by start date."""
+    periods = []
+    for record in records:
+        year, period = str(record["year"]), str(record["period"])
+        period_id = period if _YYYYPP.match(period) else f"{year}{int(period):02d}"
+        periods.append(
+            FinancialPeriod(period_id, _as_date(record["startDate"]), _as_date(record["endDate"]))
+        )
+    return sorted(periods, key=lambda p: p.start)
+
+
+def period_for_month(periods: list[FinancialPeriod], month_start: date) -> str:
+    """The financial period that holds the first day of a calendar month."""
+    for period in periods:
+        if period.start <= month_start <= period.end:
+            return period.period_id
+    span = f"{periods[0].start}..{periods[-1].end}" if periods else "none"
+    raise PeriodError(
+        f"no financial period covers {month_start:%Y-%m}; the company's periods span {span}. "
+        "Create the financial year in Visma (or pick a month inside it)."
+    )
+
+
+def period_of_record(record: dict, requested_period: str | None = None) -> str | None:
+    """The YYYYPP period a record belongs to.
+
+    When the read was filtered by period, that filter is the truth (Visma put the record there).
+    Otherwise `financialPeriod` (YYYYPP) wins; `postPeriod` / `applicationPeriod` are MMYYYY.
+    """
+    if requested_period:
+        return requested_period
+    value = record.get("financialPeriod")
+    if isinstance(value, str) and _YYYYPP.match(value):
+        return value
+    for field in ("postPeriod", "applicationPeriod"):
+        value = record.get(field)
+        if isinstance(value, str) and _YYYYPP.match(value):
+            return value[2:] + value[:2]
+    return None

@@ -1,0 +1,68 @@
+"""Visma timestamps: parse what the API emits, format what its filters accept, find the watermark.
+
+The API writes `yyyy-MM-dd`, `yyyy-MM-ddTHH:mm:ss`, with a space instead of `T`, with 1 to 7
+fraction digits, sometimes with `Z` or an offset. Its filters accept `yyyy-MM-dd[ HH:mm:ss[.FFF]]`
+and no offset. The timezone of these values is not documented, so a parsed value keeps the wall
+clock exactly as Visma wrote it (an offset is dropped, not applied): a value read back and sent as
+a filter then means what Visma meant. The watermark is always the largest value Visma returned,
+never the local clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+_TIMESTAMP = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?:[.,](?P<fraction>\d{1,9}))?)?"
+    r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+def parse_timestamp(value: str | datetime) -> datetime:
+    """A naive datetime from any timestamp format Visma emits; ValueError names the bad value."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    match = _TIMESTAMP.match(value.strip())
+    if match is None:
+        raise ValueError(f"not a Visma timestamp: {value!r}")
+    time_part = match["time"] or "00:00:00"
+    if time_part.count(":") == 1:
+        time_part += ":00"
+    microseconds = int((match["fraction"] or "0")[:6].ljust(6, "0"))
+    parsed = datetime.strptime(f"{match['date']} {time_part}", "%Y-%m-%d %H:%M:%S")
+    return parsed.replace(microsecond=microseconds)
+
+
+def format_for_query(value: datetime) -> str:
+    """`yyyy-MM-dd HH:mm:ss[.fff]`, the form Visma's `lastModifiedDateTime` filter accepts.
+
+    Fractions are cut (not rounded) to milliseconds, so a `>=` filter never skips a record.
+    """
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond // 1000:03d}"
+    return text
+
+
+def max_modified(
+    records: Iterable[Mapping],
+    field: str = "lastModifiedDateTime",
+    current: str | None = None,
+) -> str | None:
+    """The next watermark: the largest `field` among `records` and `current`, as Visma wrote it.
+
+    The value is returned verbatim (all its fraction digits), compared by its parsed time. None
+    when neither the records nor `current` carry a value.
+    """
+    latest, latest_time = current, parse_timestamp(current) if current else None
+    for record in records:
+        raw = record.get(field)
+        if not raw:
+            continue
+        value = parse_timestamp(raw)
+        if latest_time is None or value > latest_time:
+            latest, latest_time = raw, value
+    return latest
