@@ -8,6 +8,7 @@ settings, extracts are written and nothing is published.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -94,6 +95,7 @@ class EnvSettings(BaseSettings):
     vtp_home: Path = Path(".vtp")
     vtp_state_url: str | None = None
     vtp_config: Path | None = None
+    vtp_first_month: date = date(2025, 1, 1)
 
 
 class Settings(BaseModel):
@@ -104,6 +106,7 @@ class Settings(BaseModel):
     companies: list[CompanySettings]
     tableau: TableauSettings | None
     sandbox: bool = Field(description="True when no Visma credentials are set")
+    first_month: date = Field(description="The first calendar month that month partitions offer")
 
     @property
     def extracts_dir(self) -> Path:
@@ -226,7 +229,12 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"company ids must be unique; got {ids}")
     return Settings(
-        home=home, state_url=state_url, companies=companies, tableau=tableau, sandbox=sandbox
+        home=home,
+        state_url=state_url,
+        companies=companies,
+        tableau=tableau,
+        sandbox=sandbox,
+        first_month=env.vtp_first_month.replace(day=1),
     )
 
 

@@ -1,0 +1,65 @@
+"""`vtp check`: can the configured credentials reach the real systems?
+
+Each check does the least that proves access: a Visma token and one small read per company, and a
+Tableau sign-in and sign-out. A failure carries the typed error's own message, which names the
+setting to fix and never holds a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from visma_tableau_pipeline.settings import CompanySettings, Settings, TableauSettings
+from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.errors import VismaError
+
+log = logging.getLogger(__name__)
+
+SMALL_ENDPOINT = "/v1/financialPeriod"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    target: str
+    ok: bool
+    message: str
+
+
+def check_company(company: CompanySettings) -> CheckResult:
+    target = f"Visma company {company.company_id} ({company.api_url})"
+    try:
+        with VismaClient(company) as client:
+            periods = client.get(SMALL_ENDPOINT, entity="financial_periods")
+    except VismaError as error:
+        return CheckResult(target, False, str(error))
+    if not isinstance(periods, list):
+        return CheckResult(target, False, f"{SMALL_ENDPOINT} did not answer with a list")
+    span = f"{periods[0].get('period')}..{periods[-1].get('period')}" if periods else "none"
+    return CheckResult(target, True, f"token issued; {len(periods)} financial periods ({span})")
+
+
+def check_tableau(tableau: TableauSettings) -> CheckResult:
+    from visma_tableau_pipeline.tableau.session import TableauSession
+
+    target = f"Tableau {tableau.server_url} site {tableau.site or '(default)'}"
+    try:
+        with TableauSession(tableau) as session:
+            version = session.server.version
+    except Exception as error:  # noqa: BLE001 - every failure becomes a reason the user reads
+        return CheckResult(target, False, f"{type(error).__name__}: {error}")
+    return CheckResult(target, True, f"signed in (REST API {version})")
+
+
+def run_checks(settings: Settings, companies: list[CompanySettings] | None = None) -> list[CheckResult]:
+    """One result per company and one for Tableau (or a note that publishing is off)."""
+    from visma_tableau_pipeline.defs.resources import resolved_companies
+
+    if settings.sandbox:
+        log.info("No Visma credentials set: checking the bundled Visma sandbox.")
+    results = [check_company(c) for c in (companies or resolved_companies(settings))]
+    if settings.tableau is None:
+        results.append(CheckResult("Tableau", True, "not configured: extracts are written, nothing is published"))
+    else:
+        results.append(check_tableau(settings.tableau))
+    return results

@@ -1,0 +1,186 @@
+"""The `vtp` command: headless sync, checks of the real systems, the sandboxes, audit, secrets."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+
+import click
+
+from visma_tableau_pipeline.settings import ConfigError, get_settings
+
+log = logging.getLogger("vtp")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Keeps Tableau dashboards current with Visma.net ERP."""
+    _configure_logging(verbose)
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Re-read every window and find records deleted in Visma.")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The aging snapshot date (default today).")
+def sync(full: bool, as_of) -> None:
+    """One headless sync: the same work the nightly schedule launches."""
+    from visma_tableau_pipeline.pipeline import run_pipeline
+
+    try:
+        outcome = run_pipeline(get_settings(), full=full, as_of=as_of.date() if as_of else date.today())
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(outcome.summary())
+
+
+@main.command()
+def check() -> None:
+    """Ping your real systems: a Visma token and one small read per company, a Tableau sign-in."""
+    from visma_tableau_pipeline.checks import run_checks
+
+    try:
+        results = run_checks(get_settings())
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    for result in results:
+        click.echo(f"{'ok ' if result.ok else 'FAIL'} {result.target}: {result.message}")
+    if not all(result.ok for result in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--visma-port", default=8765, show_default=True)
+@click.option("--tableau-port", default=8766, show_default=True)
+@click.option("--size", default=300, show_default=True, help="Supplier invoices per demo company.")
+def sandbox(host: str, visma_port: int, tableau_port: int, size: int) -> None:
+    """Serve the Visma and Tableau sandboxes on localhost until interrupted."""
+    from visma_tableau_pipeline.sandbox.local import serve_forever
+
+    serve_forever(host, visma_port, tableau_port, size, announce=click.echo)
+
+
+@main.command()
+@click.option("--size", default=300, show_default=True, help="Supplier invoices per demo company.")
+def demo(size: int) -> None:
+    """Sandboxes, a full sync, extracts and a publish, in one process."""
+    from visma_tableau_pipeline.sandbox.local import run_demo
+
+    click.echo(run_demo(size).summary())
+
+
+def _state_db():
+    from visma_tableau_pipeline.state import StateDB
+
+    return StateDB(get_settings().state_url)
+
+
+@main.group()
+def audit() -> None:
+    """The delivery history: what reached Tableau, when, in which version."""
+
+
+@audit.command("record")
+@click.argument("record_key")
+@click.option("--company", default=None, help="Company id (default: any).")
+@click.option("--table", "data_source", default=None, help="Data source / table (default: any).")
+def audit_record(record_key: str, company: str | None, data_source: str | None) -> None:
+    """Every delivered version of one row, e.g. `vtp audit record 'Invoice|000123'`."""
+    from visma_tableau_pipeline.state import history
+
+    with _state_db().connect() as conn:
+        deliveries = history(conn, company, data_source, record_key)
+    if not deliveries:
+        raise click.ClickException(f"no delivery of {record_key!r} is on the ledger")
+    for d in deliveries:
+        click.echo(
+            f"{d.delivered_at:%Y-%m-%d %H:%M:%S}  {d.company_id}  {d.data_source:<18} "
+            f"{d.action:<6}  version {d.content_hash[:12]}  run {d.run_id}"
+        )
+
+
+@audit.command("run")
+@click.argument("run_id")
+def audit_run(run_id: str) -> None:
+    """What one run delivered, per data source and action."""
+    from visma_tableau_pipeline.state import run_summary
+
+    with _state_db().connect() as conn:
+        summary = run_summary(conn, run_id)
+    if not summary:
+        raise click.ClickException(f"run {run_id!r} delivered nothing that is on the ledger")
+    for data_source, actions in sorted(summary.items()):
+        click.echo(f"{data_source:<20} " + ", ".join(f"{a} {n}" for a, n in sorted(actions.items())))
+
+
+@main.group()
+def secrets() -> None:
+    """Encrypted credentials in the state database (key: VTP_SECRET_KEY or $VTP_HOME/secret.key)."""
+
+
+def _secret_store():
+    from visma_tableau_pipeline.state import SecretStore, StateError, default_key_file, load_key
+
+    try:
+        return SecretStore(_state_db(), load_key(default_key_file(get_settings().home)))
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@secrets.command("init")
+def secrets_init() -> None:
+    """Create the key file $VTP_HOME/secret.key (mode 600)."""
+    from visma_tableau_pipeline.state import StateError, default_key_file, generate_key_file
+
+    path = default_key_file(get_settings().home)
+    try:
+        generate_key_file(path)
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"created {path}; keep a copy: secrets stored with it cannot be read without it")
+
+
+@secrets.command("set")
+@click.argument("name")
+@click.option("--value", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The secret (prompted without echo when omitted).")
+def secrets_set(name: str, value: str) -> None:
+    """Store NAME, e.g. visma/<company_id>/client_secret or tableau/pat_secret."""
+    from visma_tableau_pipeline.state import StateError
+
+    try:
+        _secret_store().set(name, value)
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"stored {name}")
+
+
+@secrets.command("list")
+def secrets_list() -> None:
+    """Names and dates of stored secrets (never their values)."""
+    for info in _secret_store().list():
+        click.echo(f"{info.name}  (updated {info.updated_at:%Y-%m-%d %H:%M})")
+
+
+@secrets.command("remove")
+@click.argument("name")
+def secrets_remove(name: str) -> None:
+    """Remove NAME from the store."""
+    if not _secret_store().remove(name):
+        raise click.ClickException(f"no secret named {name!r} is stored")
+    click.echo(f"removed {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""One asset per dashboard table: built from the stored Visma records, written as a Hyper extract.
+
+Each table holds every company (a `company_id` column) and lives at
+`$VTP_HOME/extracts/<name>.hyper`, table `"Extract"."Extract"`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from visma_tableau_pipeline.defs.resources import StateResource
+from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
+from visma_tableau_pipeline.pipeline import build_table, write_extract
+from visma_tableau_pipeline.marts.aging import aging_bucket_totals
+from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
+from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
+
+GROUP = "dashboard_tables"
+AGING_TABLES = {"ap_aging", "ar_aging"}
+
+
+class MartConfig(dg.Config):
+    """Run configuration of a dashboard table."""
+
+    as_of: str = ""  # ISO date of the aging snapshot; empty means today
+
+
+def mart_asset_key(table: MartTable) -> dg.AssetKey:
+    return dg.AssetKey(["marts", table.name])
+
+
+def _metadata(table: MartTable, frame, path) -> dict:
+    metadata: dict = {
+        "dagster/row_count": len(frame),
+        "path": dg.MetadataValue.path(str(path)),
+        "bytes": path.stat().st_size,
+        "companies": ", ".join(sorted(map(str, frame["company_id"].dropna().unique()))),
+        "preview": dg.MetadataValue.md(frame.head(10).to_markdown(index=False)),
+    }
+    if table.name in AGING_TABLES:
+        metadata["aging_bucket_totals_base_currency"] = dg.MetadataValue.json(
+            {bucket: str(total) for bucket, total in aging_bucket_totals(frame).items()}
+        )
+    return metadata
+
+
+def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=mart_asset_key(table),
+        group_name=GROUP,
+        kinds={"pandas", "hyper"},
+        description=f"{table.description} Built from the stored Visma {', '.join(table.sources)}; "
+        f"written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
+        deps=[entity_asset_key(catalogue_entity(source)) for source in table.sources],
+        metadata={"key_columns": ", ".join(table.key)},
+    )
+    def _mart_asset(
+        context: dg.AssetExecutionContext, config: MartConfig, state: StateResource
+    ) -> dg.MaterializeResult:
+        settings = get_settings()
+        as_of = date.fromisoformat(config.as_of) if config.as_of else date.today()
+        company_ids = [c.company_id for c in settings.companies]
+        frame = build_table(state.db(), company_ids, table, as_of)
+        path = write_extract(frame, settings.extracts_dir, table, as_of)
+        context.log.info(f"{table.name}: {len(frame)} rows written to {path}")
+        return dg.MaterializeResult(metadata=_metadata(table, frame, path))
+
+    return _mart_asset
+
+
+mart_assets = [build_mart_asset(table) for table in MART_TABLES]

@@ -1,0 +1,51 @@
+"""Dagster resources: thin handles on settings, the state database and Visma clients."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Iterator
+
+import dagster as dg
+
+from visma_tableau_pipeline.settings import CompanySettings, Settings, get_settings
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.visma.client import VismaClient
+
+
+@lru_cache(maxsize=4)
+def _state_db(url: str) -> StateDB:
+    db = StateDB(url)
+    db.create_all()
+    return db
+
+
+def resolved_companies(settings: Settings) -> list[CompanySettings]:
+    """The companies to read, with the sandbox started in this process when it is the target."""
+    if not settings.sandbox:
+        return settings.companies
+    from visma_tableau_pipeline.sandbox.local import sandbox_company_settings
+
+    return sandbox_company_settings()
+
+
+class StateResource(dg.ConfigurableResource):
+    """The project's state database (records, watermarks, inbox, ledger, secrets)."""
+
+    def db(self) -> StateDB:
+        return _state_db(get_settings().state_url)
+
+
+class VismaResource(dg.ConfigurableResource):
+    """Opens a Visma client for one company; settings come from the environment (or VTP_CONFIG)."""
+
+    def company(self, company_id: str) -> CompanySettings:
+        for company in resolved_companies(get_settings()):
+            if company.company_id == company_id:
+                return company
+        return get_settings().company(company_id)  # raises a ConfigError naming the known ids
+
+    @contextmanager
+    def client(self, company_id: str) -> Iterator[VismaClient]:
+        with VismaClient(self.company(company_id)) as client:
+            yield client

@@ -1,0 +1,144 @@
+"""One asset per catalogue entity: Visma records read into the state store.
+
+Entities that belong to a financial period are partitioned by company and month; the rest by
+company. A run reads its window as a delta from the stored watermark, or in full (with deleted
+records found) when configured so or when no watermark exists yet. A backfill of several months
+runs as one run per company (single-run backfill policy).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from visma_tableau_pipeline.defs.partitions import company_month_partitions, company_partitions
+from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.state.records import iter_records
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
+from visma_tableau_pipeline.visma.client import PageProgress
+from visma_tableau_pipeline.visma.periods import parse_periods, period_for_month
+from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
+
+GROUP = "visma_entities"
+PREVIEW_ROWS = 5
+
+
+class EntitySyncConfig(dg.Config):
+    """Run configuration of an entity asset."""
+
+    full: bool = False  # read the whole window and detect deletions, ignoring the watermark
+
+
+def entity_asset_key(entity: Entity) -> dg.AssetKey:
+    return dg.AssetKey(["visma", entity.name])
+
+
+def _windows(context: dg.AssetExecutionContext, entity: Entity) -> list[tuple[str, date | None]]:
+    """(company, month start) pairs of this run; month None for company-partitioned entities."""
+    windows: list[tuple[str, date | None]] = []
+    for key in context.partition_keys:
+        if entity.by_period:
+            dims = company_month_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
+            windows.append((dims["company"], date.fromisoformat(dims["month"])))
+        else:
+            windows.append((key, None))
+    return windows
+
+
+def _period(state: StateResource, visma: VismaResource, company_id: str, month: date) -> str:
+    """The company's financial period for a calendar month, from the stored periods."""
+    periods_entity = catalogue_entity("financial_periods")
+    with state.db().connect() as conn:
+        periods = parse_periods(iter_records(conn, company_id, periods_entity.name))
+    if not periods:  # first run for this company: read the periods now
+        with visma.client(company_id) as client:
+            periods = parse_periods(
+                record for batch in client.read_entity(periods_entity) for record in batch
+            )
+    return period_for_month(periods, month)
+
+
+def _flat(record: dict) -> dict[str, str]:
+    """A record's top-level scalar fields as text, for a JSON preview (Decimals stay exact)."""
+    return {k: str(v) for k, v in record.items() if not isinstance(v, (dict, list)) and v is not None}
+
+
+def _metadata(results: list[WindowResult], stats: dict[str, float], preview: list[dict]) -> dict:
+    watermarks = sorted({r.watermark for r in results if r.watermark})
+    return {
+        "records_read": sum(r.records_read for r in results),
+        "inserted": sum(r.inserted for r in results),
+        "updated": sum(r.updated for r in results),
+        "unchanged": sum(r.unchanged for r in results),
+        "deleted": sum(r.deleted for r in results),
+        "windows": dg.MetadataValue.md(
+            "\n".join(
+                ["| company | period | mode | read | new | changed | deleted | watermark |",
+                 "|---|---|---|---|---|---|---|---|"]
+                + [
+                    f"| {r.company_id} | {r.period or 'all'} | {'full' if r.full else 'delta'} | "
+                    f"{r.records_read} | {r.inserted} | {r.updated} | {r.deleted} | {r.watermark or ''} |"
+                    for r in results
+                ]
+            )
+        ),
+        "watermark": watermarks[-1] if watermarks else "",
+        **stats,
+        "preview": dg.MetadataValue.json([_flat(record) for record in preview[:PREVIEW_ROWS]]),
+    }
+
+
+def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
+    periods_key = entity_asset_key(catalogue_entity("financial_periods"))
+    deps = [dg.AssetDep(periods_key)] if entity.by_period else []
+
+    @dg.asset(
+        key=entity_asset_key(entity),
+        group_name=GROUP,
+        kinds={"visma"},
+        description=f"{entity.description} Read from Visma.net ERP `{entity.path}` into the state store.",
+        partitions_def=company_month_partitions if entity.by_period else company_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=deps,
+        pool="visma",
+        metadata={"visma_endpoint": entity.path, "record_key": ", ".join(entity.key)},
+    )
+    def _entity_asset(
+        context: dg.AssetExecutionContext,
+        config: EntitySyncConfig,
+        visma: VismaResource,
+        state: StateResource,
+    ) -> dg.MaterializeResult:
+        if get_settings().sandbox:
+            context.log.info("No Visma credentials set: reading the bundled Visma sandbox.")
+        results: list[WindowResult] = []
+        stats: dict[str, float] = {}
+        preview: list[dict] = []
+        for company_id, month in _windows(context, entity):
+            period = _period(state, visma, company_id, month) if month else None
+            with visma.client(company_id) as client:
+
+                def progress(page: PageProgress) -> None:
+                    if page.page % 20 == 0 or page.total_count is None:
+                        context.log.info(
+                            f"{entity.name} {company_id} {period or ''}: page {page.page}, "
+                            f"{page.records_yielded} records of {page.total_count or '?'}"
+                        )
+
+                result = sync_window(
+                    client, state.db(), entity,
+                    company_id=company_id, run_id=context.run.run_id, period=period,
+                    full=config.full, on_page=progress,
+                )
+                for name, value in client.stats.as_metadata().items():
+                    stats[name] = stats.get(name, 0) + value
+            results.append(result)
+            preview.extend(result.preview)
+        return dg.MaterializeResult(metadata=_metadata(results, stats, preview))
+
+    return _entity_asset
+
+
+entity_assets = [build_entity_asset(entity) for entity in ENTITIES]

@@ -1,0 +1,222 @@
+"""The pipeline without Dagster: the work `vtp sync` does and the nightly schedule launches.
+
+Both take their windows from `plan_windows`, so a headless sync and a nightly run read exactly
+the same (company, entity, period) windows through the same `sync_window`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, write_hyper
+from visma_tableau_pipeline.marts.inputs import MartInputs
+from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, build_with
+from visma_tableau_pipeline.settings import CompanySettings, Settings
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.records import iter_records
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
+from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.periods import FinancialPeriod, parse_periods
+from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_COLUMN = "snapshot_date"
+
+
+@dataclass(frozen=True)
+class Window:
+    company_id: str
+    entity: Entity
+    period: str | None  # YYYYPP for period entities, None for master data
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    windows: list[WindowResult] = field(default_factory=list)
+    api_calls: int = 0
+
+    def totals(self) -> dict[str, int]:
+        return {
+            name: sum(getattr(w, name) for w in self.windows)
+            for name in ("records_read", "inserted", "updated", "deleted")
+        }
+
+
+def months_between(first: date, last: date) -> list[date]:
+    """First days of every calendar month from `first` to `last`, inclusive."""
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+    return months
+
+
+def periods_in_window(periods: list[FinancialPeriod], first: date, last: date) -> list[str]:
+    """The financial periods that overlap [first, last]."""
+    return [p.period_id for p in periods if p.end >= first and p.start <= last]
+
+
+def plan_windows(
+    company_id: str, periods: list[FinancialPeriod], first_month: date, today: date
+) -> Iterator[Window]:
+    """Master data first (invoices refer to it), then every period entity for every period."""
+    period_ids = periods_in_window(periods, first_month, today)
+    for entity in ENTITIES:
+        if entity.name == "financial_periods":
+            continue  # read before planning
+        if entity.by_period:
+            for period_id in period_ids:
+                yield Window(company_id, entity, period_id)
+        else:
+            yield Window(company_id, entity, None)
+
+
+def sync_company(
+    company: CompanySettings,
+    db: StateDB,
+    *,
+    first_month: date,
+    today: date,
+    full: bool,
+    run_id: str,
+    report: SyncReport,
+    client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
+) -> None:
+    """Every window of one company: financial periods first, then the plan."""
+    periods_entity = catalogue_entity("financial_periods")
+    with client_factory(company) as client:
+        report.windows.append(
+            sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
+        )
+        with db.connect() as conn:
+            periods = parse_periods(iter_records(conn, company.company_id, periods_entity.name))
+        for window in plan_windows(company.company_id, periods, first_month, today):
+            report.windows.append(
+                sync_window(
+                    client, db, window.entity,
+                    company_id=company.company_id, run_id=run_id, period=window.period, full=full,
+                )
+            )
+        report.api_calls += int(client.stats.api_calls)
+
+
+def sync_all(
+    settings: Settings,
+    companies: list[CompanySettings],
+    db: StateDB,
+    *,
+    full: bool = False,
+    today: date | None = None,
+    run_id: str | None = None,
+) -> SyncReport:
+    """Read every company's windows into the state store."""
+    report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
+    for company in companies:
+        sync_company(
+            company, db,
+            first_month=settings.first_month, today=today or date.today(),
+            full=full, run_id=report.run_id, report=report,
+        )
+    log.info("sync %s done: %s, %d API calls", report.run_id, report.totals(), report.api_calls)
+    return report
+
+
+def load_records(db: StateDB, company_ids: list[str], entity_names: Iterable[str]) -> dict[str, list[dict]]:
+    """Every live stored record of the given entities, each tagged with its `company_id`."""
+    records: dict[str, list[dict]] = {}
+    with db.connect() as conn:
+        for name in entity_names:
+            records[name] = [
+                {**record, "company_id": company_id}
+                for company_id in company_ids
+                for record in iter_records(conn, company_id, name)
+            ]
+    return records
+
+
+def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> pd.DataFrame:
+    """One dashboard table, all companies, from the state store."""
+    return build_with(table, MartInputs(load_records(db, company_ids, table.sources), as_of))
+
+
+def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date) -> Path:
+    """Write the table's extract; daily snapshot tables keep earlier days' snapshots."""
+    if table.partition_column == SNAPSHOT_COLUMN:
+        previous = hyper_path(extracts_dir, table.name)
+        if previous.exists():
+            frame = keep_other_snapshots(frame_from_hyper(previous), frame, as_of)
+    return write_hyper(frame, extracts_dir, table.name)
+
+
+def keep_other_snapshots(previous: pd.DataFrame, today: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Earlier days' snapshots from the previous extract, plus today's (rebuilt, not doubled)."""
+    schema = pa.Table.from_pandas(today, preserve_index=False).schema
+    earlier = previous[pd.to_datetime(previous[SNAPSHOT_COLUMN]).dt.date != as_of]
+    earlier_table = pa.Table.from_pandas(earlier[list(today.columns)], preserve_index=False)
+    combined = pa.concat_tables([earlier_table.cast(schema), pa.Table.from_pandas(today, preserve_index=False)])
+    return combined.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+@dataclass
+class PipelineOutcome:
+    """What one headless run did, for the CLI."""
+
+    sync: SyncReport
+    extracts: dict[str, int] = field(default_factory=dict)  # table -> rows written
+    published: dict[str, str] = field(default_factory=dict)  # table -> what publishing did
+    extracts_dir: Path | None = None
+
+    def summary(self) -> str:
+        totals = self.sync.totals()
+        lines = [
+            f"run {self.sync.run_id}: {totals['records_read']} Visma records read "
+            f"({totals['inserted']} new, {totals['updated']} changed, {totals['deleted']} deleted) "
+            f"in {self.sync.api_calls} API calls",
+            f"{len(self.extracts)} extracts in {self.extracts_dir}: "
+            + ", ".join(f"{name} {rows}" for name, rows in self.extracts.items()),
+        ]
+        if self.published:
+            lines.append("Tableau: " + ", ".join(f"{n} {what}" for n, what in self.published.items()))
+        else:
+            lines.append("Tableau: not configured, nothing published")
+        return "\n".join(lines)
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    full: bool = False,
+    as_of: date | None = None,
+    companies: list[CompanySettings] | None = None,
+) -> PipelineOutcome:
+    """Sync every company, rebuild every dashboard table, write the extracts, publish them."""
+    from visma_tableau_pipeline.defs.resources import resolved_companies
+
+    if settings.sandbox:
+        log.info("No Visma credentials set: reading the bundled Visma sandbox.")
+    companies = companies or resolved_companies(settings)
+    as_of = as_of or date.today()
+    db = StateDB(settings.state_url)
+    db.create_all()
+    outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of),
+                              extracts_dir=settings.extracts_dir)
+    company_ids = [c.company_id for c in companies]
+    frames = {}
+    for table in MART_TABLES:
+        frame = build_table(db, company_ids, table, as_of)
+        write_extract(frame, settings.extracts_dir, table, as_of)
+        outcome.extracts[table.name] = len(frame)
+        frames[table.name] = frame
+    if settings.tableau is None:
+        log.info("No Tableau settings: extracts written to %s, nothing published.", settings.extracts_dir)
+    return outcome

@@ -1,0 +1,79 @@
+"""Running the sandboxes for a user: in this process, or served for other processes.
+
+With no Visma credentials, the pipeline reads the Visma sandbox at `VTP_SANDBOX_URL` when that is
+set (for example by `vtp sandbox` in another terminal), and otherwise starts one inside the
+current process on a free port. Its data is deterministic, so every process sees the same demo
+group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_NAME, DEMO_PAT_SECRET, TableauSandbox
+from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
+from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+from visma_tableau_pipeline.settings import CompanySettings, TableauSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = 300
+_lock = threading.Lock()
+_in_process: VismaSandbox | None = None
+
+
+def sandbox_company_settings() -> list[CompanySettings]:
+    """The demo companies, pointing at a running Visma sandbox (started here if need be)."""
+    global _in_process
+    url = os.environ.get("VTP_SANDBOX_URL")
+    if url:
+        return sandbox_companies(url)
+    with _lock:
+        if _in_process is None:
+            size = int(os.environ.get("VTP_SANDBOX_SIZE", DEFAULT_SIZE))
+            _in_process = VismaSandbox(size)
+            _in_process.serve()
+            log.info("Visma sandbox started in this process at %s (%d supplier invoices)",
+                     _in_process.base_url, size)
+        return sandbox_companies(_in_process.base_url)
+
+
+def tableau_sandbox_settings(base_url: str, site: str) -> TableauSettings:
+    """Settings that publish to a Tableau sandbox with its demo personal access token."""
+    return TableauSettings(
+        server_url=base_url, site=site, project="Visma", pat_name=DEMO_PAT_NAME,
+        pat_secret=DEMO_PAT_SECRET, deployment="server",
+    )
+
+
+def serve_forever(
+    host: str, visma_port: int, tableau_port: int, size: int, announce: Callable[[str], None]
+) -> None:
+    """Serve both sandboxes until interrupted, and say how to point the pipeline at them."""
+    visma = VismaSandbox(size)
+    visma_url = visma.serve(host, visma_port)
+    tableau = TableauSandbox(Path(tempfile.mkdtemp(prefix="vtp-tableau-sandbox-")))
+    with tableau.serve(host, tableau_port) as tableau_url:
+        announce(
+            "Visma and Tableau sandboxes are running. In another shell:\n"
+            f"  export VTP_SANDBOX_URL={visma_url}\n"
+            f"  export TABLEAU_SERVER_URL={tableau_url}\n"
+            f"  export TABLEAU_SITE={tableau.site_content_url}\n"
+            f"  export TABLEAU_PAT_NAME={DEMO_PAT_NAME}\n"
+            f"  export TABLEAU_PAT_SECRET={DEMO_PAT_SECRET}\n"
+            "  vtp sync          # or: dagster dev\n"
+            "Leave VISMA_CLIENT_ID unset: the pipeline then reads the sandbox. Ctrl-C stops."
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            visma.stop()
