@@ -44,6 +44,8 @@ class SyncReport:
     run_id: str
     windows: list[WindowResult] = field(default_factory=list)
     api_calls: int = 0
+    retries: int = 0
+    extra_passes: int = 0  # lists read again because rows moved while paging
 
     def totals(self) -> dict[str, int]:
         return {
@@ -108,6 +110,8 @@ def sync_company(
                 )
             )
         report.api_calls += int(client.stats.api_calls)
+        report.retries += int(client.stats.retries)
+        report.extra_passes += int(client.stats.extra_passes)
 
 
 def sync_all(
@@ -118,6 +122,7 @@ def sync_all(
     full: bool = False,
     today: date | None = None,
     run_id: str | None = None,
+    client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
 ) -> SyncReport:
     """Read every company's windows into the state store."""
     report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
@@ -125,7 +130,7 @@ def sync_all(
         sync_company(
             company, db,
             first_month=settings.first_month, today=today or date.today(),
-            full=full, run_id=report.run_id, report=report,
+            full=full, run_id=report.run_id, report=report, client_factory=client_factory,
         )
     log.info("sync %s done: %s, %d API calls", report.run_id, report.totals(), report.api_calls)
     return report

@@ -1,6 +1,5 @@
 """Dagster resources: thin handles on settings, the state database and Visma clients."""
 
-from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import lru_cache

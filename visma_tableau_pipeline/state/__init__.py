@@ -50,6 +50,7 @@ from visma_tableau_pipeline.state.watermarks import (
     advance_watermark,
     get_watermark,
     last_full_sync,
+    newest_watermark,
     record_full_sync,
 )
 
@@ -86,6 +87,7 @@ __all__ = [
     "keys_for",
     "last_delivered",
     "last_full_sync",
+    "newest_watermark",
     "load_key",
     "mark_deleted",
     "mark_processed",

@@ -113,3 +113,15 @@ def _locked_row(conn: Connection, company_id: str, entity: str, scope: str) -> R
     return conn.execute(
         select(watermarks).where(*_match(company_id, entity, scope)).with_for_update()
     ).one()
+
+
+def newest_watermark(conn: Connection, company_id: str, entity: str) -> str | None:
+    """The latest watermark of an entity over all its scopes (the whole entity and each period)."""
+    values = conn.execute(
+        select(watermarks.c.value).where(
+            watermarks.c.company_id == company_id,
+            watermarks.c.entity == entity,
+            watermarks.c.value.is_not(None),
+        )
+    ).scalars()
+    return max(values, key=timestamp_order, default=None)

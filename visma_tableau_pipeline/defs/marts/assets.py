@@ -4,7 +4,6 @@ Each table holds every company (a `company_id` column) and lives at
 `$VTP_HOME/extracts/<name>.hyper`, table `"Extract"."Extract"`.
 """
 
-from __future__ import annotations
 
 from datetime import date
 
@@ -56,6 +55,7 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
         f"written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
         deps=[entity_asset_key(catalogue_entity(source)) for source in table.sources],
         metadata={"key_columns": ", ".join(table.key)},
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def _mart_asset(
         context: dg.AssetExecutionContext, config: MartConfig, state: StateResource

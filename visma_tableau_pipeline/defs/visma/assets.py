@@ -6,7 +6,6 @@ records found) when configured so or when no watermark exists yet. A backfill of
 runs as one run per company (single-run backfill policy).
 """
 
-from __future__ import annotations
 
 from datetime import date
 
@@ -18,7 +17,7 @@ from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import PageProgress
-from visma_tableau_pipeline.visma.periods import parse_periods, period_for_month
+from visma_tableau_pipeline.visma.periods import PeriodError, parse_periods, period_for_month
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 GROUP = "visma_entities"
@@ -117,7 +116,11 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         stats: dict[str, float] = {}
         preview: list[dict] = []
         for company_id, month in _windows(context, entity):
-            period = _period(state, visma, company_id, month) if month else None
+            try:
+                period = _period(state, visma, company_id, month) if month else None
+            except PeriodError as error:  # e.g. a month before the company's first fiscal year
+                context.log.warning(f"{company_id} {month:%Y-%m}: skipped, {error}")
+                continue
             with visma.client(company_id) as client:
 
                 def progress(page: PageProgress) -> None:
