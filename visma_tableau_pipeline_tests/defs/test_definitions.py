@@ -1,0 +1,111 @@
+"""The Dagster layer: the code location loads, assets materialize against the sandbox, and the
+schedule and sensors ask for the right partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from visma_tableau_pipeline.definitions import defs
+from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
+from visma_tableau_pipeline.defs.visma.jobs import nightly_master_data, nightly_period_entities
+from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper
+from visma_tableau_pipeline.marts.registry import MART_TABLES
+from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.visma.catalogue import ENTITIES
+
+COMPANY, MONTH = "nordic-no", "2025-03-01"
+
+
+@pytest.fixture
+def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VismaSandbox]:
+    """The pipeline's settings pointed at a fresh sandbox and a fresh VTP_HOME."""
+    with VismaSandbox(40, seed=5) as sandbox:
+        monkeypatch.setenv("VTP_SANDBOX_URL", sandbox.base_url)
+        monkeypatch.setenv("VTP_HOME", str(tmp_path / "vtp"))
+        for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "TABLEAU_SERVER_URL", "VTP_CONFIG"):
+            monkeypatch.delenv(name, raising=False)
+        get_settings.cache_clear()
+        yield sandbox
+    get_settings.cache_clear()
+
+
+def test_every_asset_has_a_group_kinds_and_a_description():
+    graph = defs.resolve_asset_graph()
+    specs = {key: graph.get(key) for key in graph.get_all_asset_keys()}
+    assert len(specs) == len(ENTITIES) + len(MART_TABLES)
+    for key, node in specs.items():
+        assert node.group_name in {"visma_entities", "dashboard_tables"}, key
+        assert node.kinds, key
+        assert node.description and len(node.description) > 30, key
+    invoices = graph.get(dg.AssetKey(["visma", "supplier_invoices"]))
+    assert set(invoices.partitions_def.partition_dimension_names) == {"company", "month"}
+    ap = graph.get(mart_asset_key(next(t for t in MART_TABLES if t.name == "ap_invoices")))
+    assert dg.AssetKey(["visma", "supplier_invoices"]) in ap.parent_keys
+
+
+def test_a_partition_then_the_dashboard_tables_materialize(sandbox_env):
+    instance = dg.DagsterInstance.ephemeral()
+    periods = dg.AssetKey(["visma", "financial_periods"])
+    invoices = dg.AssetKey(["visma", "supplier_invoices"])
+    job = defs.resolve_implicit_job_def_def_for_assets([periods])
+    result = job.execute_in_process(instance=instance, partition_key=COMPANY, asset_selection=[periods])
+    assert result.success
+    result = defs.resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
+        instance=instance, asset_selection=[invoices],
+        partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": MONTH}),
+    )
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    truth = [r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503"]
+    assert metadata["records_read"].value == len(truth) > 0
+    assert metadata["api_calls"].value >= 1
+
+    ap = mart_asset_key(next(t for t in MART_TABLES if t.name == "ap_invoices"))
+    result = defs.resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
+        instance=instance, asset_selection=[ap]
+    )
+    assert result.success
+    extract = frame_from_hyper(get_settings().extracts_dir / "ap_invoices.hyper")
+    assert sorted(extract["reference_number"]) == sorted(r["referenceNumber"] for r in truth)
+    checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert checks and all(e.event_specific_data.passed for e in checks)
+
+
+def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
+    when = datetime(2026, 11, 24, 2, 0)
+    master = list(nightly_master_data(dg.build_schedule_context(scheduled_execution_time=when)))
+    periods = list(nightly_period_entities(dg.build_schedule_context(scheduled_execution_time=when)))
+    assert {r.partition_key for r in master} == {"nordic-no", "nordic-se"}
+    ranges = {(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in periods}
+    assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
+
+
+def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
+    from visma_tableau_pipeline.pipeline import sync_all
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource, resolved_companies
+
+    settings = get_settings()
+    state = StateResource()
+    sync_all(settings, resolved_companies(settings)[:1], state.db())
+    resources = {"visma": VismaResource(), "state": state}
+
+    with dg.build_sensor_context(resources=resources, definitions=defs) as context:
+        quiet = visma_polling_sensor(context)
+    assert not quiet.run_requests, "nothing changed, yet the sensor asked for runs"
+
+    invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
+    sandbox_env.modify(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=quiet.cursor) as context:
+        changed = visma_polling_sensor(context)
+    invoice_runs = [r for r in changed.run_requests if r.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]]
+    assert [r.partition_key for r in invoice_runs] == [dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})]
+
+    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=changed.cursor) as context:
+        assert not visma_polling_sensor(context).run_requests
