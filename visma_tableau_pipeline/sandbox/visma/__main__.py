@@ -1,0 +1,3 @@
+from visma_tableau_pipeline.sandbox.visma.serve import main
+
+main()
