@@ -8,6 +8,7 @@ settings, extracts are written and nothing is published.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -120,7 +121,30 @@ class Settings(BaseModel):
         raise ConfigError(f"no company {company_id!r} is configured; configured: {known}")
 
 
-def _tableau_from_env(env: EnvSettings) -> TableauSettings | None:
+class StoredSecrets:
+    """Credentials from `vtp secrets` (the encrypted store), opened only when one is needed.
+
+    The environment always wins; the store fills what the environment leaves empty. Names:
+    `visma/<company_id>/client_id`, `visma/<company_id>/client_secret`, `tableau/pat_secret`,
+    `tableau/connected_app_secret_value`.
+    """
+
+    def __init__(self, home: Path, state_url: str) -> None:
+        self._home, self._state_url = home, state_url
+        self._store = None
+
+    def get(self, name: str) -> str | None:
+        if self._store is None:
+            from visma_tableau_pipeline.state import SecretStore, StateDB, default_key_file, load_key
+
+            key_file = default_key_file(self._home)
+            if not os.environ.get("VTP_SECRET_KEY") and not key_file.exists():
+                return None  # no key, so nothing can have been stored
+            self._store = SecretStore(StateDB(self._state_url), load_key(key_file))
+        return self._store.get(name)
+
+
+def _tableau_from_env(env: EnvSettings, secrets: StoredSecrets) -> TableauSettings | None:
     if not env.tableau_server_url:
         return None
     return TableauSettings(
@@ -128,21 +152,30 @@ def _tableau_from_env(env: EnvSettings) -> TableauSettings | None:
         site=env.tableau_site,
         project=env.tableau_project,
         pat_name=env.tableau_pat_name,
-        pat_secret=env.tableau_pat_secret,
+        pat_secret=env.tableau_pat_secret or _secret(secrets, "tableau/pat_secret", env.tableau_pat_name),
         connected_app_client_id=env.tableau_connected_app_client_id,
         connected_app_secret_id=env.tableau_connected_app_secret_id,
-        connected_app_secret_value=env.tableau_connected_app_secret_value,
+        connected_app_secret_value=env.tableau_connected_app_secret_value
+        or _secret(secrets, "tableau/connected_app_secret_value", env.tableau_connected_app_client_id),
         username=env.tableau_username,
         deployment=env.tableau_deployment,
     )
 
 
-def _companies_from_env(env: EnvSettings) -> list[CompanySettings]:
+def _secret(secrets: StoredSecrets, name: str, needed_when: object = True) -> SecretStr | None:
+    value = secrets.get(name) if needed_when else None
+    return SecretStr(value) if value else None
+
+
+def _companies_from_env(env: EnvSettings, secrets: StoredSecrets) -> list[CompanySettings]:
+    prefix = f"visma/{env.visma_company_id}"
+    client_id = env.visma_client_id or secrets.get(f"{prefix}/client_id")
+    client_secret = env.visma_client_secret or _secret(secrets, f"{prefix}/client_secret")
     missing = [
         name
         for name, value in (
-            ("VISMA_CLIENT_ID", env.visma_client_id),
-            ("VISMA_CLIENT_SECRET", env.visma_client_secret),
+            ("VISMA_CLIENT_ID", client_id),
+            ("VISMA_CLIENT_SECRET", client_secret),
             ("VISMA_TENANT_ID", env.visma_tenant_id),
         )
         if not value
@@ -150,13 +183,14 @@ def _companies_from_env(env: EnvSettings) -> list[CompanySettings]:
     if missing:
         raise ConfigError(
             f"Visma settings are incomplete: {', '.join(missing)} not set. Set all three "
-            "(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET, VISMA_TENANT_ID), or none to use the sandbox."
+            "(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET, VISMA_TENANT_ID; the first two may also come "
+            f"from `vtp secrets set {prefix}/...`), or none to use the sandbox."
         )
     return [
         CompanySettings(
             company_id=env.visma_company_id,
-            client_id=env.visma_client_id or "",
-            client_secret=env.visma_client_secret or SecretStr(""),
+            client_id=client_id or "",
+            client_secret=client_secret or SecretStr(""),
             tenant_id=env.visma_tenant_id or "",
             api_url=env.visma_api_url,
             token_url=env.visma_token_url,
@@ -165,7 +199,9 @@ def _companies_from_env(env: EnvSettings) -> list[CompanySettings]:
     ]
 
 
-def _from_yaml(path: Path, env: EnvSettings) -> tuple[list[CompanySettings], TableauSettings | None]:
+def _from_yaml(
+    path: Path, env: EnvSettings, secrets: StoredSecrets
+) -> tuple[list[CompanySettings], TableauSettings | None]:
     """Read the several-companies file. Secrets in it may be given as `env:NAME`."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -179,13 +215,13 @@ def _from_yaml(path: Path, env: EnvSettings) -> tuple[list[CompanySettings], Tab
     companies = []
     for index, item in enumerate(companies_doc):
         try:
+            values = {key: _resolve_env_ref(value) for key, value in item.items()}
+            for field in ("client_id", "client_secret"):
+                if not values.get(field) and values.get("company_id"):
+                    values[field] = secrets.get(f"visma/{values['company_id']}/{field}")
             companies.append(
                 CompanySettings(
-                    **{
-                        "api_url": env.visma_api_url,
-                        "token_url": env.visma_token_url,
-                        **{key: _resolve_env_ref(value) for key, value in item.items()},
-                    }
+                    **{"api_url": env.visma_api_url, "token_url": env.visma_token_url, **values}
                 )
             )
         except ValueError as exc:
@@ -194,15 +230,13 @@ def _from_yaml(path: Path, env: EnvSettings) -> tuple[list[CompanySettings], Tab
     tableau = (
         TableauSettings(**{k: _resolve_env_ref(v) for k, v in tableau_doc.items()})
         if tableau_doc
-        else _tableau_from_env(env)
+        else _tableau_from_env(env, secrets)
     )
     return companies, tableau
 
 
 def _resolve_env_ref(value: object) -> object:
     """`env:NAME` in the YAML reads the variable NAME, so that secrets stay out of the file."""
-    import os
-
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
@@ -216,15 +250,16 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
     env = env or EnvSettings()
     home = env.vtp_home.expanduser().resolve()
     state_url = env.vtp_state_url or f"sqlite:///{home / 'state.db'}"
+    secrets = StoredSecrets(home, state_url)
     sandbox = False
     if env.vtp_config:
-        companies, tableau = _from_yaml(env.vtp_config, env)
+        companies, tableau = _from_yaml(env.vtp_config, env, secrets)
     elif env.visma_client_id or env.visma_client_secret or env.visma_tenant_id:
-        companies, tableau = _companies_from_env(env), _tableau_from_env(env)
+        companies, tableau = _companies_from_env(env, secrets), _tableau_from_env(env, secrets)
     else:
         from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 
-        companies, tableau, sandbox = sandbox_companies(), _tableau_from_env(env), True
+        companies, tableau, sandbox = sandbox_companies(), _tableau_from_env(env, secrets), True
     ids = [c.company_id for c in companies]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"company ids must be unique; got {ids}")

@@ -1,0 +1,126 @@
+"""Settings from the environment, a YAML file and the encrypted store; the `vtp` command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from visma_tableau_pipeline.cli import main
+from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
+
+SECRET = "s3cr3t-that-must-never-be-logged"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_CONFIG",
+                 "TABLEAU_SERVER_URL", "VTP_SECRET_KEY", "VTP_STATE_URL", "VTP_SANDBOX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VTP_HOME", str(tmp_path / "vtp"))
+    get_settings.cache_clear()
+    yield tmp_path / "vtp"
+    get_settings.cache_clear()
+
+
+def env(home: Path, **values) -> EnvSettings:
+    return EnvSettings(vtp_home=home, _env_file=None, **values)
+
+
+def test_no_credentials_means_the_sandbox(home):
+    settings = build_settings(env(home))
+    assert settings.sandbox and {c.company_id for c in settings.companies} == {"nordic-no", "nordic-se"}
+    assert settings.tableau is None
+    assert settings.state_url.endswith("state.db")
+
+
+def test_one_company_from_the_environment(home):
+    settings = build_settings(env(home, visma_client_id="id", visma_client_secret=SECRET,
+                                  visma_tenant_id="tenant", visma_company_id="acme"))
+    (company,) = settings.companies
+    assert not settings.sandbox and company.company_id == "acme" and company.tenant_id == "tenant"
+    assert SECRET not in repr(settings)
+
+
+def test_incomplete_visma_settings_name_what_is_missing(home):
+    with pytest.raises(ConfigError, match="VISMA_CLIENT_SECRET"):
+        build_settings(env(home, visma_client_id="id", visma_tenant_id="tenant"))
+
+
+def test_several_companies_from_yaml_with_env_references(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_NO", SECRET)
+    config = tmp_path / "vtp.yaml"
+    config.write_text(
+        "companies:\n"
+        "  - {company_id: no1, client_id: a, client_secret: 'env:SECRET_NO', tenant_id: t1}\n"
+        "  - {company_id: se1, client_id: b, client_secret: plain, tenant_id: t2, max_concurrency: 2}\n"
+        "tableau: {server_url: 'https://tableau.example', site: fin, pat_name: vtp, pat_secret: x}\n",
+        encoding="utf-8",
+    )
+    settings = build_settings(env(home, vtp_config=config))
+    assert [c.company_id for c in settings.companies] == ["no1", "se1"]
+    assert settings.companies[0].client_secret.get_secret_value() == SECRET
+    assert settings.tableau.site == "fin"
+
+
+def test_a_bad_yaml_file_is_a_clear_error(home, tmp_path):
+    config = tmp_path / "vtp.yaml"
+    config.write_text("companies: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        build_settings(env(home, vtp_config=config))
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_settings(env(home, vtp_config=tmp_path / "missing.yaml"))
+
+
+def test_secrets_cli_round_trip_and_settings_use_the_store(home, monkeypatch):
+    runner = CliRunner()
+    assert runner.invoke(main, ["secrets", "init"]).exit_code == 0
+    assert (home / "secret.key").stat().st_mode & 0o077 == 0
+    result = runner.invoke(main, ["secrets", "set", "visma/acme/client_secret", "--value", SECRET])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(main, ["secrets", "list"])
+    assert "visma/acme/client_secret" in listed.output and SECRET not in listed.output
+
+    from_store = build_settings(env(home, visma_client_id="id", visma_tenant_id="t", visma_company_id="acme"))
+    assert from_store.companies[0].client_secret.get_secret_value() == SECRET
+    from_env = build_settings(env(home, visma_client_id="id", visma_tenant_id="t",
+                                  visma_company_id="acme", visma_client_secret="from-env"))
+    assert from_env.companies[0].client_secret.get_secret_value() == "from-env"
+
+    assert runner.invoke(main, ["secrets", "remove", "visma/acme/client_secret"]).exit_code == 0
+    missing = runner.invoke(main, ["secrets", "remove", "visma/acme/client_secret"])
+    assert missing.exit_code != 0 and "no secret named" in missing.output
+
+
+def test_a_wrong_key_is_a_clear_error_not_a_traceback(home, monkeypatch):
+    runner = CliRunner()
+    runner.invoke(main, ["secrets", "init"])
+    runner.invoke(main, ["secrets", "set", "tableau/pat_secret", "--value", SECRET])
+    monkeypatch.setenv("VTP_SECRET_KEY", "A" * 43 + "=")
+    result = runner.invoke(main, ["secrets", "list"])
+    listed_or_refused = result.output
+    got = runner.invoke(main, ["secrets", "set", "tableau/pat_secret", "--value", "x"])
+    assert got.exit_code != 0 and "Traceback" not in got.output
+    assert "key" in got.output.lower()
+    assert SECRET not in listed_or_refused + got.output
+
+
+def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
+    from visma_tableau_pipeline.sandbox.visma.demo import SANDBOX_CLIENT_SECRET
+    from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+
+    with VismaSandbox(30, seed=2) as sandbox:
+        monkeypatch.setenv("VTP_SANDBOX_URL", sandbox.base_url)
+        monkeypatch.setenv("VTP_FIRST_MONTH", "2026-06-01")
+        get_settings.cache_clear()
+        caplog.set_level(logging.DEBUG)
+        result = CliRunner().invoke(main, ["sync", "--as-of", "2026-11-24"])
+    assert result.exit_code == 0, result.output
+    assert "Visma records read" in result.output and "nothing published" in result.output
+    assert (home / "extracts" / "ap_invoices.hyper").exists()
+    assert "sandbox" in caplog.text.lower()
+    everything = caplog.text + result.output
+    assert SANDBOX_CLIENT_SECRET not in everything
+    assert "access_token" not in everything
