@@ -182,5 +182,35 @@ def secrets_remove(name: str) -> None:
     click.echo(f"removed {name}")
 
 
+@main.group()
+def webhooks() -> None:
+    """Receive Visma and Tableau notifications into the inbox (sensors turn them into runs)."""
+
+
+@webhooks.command("serve")
+@click.option("--host", envvar="VTP_WEBHOOK_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="VTP_WEBHOOK_PORT", default=8780, show_default=True)
+def webhooks_serve(host: str, port: int) -> None:
+    """Serve POST /webhooks/visma and POST /webhooks/tableau/<token>.
+
+    Secrets come from VTP_VISMA_WEBHOOK_SECRET (the Visma subscription's signing secret) and
+    VTP_TABLEAU_WEBHOOK_TOKEN (a long random token, part of the Tableau webhook's URL).
+    """
+    import os
+
+    from visma_tableau_pipeline.webhook_receiver import ReceiverConfigError, serve
+
+    settings = get_settings()
+    try:
+        serve(
+            settings.state_url, host, port,
+            visma_secret=os.environ.get("VTP_VISMA_WEBHOOK_SECRET"),
+            tableau_token=os.environ.get("VTP_TABLEAU_WEBHOOK_TOKEN"),
+            tenant_companies={c.tenant_id: c.company_id for c in settings.companies},
+        )
+    except ReceiverConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
 if __name__ == "__main__":
     main()
