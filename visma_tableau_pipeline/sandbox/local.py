@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_NAME, DEMO_PAT_SECRET, TableauSandbox
+from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_NAME, DEMO_PAT_SECRET
+from visma_tableau_pipeline.sandbox.tableau.sandbox import serve as serve_tableau
 from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import CompanySettings, TableauSettings
@@ -58,16 +59,13 @@ def serve_forever(
     """Serve both sandboxes until interrupted, and say how to point the pipeline at them."""
     visma = VismaSandbox(size)
     visma_url = visma.serve(host, visma_port)
-    tableau = TableauSandbox(Path(tempfile.mkdtemp(prefix="vtp-tableau-sandbox-")))
-    with tableau.serve(host, tableau_port) as tableau_url:
+    storage = Path(tempfile.mkdtemp(prefix="vtp-tableau-sandbox-"))
+    with serve_tableau(host, tableau_port, storage) as tableau:
+        exports = {"VTP_SANDBOX_URL": visma_url, **tableau.settings_env()}
         announce(
             "Visma and Tableau sandboxes are running. In another shell:\n"
-            f"  export VTP_SANDBOX_URL={visma_url}\n"
-            f"  export TABLEAU_SERVER_URL={tableau_url}\n"
-            f"  export TABLEAU_SITE={tableau.site_content_url}\n"
-            f"  export TABLEAU_PAT_NAME={DEMO_PAT_NAME}\n"
-            f"  export TABLEAU_PAT_SECRET={DEMO_PAT_SECRET}\n"
-            "  vtp sync          # or: dagster dev\n"
+            + "".join(f"  export {name}={value}\n" for name, value in exports.items())
+            + "  vtp sync          # or: dagster dev\n"
             "Leave VISMA_CLIENT_ID unset: the pipeline then reads the sandbox. Ctrl-C stops."
         )
         try:
