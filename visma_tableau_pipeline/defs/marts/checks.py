@@ -2,16 +2,14 @@
 
 Every table: no duplicate keys (Tableau upserts by key, so a duplicate would double a row).
 GL: every journal batch balances, in document and base currency. Aging: the snapshot reconciles
-to the open balances of the invoice table it was built from. Visma entities: fresh within a day.
+to the open balances of the invoice table it was built from. (Freshness of the Visma
+entities is their FreshnessPolicy, in defs/visma/assets.py.)
 """
-
-from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.visma.assets import entity_assets
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplicate_keys, mart_table
@@ -96,10 +94,6 @@ def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefi
 
     return _check
 
-
-entity_freshness_checks = dg.build_last_update_freshness_checks(
-    assets=entity_assets, lower_bound_delta=timedelta(hours=26)
-)
 
 mart_checks = [
     *(_unique_keys_check(table) for table in MART_TABLES),

@@ -7,7 +7,7 @@ runs as one run per company (single-run backfill policy).
 """
 
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -102,6 +102,10 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=deps,
         pool="visma",
+        # the nightly run must land every day; a warning after half a day without a change
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=26), warn_window=timedelta(hours=12)
+        ),
         metadata={"visma_endpoint": entity.path, "record_key": ", ".join(entity.key)},
     )
     def _entity_asset(
