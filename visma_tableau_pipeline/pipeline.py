@@ -7,10 +7,11 @@ the same (company, entity, period) windows through the same `sync_window`.
 from __future__ import annotations
 
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,11 @@ from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, build_with
 from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
+from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
+from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table
+from visma_tableau_pipeline.tableau.publish import ensure_project
+from visma_tableau_pipeline.tableau.session import TableauSession
 from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import VismaClient
@@ -216,12 +222,63 @@ def run_pipeline(
     outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of),
                               extracts_dir=settings.extracts_dir)
     company_ids = [c.company_id for c in companies]
-    frames = {}
+    extracts = {}
     for table in MART_TABLES:
         frame = build_table(db, company_ids, table, as_of)
-        write_extract(frame, settings.extracts_dir, table, as_of)
+        extracts[table.name] = write_extract(frame, settings.extracts_dir, table, as_of)
         outcome.extracts[table.name] = len(frame)
-        frames[table.name] = frame
     if settings.tableau is None:
         log.info("No Tableau settings: extracts written to %s, nothing published.", settings.extracts_dir)
+        return outcome
+    with TableauSession(settings.tableau) as session, tempfile.TemporaryDirectory() as workdir:
+        project_id = ensure_project(session, settings.tableau.project)
+        for table in MART_TABLES:
+            delivered = publish_extract(
+                session, db, project_id, table, extracts[table.name], Path(workdir),
+                run_id=outcome.sync.run_id, full=full,
+            )
+            outcome.published[table.name] = (
+                f"{delivered.mode} (+{delivered.rows_upserted}/-{delivered.rows_deleted}, "
+                f"{delivered.bytes_sent} bytes)"
+            )
+    return outcome
+
+
+def publish_extract(
+    session: TableauSession,
+    db: StateDB,
+    project_id: str,
+    table: MartTable,
+    extract: Path,
+    workdir: Path,
+    *,
+    run_id: str,
+    full: bool = False,
+) -> DeliveryOutcome:
+    """Bring a data source to exactly the extract as written, then put it on the audit ledger.
+
+    What was delivered before comes from the ledger itself, so a run that died after Tableau
+    confirmed but before this commit sends the same change set again, which keyed upserts and
+    deletes apply without doubling. The ledger rows and the publication record commit together.
+    """
+    frame = frame_from_hyper(extract)
+    with db.connect() as conn:
+        previous = {key.record_key: digest for key, digest in last_delivered(conn, table.name).items()}
+        publication = get_publication(conn, table.name)
+    outcome = deliver_table(
+        session, project_id, table.name, frame, table.key, previous, workdir,
+        previous_schema=publication.schema_fingerprint if publication else None,
+        full=full, scope=run_id,
+    )
+    delivered_at = datetime.now(UTC)
+    with db.transaction() as conn:
+        record_deliveries(conn, [
+            Delivery(row.key.split("|", 1)[0], table.name, row.key, row.content_hash, table.name,
+                     row.action, run_id, delivered_at)
+            for row in outcome.rows
+        ])
+        save_publication(conn, Publication(table.name, outcome.datasource_id,
+                                           outcome.schema_fingerprint, run_id, outcome.mode))
+    log.info("%s: %s (%s), %d upserted, %d deleted, %d bytes sent", table.name, outcome.mode,
+             outcome.reason, outcome.rows_upserted, outcome.rows_deleted, outcome.bytes_sent)
     return outcome

@@ -75,3 +75,17 @@ def serve_forever(
             pass
         finally:
             visma.stop()
+
+
+def run_demo(size: int, home: Path | None = None):
+    """Both sandboxes in this process, then the whole pipeline: sync, extracts, publish."""
+    from visma_tableau_pipeline.pipeline import run_pipeline
+    from visma_tableau_pipeline.settings import get_settings
+
+    settings = get_settings()
+    with VismaSandbox(size) as visma, serve_tableau(storage_dir=settings.home / "tableau-sandbox") as tableau:
+        log.info("Visma sandbox at %s, Tableau sandbox at %s", visma.base_url, tableau.base_url)
+        demo_settings = settings.model_copy(
+            update={"tableau": tableau_sandbox_settings(tableau.base_url, tableau.site_content_url)}
+        )
+        return run_pipeline(demo_settings, companies=sandbox_companies(visma.base_url))

@@ -135,3 +135,15 @@ secrets = Table(
     Column("ciphertext", LargeBinary, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# One row per Tableau data source this project publishes: what the next delivery compares with.
+publications = Table(
+    "vtp_publications",
+    metadata,
+    Column("data_source", _NAME, primary_key=True),
+    Column("datasource_id", String(100)),
+    Column("schema_fingerprint", String(64)),
+    Column("run_id", _NAME, nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
