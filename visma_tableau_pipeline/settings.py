@@ -67,6 +67,8 @@ class TableauSettings(BaseModel):
     connected_app_secret_value: SecretStr | None = None
     username: str | None = None  # the user a Connected App JWT signs in as
     deployment: Literal["cloud", "server"] = "server"
+    pat_created_on: date | None = None  # Tableau Server: the PAT's lifetime counts from here
+    pat_lifetime_days: int = 365
 
 
 class EnvSettings(BaseSettings):
@@ -92,6 +94,8 @@ class EnvSettings(BaseSettings):
     tableau_username: str | None = None
     tableau_project: str = "Visma"
     tableau_deployment: Literal["cloud", "server"] = "server"
+    tableau_pat_created_on: date | None = None
+    tableau_pat_lifetime_days: int = 365
 
     vtp_home: Path = Path(".vtp")
     vtp_state_url: str | None = None
@@ -159,6 +163,8 @@ def _tableau_from_env(env: EnvSettings, secrets: StoredSecrets) -> TableauSettin
         or _secret(secrets, "tableau/connected_app_secret_value", env.tableau_connected_app_client_id),
         username=env.tableau_username,
         deployment=env.tableau_deployment,
+        pat_created_on=env.tableau_pat_created_on,
+        pat_lifetime_days=env.tableau_pat_lifetime_days,
     )
 
 

@@ -39,9 +39,9 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vis
 def test_every_asset_has_a_group_kinds_and_a_description():
     graph = defs.resolve_asset_graph()
     specs = {key: graph.get(key) for key in graph.get_all_asset_keys()}
-    assert len(specs) == len(ENTITIES) + len(MART_TABLES)
+    assert len(specs) == len(ENTITIES) + 2 * len(MART_TABLES)
     for key, node in specs.items():
-        assert node.group_name in {"visma_entities", "dashboard_tables"}, key
+        assert node.group_name in {"visma_entities", "dashboard_tables", "tableau_data_sources"}, key
         assert node.kinds, key
         assert node.description and len(node.description) > 30, key
     invoices = graph.get(dg.AssetKey(["visma", "supplier_invoices"]))
@@ -76,6 +76,34 @@ def test_a_partition_then_the_dashboard_tables_materialize(sandbox_env):
     assert sorted(extract["reference_number"]) == sorted(r["referenceNumber"] for r in truth)
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert checks and all(e.event_specific_data.passed for e in checks)
+
+
+def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, tmp_path, monkeypatch):
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline.pipeline import sync_all
+    from visma_tableau_pipeline.defs.resources import StateResource, resolved_companies
+    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
+
+    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+    tableau = TableauSandbox(tmp_path / "tableau")
+    with tableau.serve():
+        for name, value in tableau.settings_env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        instance = dg.DagsterInstance.ephemeral()
+        mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key(mart_table("suppliers"))
+        result = defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
+            instance=instance, asset_selection=[mart, published]
+        )
+        assert result.success
+        metadata = next(e for e in result.get_asset_materialization_events() if e.asset_key == published).materialization.metadata
+        assert metadata["mode"].value == "create" and metadata["bytes_sent"].value > 0
+        stored = frame_from_hyper(tableau.datasource_path("suppliers"))
+        assert len(stored) == sum(1 for c in ("nordic-no", "nordic-se") for _ in sandbox_env.records(c, "suppliers"))
+        pat_checks = [e.event_specific_data for e in result.all_events
+                      if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "pat_expiry"]
+        assert pat_checks and all(c.passed for c in pat_checks)
 
 
 def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):

@@ -1,0 +1,114 @@
+"""One asset per Tableau data source: the dashboard table's extract, delivered and on the ledger.
+
+All Tableau work runs in the `tableau` concurrency pool (limit 1): a second sign-in with the same
+PAT would end the first session.
+"""
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
+from visma_tableau_pipeline.defs.resources import StateResource
+from visma_tableau_pipeline.marts.hyper import hyper_path
+from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
+from visma_tableau_pipeline.pipeline import publish_extract
+from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.tableau.pat import PatUsageFile, pat_status
+from visma_tableau_pipeline.tableau.publish import ensure_project
+from visma_tableau_pipeline.tableau.session import TableauSession
+
+GROUP = "tableau_data_sources"
+PAT_WARN_DAYS = 5
+
+
+class PublishConfig(dg.Config):
+    """Run configuration of a data source."""
+
+    full: bool = False  # Overwrite the whole data source instead of sending the changes
+
+
+def tableau_asset_key(table: MartTable) -> dg.AssetKey:
+    return dg.AssetKey(["tableau", table.name])
+
+
+def build_tableau_asset(table: MartTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=tableau_asset_key(table),
+        group_name=GROUP,
+        kinds={"tableau", "hyper"},
+        description=f"Tableau data source '{table.name}': {table.description} Published from "
+        f"$VTP_HOME/extracts/{table.name}.hyper; later runs send only changed rows "
+        "(upsert and delete by key) and every delivered row version goes on the audit ledger.",
+        deps=[mart_asset_key(table)],
+        pool="tableau",
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def _tableau_asset(
+        context: dg.AssetExecutionContext, config: PublishConfig, state: StateResource
+    ) -> dg.MaterializeResult:
+        settings = get_settings()
+        if settings.tableau is None:
+            context.log.info("No Tableau settings: the extract is written, nothing is published.")
+            return dg.MaterializeResult(metadata={"published": False})
+        pat_usage = PatUsageFile.under(settings.home)
+        with TableauSession(settings.tableau, pat_usage=pat_usage) as session, \
+                tempfile.TemporaryDirectory() as workdir:
+            project_id = ensure_project(session, settings.tableau.project)
+            outcome = publish_extract(
+                session, state.db(), project_id, table, hyper_path(settings.extracts_dir, table.name),
+                Path(workdir), run_id=context.run.run_id, full=config.full,
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "published": True,
+                "mode": outcome.mode,
+                "reason": outcome.reason,
+                "datasource_id": outcome.datasource_id,
+                "bytes_sent": outcome.bytes_sent,
+                "rows_upserted": outcome.rows_upserted,
+                "rows_deleted": outcome.rows_deleted,
+                "request_ids": ", ".join(outcome.request_ids),
+                "ledger": dg.MetadataValue.md(f"`vtp audit run {context.run.run_id}`"),
+            }
+        )
+
+    return _tableau_asset
+
+
+tableau_assets = [build_tableau_asset(table) for table in MART_TABLES]
+
+
+def _pat_result() -> dg.AssetCheckResult:
+    settings = get_settings().tableau
+    if settings is None or not settings.pat_name:
+        return dg.AssetCheckResult(passed=True, description="no Tableau PAT is configured")
+    status = pat_status(
+        settings.pat_name, settings.deployment, now=datetime.now(UTC),
+        last_used=PatUsageFile.under(get_settings().home).last_used(settings.pat_name),
+        created_on=settings.pat_created_on, lifetime_days=settings.pat_lifetime_days,
+        warn_days=PAT_WARN_DAYS,
+    )
+    return dg.AssetCheckResult(
+        passed=status.state in ("ok", "unknown"),
+        severity=dg.AssetCheckSeverity.ERROR if status.state == "expired" else dg.AssetCheckSeverity.WARN,
+        description=status.message,
+        metadata={"status": status.state, "days_left": status.days_left if status.days_left is not None else -1},
+    )
+
+
+def _pat_expiry_check(table: MartTable) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=tableau_asset_key(table), name="pat_expiry",
+        description=f"Warns {PAT_WARN_DAYS} days before the Tableau PAT expires (15 days unused on "
+        "Cloud, its configured lifetime on Server).",
+    )
+    def _check() -> dg.AssetCheckResult:
+        return _pat_result()
+
+    return _check
+
+
+pat_expiry_checks = [_pat_expiry_check(table) for table in MART_TABLES]
