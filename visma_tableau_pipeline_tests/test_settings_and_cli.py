@@ -124,3 +124,31 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
     everything = caplog.text + result.output
     assert SANDBOX_CLIENT_SECRET not in everything
     assert "access_token" not in everything
+
+
+def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypatch, tmp_path):
+    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
+    from visma_tableau_pipeline.sandbox.visma.demo import COMPANY_TENANT_IDS, SANDBOX_CLIENT_ID
+    from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+
+    with VismaSandbox(20, seed=1) as visma, TableauSandbox(tmp_path / "tableau").serve() as tableau_url:
+        monkeypatch.setenv("VTP_SANDBOX_URL", visma.base_url)
+        get_settings.cache_clear()
+        ok = CliRunner().invoke(main, ["check"])
+        assert ok.exit_code == 0, ok.output
+        assert ok.output.count("ok ") == 3 and "financial periods" in ok.output and "not configured" in ok.output
+
+        monkeypatch.setenv("TABLEAU_SERVER_URL", tableau_url)
+        monkeypatch.setenv("TABLEAU_SITE", "demo")
+        monkeypatch.setenv("TABLEAU_PAT_NAME", "vtp-sandbox")
+        monkeypatch.setenv("TABLEAU_PAT_SECRET", "wrong")
+        for name, value in {"VISMA_CLIENT_ID": SANDBOX_CLIENT_ID, "VISMA_CLIENT_SECRET": SECRET,
+                            "VISMA_TENANT_ID": COMPANY_TENANT_IDS["nordic-no"],
+                            "VISMA_API_URL": visma.base_url,
+                            "VISMA_TOKEN_URL": f"{visma.base_url}/connect/token"}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        failed = CliRunner().invoke(main, ["check"])
+    assert failed.exit_code == 1
+    assert "FAIL Visma company default" in failed.output and "FAIL Tableau" in failed.output
+    assert SECRET not in failed.output and "wrong" not in failed.output.replace("wrong secret", "")
