@@ -6,6 +6,12 @@ from visma_tableau_pipeline.defs.marts.assets import mart_assets
 from visma_tableau_pipeline.defs.marts.checks import mart_checks
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
 from visma_tableau_pipeline.defs.tableau.assets import pat_expiry_checks, tableau_assets
+from visma_tableau_pipeline.defs.tableau.entitlements import (
+    entitlements,
+    entitlements_resolve,
+    tableau_directory,
+    tableau_entitlements,
+)
 from visma_tableau_pipeline.defs.visma.assets import entity_assets
 from visma_tableau_pipeline.defs.visma.jobs import (
     master_data_job,
@@ -16,8 +22,9 @@ from visma_tableau_pipeline.defs.visma.jobs import (
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor, visma_webhook_sensor
 
 defs = dg.Definitions(
-    assets=[*entity_assets, *mart_assets, *tableau_assets],
-    asset_checks=[*mart_checks, *pat_expiry_checks],
+    assets=[*entity_assets, *mart_assets, *tableau_assets, tableau_directory, entitlements,
+            tableau_entitlements],
+    asset_checks=[*mart_checks, *pat_expiry_checks, entitlements_resolve],
     jobs=[master_data_job, period_entities_job],
     schedules=[nightly_master_data, nightly_period_entities],
     sensors=[visma_polling_sensor, visma_webhook_sensor],

@@ -24,6 +24,7 @@ from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
+from visma_tableau_pipeline.tableau.changes import split_key
 from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table
 from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
@@ -234,7 +235,7 @@ def run_pipeline(
         project_id = ensure_project(session, settings.tableau.project)
         for table in MART_TABLES:
             delivered = publish_extract(
-                session, db, project_id, table, extracts[table.name], Path(workdir),
+                session, db, project_id, table.name, table.key, extracts[table.name], Path(workdir),
                 run_id=outcome.sync.run_id, full=full,
             )
             outcome.published[table.name] = (
@@ -248,7 +249,8 @@ def publish_extract(
     session: TableauSession,
     db: StateDB,
     project_id: str,
-    table: MartTable,
+    name: str,
+    key: tuple[str, ...],
     extract: Path,
     workdir: Path,
     *,
@@ -263,22 +265,29 @@ def publish_extract(
     """
     frame = frame_from_hyper(extract)
     with db.connect() as conn:
-        previous = {key.record_key: digest for key, digest in last_delivered(conn, table.name).items()}
-        publication = get_publication(conn, table.name)
+        previous = {k.record_key: digest for k, digest in last_delivered(conn, name).items()}
+        publication = get_publication(conn, name)
     outcome = deliver_table(
-        session, project_id, table.name, frame, table.key, previous, workdir,
+        session, project_id, name, frame, key, previous, workdir,
         previous_schema=publication.schema_fingerprint if publication else None,
         full=full, scope=run_id,
     )
     delivered_at = datetime.now(UTC)
     with db.transaction() as conn:
         record_deliveries(conn, [
-            Delivery(row.key.split("|", 1)[0], table.name, row.key, row.content_hash, table.name,
+            Delivery(_company_of(row.key, key), name, row.key, row.content_hash, name,
                      row.action, run_id, delivered_at)
             for row in outcome.rows
         ])
-        save_publication(conn, Publication(table.name, outcome.datasource_id,
+        save_publication(conn, Publication(name, outcome.datasource_id,
                                            outcome.schema_fingerprint, run_id, outcome.mode))
-    log.info("%s: %s (%s), %d upserted, %d deleted, %d bytes sent", table.name, outcome.mode,
+    log.info("%s: %s (%s), %d upserted, %d deleted, %d bytes sent", name, outcome.mode,
              outcome.reason, outcome.rows_upserted, outcome.rows_deleted, outcome.bytes_sent)
     return outcome
+
+
+def _company_of(row_key: str, key: tuple[str, ...]) -> str:
+    """The company of a delivered row: the `company_id` part of its key ("" when it has none)."""
+    if "company_id" not in key:
+        return ""
+    return split_key(row_key)[key.index("company_id")]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_API_URL = "https://api.finance.visma.net"
 DEFAULT_TOKEN_URL = "https://connect.visma.com/connect/token"
 READ_SCOPE = "vismanet_erp_service_api:read"
+DEMO_ENTITLEMENTS = Path(__file__).parent / "sandbox" / "entitlements.yaml"
 
 
 class ConfigError(ValueError):
@@ -101,6 +102,7 @@ class EnvSettings(BaseSettings):
     vtp_state_url: str | None = None
     vtp_config: Path | None = None
     vtp_first_month: date = date(2025, 1, 1)
+    vtp_entitlements: Path | None = None
 
 
 class Settings(BaseModel):
@@ -112,6 +114,9 @@ class Settings(BaseModel):
     tableau: TableauSettings | None
     sandbox: bool = Field(description="True when no Visma credentials are set")
     first_month: date = Field(description="The first calendar month that month partitions offer")
+    entitlements_path: Path | None = Field(
+        default=None, description="YAML mapping of Tableau users and groups to what they may see"
+    )
 
     @property
     def extracts_dir(self) -> Path:
@@ -276,6 +281,7 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         tableau=tableau,
         sandbox=sandbox,
         first_month=env.vtp_first_month.replace(day=1),
+        entitlements_path=env.vtp_entitlements or (DEMO_ENTITLEMENTS if sandbox else None),
     )
 
 

@@ -263,22 +263,25 @@ def entitlement_problems(
     suppliers: set[tuple[str, str]] | frozenset[tuple[str, str]],
     customers: set[tuple[str, str]] | frozenset[tuple[str, str]],
     departments: set[tuple[str, str]] | frozenset[tuple[str, str]],
-    users: set[str] | frozenset[str],
-    groups: set[str] | frozenset[str],
+    users: set[str] | frozenset[str] | None,
+    groups: set[str] | frozenset[str] | None,
 ) -> list[str]:
     """One sentence per entitlement that names something that does not exist; empty when all do.
 
-    `users` holds Tableau user names and emails (see `tableau_principals`), `groups` group names.
+    `users` holds Tableau user names and emails (see `tableau_principals`), `groups` group names;
+    None for both when no Tableau site is configured, and principals are then not checked.
     An unknown company is reported once for its entry, without listing every value in it.
     """
     known_in_scope: Mapping[str, set[tuple[str, str]] | frozenset[tuple[str, str]]] = {
         "customer": customers, "supplier": suppliers, "department": departments}
-    emails = {user.casefold() for user in users if "@" in user}
+    emails = {user.casefold() for user in users or () if "@" in user}
     problems = []
     for number, entitlement in enumerate(entitlements, start=1):
         entry = entitlement.describe(number)
         name = entitlement.principal_name
-        if entitlement.principal_type == "user":
+        if users is None or groups is None:
+            pass
+        elif entitlement.principal_type == "user":
             if name not in users and name.casefold() not in emails:
                 problems.append(f"{entry}: Tableau user {name!r} does not exist")
         elif name not in groups:

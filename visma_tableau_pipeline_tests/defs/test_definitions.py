@@ -39,7 +39,7 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vis
 def test_every_asset_has_a_group_kinds_and_a_description():
     graph = defs.resolve_asset_graph()
     specs = {key: graph.get(key) for key in graph.get_all_asset_keys()}
-    assert len(specs) == len(ENTITIES) + 2 * len(MART_TABLES)
+    assert len(specs) == len(ENTITIES) + 2 * len(MART_TABLES) + 3  # + directory, entitlements twice
     for key, node in specs.items():
         assert node.group_name in {"visma_entities", "dashboard_tables", "tableau_data_sources"}, key
         assert node.kinds, key
@@ -137,3 +137,40 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
 
     with dg.build_sensor_context(resources=resources, definitions=defs, cursor=changed.cursor) as context:
         assert not visma_polling_sensor(context).run_requests
+
+
+def test_entitlements_are_checked_against_visma_and_tableau_and_published(sandbox_env, tmp_path, monkeypatch):
+    from visma_tableau_pipeline.defs.resources import StateResource, resolved_companies
+    from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY, ENTITLEMENTS_ASSET
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline.pipeline import sync_all
+    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
+
+    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+    masters = [mart_asset_key(mart_table(n)) for n in ("customers", "suppliers", "dimensions")]
+    published = dg.AssetKey(["tableau", "entitlements"])
+    selection = [*masters, DIRECTORY_KEY, ENTITLEMENTS_ASSET, published]
+    tableau = TableauSandbox(tmp_path / "tableau")
+    with tableau.serve():
+        for name, value in tableau.settings_env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        instance = dg.DagsterInstance.ephemeral()
+        job = defs.resolve_implicit_job_def_def_for_assets(selection)
+        result = job.execute_in_process(instance=instance, asset_selection=selection)
+        assert result.success
+        checks = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+                  if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+        assert checks["entitlements_resolve"].passed
+        stored = frame_from_hyper(tableau.datasource_path("entitlements"))
+        assert {"Finance", "analyst"} <= set(stored["principal_name"])
+
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("entitlements:\n  - {group: Auditors, company: nordic-no, customers: ['99999']}\n", encoding="utf-8")
+        monkeypatch.setenv("VTP_ENTITLEMENTS", str(bad))
+        get_settings.cache_clear()
+        result = job.execute_in_process(instance=instance, asset_selection=[ENTITLEMENTS_ASSET], raise_on_error=False)
+    check = next(e.event_specific_data for e in result.all_events
+                 if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "entitlements_resolve")
+    assert not check.passed
+    assert "Auditors" in check.description and "99999" in check.description

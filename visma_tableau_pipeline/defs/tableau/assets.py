@@ -30,19 +30,21 @@ class PublishConfig(dg.Config):
     full: bool = False  # Overwrite the whole data source instead of sending the changes
 
 
-def tableau_asset_key(table: MartTable) -> dg.AssetKey:
-    return dg.AssetKey(["tableau", table.name])
+def tableau_asset_key(table: MartTable | str) -> dg.AssetKey:
+    return dg.AssetKey(["tableau", table if isinstance(table, str) else table.name])
 
 
-def build_tableau_asset(table: MartTable) -> dg.AssetsDefinition:
+def build_tableau_asset(
+    name: str, key: tuple[str, ...], description: str, upstream: dg.AssetKey
+) -> dg.AssetsDefinition:
     @dg.asset(
-        key=tableau_asset_key(table),
+        key=tableau_asset_key(name),
         group_name=GROUP,
         kinds={"tableau", "hyper"},
-        description=f"Tableau data source '{table.name}': {table.description} Published from "
-        f"$VTP_HOME/extracts/{table.name}.hyper; later runs send only changed rows "
+        description=f"Tableau data source '{name}': {description} Published from "
+        f"$VTP_HOME/extracts/{name}.hyper; later runs send only changed rows "
         "(upsert and delete by key) and every delivered row version goes on the audit ledger.",
-        deps=[mart_asset_key(table)],
+        deps=[upstream],
         pool="tableau",
         automation_condition=dg.AutomationCondition.eager(),
     )
@@ -58,7 +60,7 @@ def build_tableau_asset(table: MartTable) -> dg.AssetsDefinition:
                 tempfile.TemporaryDirectory() as workdir:
             project_id = ensure_project(session, settings.tableau.project)
             outcome = publish_extract(
-                session, state.db(), project_id, table, hyper_path(settings.extracts_dir, table.name),
+                session, state.db(), project_id, name, key, hyper_path(settings.extracts_dir, name),
                 Path(workdir), run_id=context.run.run_id, full=config.full,
             )
         return dg.MaterializeResult(
@@ -78,7 +80,10 @@ def build_tableau_asset(table: MartTable) -> dg.AssetsDefinition:
     return _tableau_asset
 
 
-tableau_assets = [build_tableau_asset(table) for table in MART_TABLES]
+tableau_assets = [
+    build_tableau_asset(table.name, table.key, table.description, mart_asset_key(table))
+    for table in MART_TABLES
+]
 
 
 def _pat_result() -> dg.AssetCheckResult:
