@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import date
@@ -103,11 +104,19 @@ def audit_record(record_key: str, company: str | None, data_source: str | None) 
         deliveries = history(conn, company, data_source, record_key)
     if not deliveries:
         raise click.ClickException(f"no delivery of {record_key!r} is on the ledger")
+    previous: dict[str, dict] = {}
     for d in deliveries:
         click.echo(
             f"{d.delivered_at:%Y-%m-%d %H:%M:%S}  {d.company_id}  {d.data_source:<18} "
             f"{d.action:<6}  version {d.content_hash[:12]}  run {d.run_id}"
         )
+        content = json.loads(d.content) if d.content else {}
+        before = previous.get(d.data_source)
+        if before is not None and content:
+            for field in sorted(set(before) | set(content)):
+                if before.get(field) != content.get(field):
+                    click.echo(f"      {field}: {before.get(field)!r} -> {content.get(field)!r}")
+        previous[d.data_source] = content
 
 
 @audit.command("run")

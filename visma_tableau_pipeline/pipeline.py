@@ -6,6 +6,7 @@ the same (company, entity, period) windows through the same `sync_window`.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import uuid
@@ -24,7 +25,7 @@ from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
-from visma_tableau_pipeline.tableau.changes import split_key
+from visma_tableau_pipeline.tableau.changes import row_keys_and_hashes, split_key
 from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table
 from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
@@ -273,10 +274,11 @@ def publish_extract(
         full=full, scope=run_id,
     )
     delivered_at = datetime.now(UTC)
+    contents = _row_contents(frame, key, {row.key for row in outcome.rows if row.action != "delete"})
     with db.transaction() as conn:
         record_deliveries(conn, [
             Delivery(_company_of(row.key, key), name, row.key, row.content_hash, name,
-                     row.action, run_id, delivered_at)
+                     row.action, run_id, delivered_at, contents.get(row.key))
             for row in outcome.rows
         ])
         save_publication(conn, Publication(name, outcome.datasource_id,
@@ -291,3 +293,16 @@ def _company_of(row_key: str, key: tuple[str, ...]) -> str:
     if "company_id" not in key:
         return ""
     return split_key(row_key)[key.index("company_id")]
+
+
+def _row_contents(frame: pd.DataFrame, key: tuple[str, ...], wanted: set[str]) -> dict[str, str]:
+    """The delivered rows of `wanted` keys as JSON text, for the ledger's version history."""
+    if not wanted:
+        return {}
+    keys, _ = row_keys_and_hashes(frame, key)
+    positions = [i for i, k in enumerate(keys) if k in wanted]
+    rows = frame.iloc[positions].astype(object).where(frame.iloc[positions].notna(), None)
+    return {
+        keys[i]: json.dumps(record, default=str, ensure_ascii=False, sort_keys=True)
+        for i, record in zip(positions, rows.to_dict(orient="records"))
+    }

@@ -36,6 +36,7 @@ class Delivery:
     action: Action
     run_id: str
     delivered_at: datetime
+    content: str | None = None  # the row as delivered (JSON), so versions can be compared
 
 
 class DeliveredKey(NamedTuple):

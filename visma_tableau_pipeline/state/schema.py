@@ -118,6 +118,7 @@ ledger = Table(
     Column("action", String(10), nullable=False),
     Column("run_id", _NAME, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=False),
+    Column("content", Text),
     UniqueConstraint(
         "run_id", "data_source", "company_id", "entity", "record_key", "content_hash", "action",
         name="uq_vtp_ledger_delivery",

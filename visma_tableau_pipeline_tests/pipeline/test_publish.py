@@ -142,3 +142,32 @@ def test_a_crash_between_publish_and_commit_loses_and_doubles_nothing(visma_sand
     with db.connect() as conn:
         assert {k.record_key: h for k, h in last_delivered(conn, "ap_invoices").items()} == dict(zip(keys, hashes))
     assert hyper_totals(tableau.datasource_path("ap_invoices"), "amount_doc_currency") == visma_ap_totals(visma_sandbox, companies)
+
+
+def test_vtp_audit_tells_when_a_record_reached_tableau_and_what_changed(visma_sandbox, companies, both, tableau, monkeypatch, caplog):
+    import logging
+
+    from click.testing import CliRunner
+
+    from visma_tableau_pipeline.cli import main
+    from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_SECRET
+    from visma_tableau_pipeline.settings import get_settings
+
+    caplog.set_level(logging.DEBUG)
+    first = run_pipeline(both, companies=companies, as_of=TODAY)
+    company_id = companies[0].company_id
+    invoice = next(i for i in visma_sandbox.records(company_id, "supplier_invoices") if i["status"] == "Open")
+    visma_sandbox.modify(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+    second = run_pipeline(both, companies=companies, as_of=TODAY)
+
+    monkeypatch.setenv("VTP_HOME", str(both.home))
+    get_settings.cache_clear()
+    key = f"{company_id}|{invoice['documentType']}|{invoice['referenceNumber']}"
+    result = CliRunner().invoke(main, ["audit", "record", key, "--table", "ap_invoices"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert first.sync.run_id in lines[0] and "insert" in lines[0]
+    assert any(second.sync.run_id in line and "update" in line for line in lines)
+    assert any(line.strip().startswith("balance_doc_currency:") for line in lines), result.output
+    assert DEMO_PAT_SECRET not in caplog.text

@@ -1,9 +1,10 @@
 """One asset per Tableau data source: the dashboard table's extract, delivered and on the ledger.
 
-All Tableau work runs in the `tableau` concurrency pool (limit 1): a second sign-in with the same
-PAT would end the first session.
+All Tableau work runs in one concurrency pool per PAT, `tableau-<pat name>` (limit 1: the
+instance's default): a second sign-in with the same PAT would end the first session.
 """
 
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,13 @@ from visma_tableau_pipeline.tableau.session import TableauSession
 
 GROUP = "tableau_data_sources"
 PAT_WARN_DAYS = 5
+
+
+def tableau_pool() -> str:
+    """One concurrency pool per PAT (limit 1): a second sign-in with it ends the first session."""
+    tableau = get_settings().tableau
+    credential = (tableau.pat_name or tableau.connected_app_client_id) if tableau else None
+    return f"tableau-{re.sub(r'[^A-Za-z0-9_-]', '_', credential)}" if credential else "tableau"
 
 
 class PublishConfig(dg.Config):
@@ -45,7 +53,7 @@ def build_tableau_asset(
         f"$VTP_HOME/extracts/{name}.hyper; later runs send only changed rows "
         "(upsert and delete by key) and every delivered row version goes on the audit ledger.",
         deps=[upstream],
-        pool="tableau",
+        pool=tableau_pool(),
         automation_condition=dg.AutomationCondition.eager(),
     )
     def _tableau_asset(

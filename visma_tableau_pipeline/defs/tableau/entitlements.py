@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.tableau.assets import build_tableau_asset
+from visma_tableau_pipeline.defs.tableau.assets import build_tableau_asset, tableau_pool
 from visma_tableau_pipeline.marts.entitlements import (
     ENTITLEMENTS_KEY,
     entitlement_problems,
@@ -36,7 +36,7 @@ def _extract(name: str) -> pd.DataFrame | None:
     key=DIRECTORY_KEY,
     group_name="tableau_data_sources",
     kinds={"tableau", "hyper"},
-    pool="tableau",
+    pool=tableau_pool(),
     description="Tableau's users and group memberships, read back from the site into "
     f"$VTP_HOME/extracts/{USERS}.hyper and {MEMBERSHIPS}.hyper; entitlements are checked "
     "against them.",
