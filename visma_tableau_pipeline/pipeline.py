@@ -25,8 +25,8 @@ from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
-from visma_tableau_pipeline.tableau.changes import row_keys_and_hashes, split_key
-from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table
+from visma_tableau_pipeline.tableau.changes import row_keys_and_hashes, schema_fingerprint, split_key
+from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table, replace_partition
 from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
 from visma_tableau_pipeline.state.records import iter_records
@@ -171,6 +171,11 @@ def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_
     return write_hyper(frame, extracts_dir, table.name)
 
 
+def snapshot_column_of(table: MartTable) -> str | None:
+    """The snapshot-day column of a daily snapshot table (aging), else None."""
+    return SNAPSHOT_COLUMN if table.partition_column == SNAPSHOT_COLUMN else None
+
+
 def keep_other_snapshots(previous: pd.DataFrame, today: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Earlier days' snapshots from the previous extract, plus today's (rebuilt, not doubled)."""
     schema = pa.Table.from_pandas(today, preserve_index=False).schema
@@ -237,7 +242,7 @@ def run_pipeline(
         for table in MART_TABLES:
             delivered = publish_extract(
                 session, db, project_id, table.name, table.key, extracts[table.name], Path(workdir),
-                run_id=outcome.sync.run_id, full=full,
+                run_id=outcome.sync.run_id, full=full, snapshot_column=snapshot_column_of(table),
             )
             outcome.published[table.name] = (
                 f"{delivered.mode} (+{delivered.rows_upserted}/-{delivered.rows_deleted}, "
@@ -257,22 +262,30 @@ def publish_extract(
     *,
     run_id: str,
     full: bool = False,
+    snapshot_column: str | None = None,
 ) -> DeliveryOutcome:
     """Bring a data source to exactly the extract as written, then put it on the audit ledger.
 
     What was delivered before comes from the ledger itself, so a run that died after Tableau
     confirmed but before this commit sends the same change set again, which keyed upserts and
     deletes apply without doubling. The ledger rows and the publication record commit together.
+    A daily snapshot table (`snapshot_column`) has its latest day replaced whole, delete and
+    insert in one request; earlier days stay as they are.
     """
     frame = frame_from_hyper(extract)
     with db.connect() as conn:
         previous = {k.record_key: digest for k, digest in last_delivered(conn, name).items()}
         publication = get_publication(conn, name)
-    outcome = deliver_table(
-        session, project_id, name, frame, key, previous, workdir,
-        previous_schema=publication.schema_fingerprint if publication else None,
-        full=full, scope=run_id,
-    )
+    same_schema = publication is not None and publication.schema_fingerprint == schema_fingerprint(frame)
+    if snapshot_column and same_schema and publication.datasource_id and not full and len(frame):
+        outcome = _replace_latest_snapshot(session, publication.datasource_id, name, frame, key,
+                                           snapshot_column, previous, workdir, run_id)
+    else:
+        outcome = deliver_table(
+            session, project_id, name, frame, key, previous, workdir,
+            previous_schema=publication.schema_fingerprint if publication else None,
+            full=full, scope=run_id,
+        )
     delivered_at = datetime.now(UTC)
     contents = _row_contents(frame, key, {row.key for row in outcome.rows if row.action != "delete"})
     with db.transaction() as conn:
@@ -286,6 +299,20 @@ def publish_extract(
     log.info("%s: %s (%s), %d upserted, %d deleted, %d bytes sent", name, outcome.mode,
              outcome.reason, outcome.rows_upserted, outcome.rows_deleted, outcome.bytes_sent)
     return outcome
+
+
+def _replace_latest_snapshot(
+    session: TableauSession, datasource_id: str, name: str, frame: pd.DataFrame,
+    key: tuple[str, ...], column: str, previous: dict[str, str], workdir: Path, run_id: str,
+) -> DeliveryOutcome:
+    """Replace the rows of the newest snapshot day in Tableau with the extract's."""
+    latest = frame[column].max()
+    part = frame[frame[column] == latest]
+    position = key.index(column)
+    rendered = split_key(row_keys_and_hashes(part.head(1), key)[0][0])[position]
+    previous_part = {k: h for k, h in previous.items() if split_key(k)[position] == rendered}
+    return replace_partition(session, datasource_id, name, part, key, column, latest,
+                             previous_part, workdir, scope=run_id)
 
 
 def _company_of(row_key: str, key: tuple[str, ...]) -> str:

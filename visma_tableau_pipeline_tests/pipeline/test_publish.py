@@ -7,6 +7,7 @@ compare with the Visma sandbox's own records.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tableauhyperapi import Connection, HyperProcess, Telemetry
 
 import visma_tableau_pipeline.pipeline as pipeline
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
+from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES
 from visma_tableau_pipeline.pipeline import run_pipeline
 from visma_tableau_pipeline.sandbox.local import tableau_sandbox_settings
@@ -93,12 +95,19 @@ def test_an_incremental_run_sends_only_changes_and_equals_a_full_rebuild(visma_s
     second = run_pipeline(both, companies=companies, as_of=TODAY)
     assert second.published["ap_invoices"].startswith("incremental (+2/-0")
     assert second.published["suppliers"].startswith("unchanged")
+    assert second.published["ap_aging"].startswith("partition")  # today's snapshot replaced whole
     assert tableau.bytes_received - first_bytes < first_bytes / 5
     from visma_tableau_pipeline.marts.registry import MART_TABLES
 
     for table in MART_TABLES:
         assert_tableau_equals_extract(tableau, both, table.name, table.key)
     assert hyper_totals(tableau.datasource_path("ap_invoices"), "amount_doc_currency") == visma_ap_totals(visma_sandbox, companies)
+
+    next_day = run_pipeline(both, companies=companies, as_of=TODAY + timedelta(days=1))
+    assert next_day.published["ap_aging"].startswith("partition")
+    aging = frame_from_hyper(tableau.datasource_path("ap_aging"))
+    assert sorted(aging["snapshot_date"].unique()) == [TODAY, TODAY + timedelta(days=1)]
+    assert_tableau_equals_extract(tableau, both, "ap_aging", mart_table("ap_aging").key)
 
 
 def test_the_ledger_matches_what_tableau_received(visma_sandbox, companies, both, tableau):

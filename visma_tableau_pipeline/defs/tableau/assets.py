@@ -15,7 +15,7 @@ from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.pipeline import publish_extract
+from visma_tableau_pipeline.pipeline import publish_extract, snapshot_column_of
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.tableau.pat import PatUsageFile, pat_status
 from visma_tableau_pipeline.tableau.publish import ensure_project
@@ -43,7 +43,8 @@ def tableau_asset_key(table: MartTable | str) -> dg.AssetKey:
 
 
 def build_tableau_asset(
-    name: str, key: tuple[str, ...], description: str, upstream: dg.AssetKey
+    name: str, key: tuple[str, ...], description: str, upstream: dg.AssetKey,
+    snapshot_column: str | None = None,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=tableau_asset_key(name),
@@ -70,6 +71,7 @@ def build_tableau_asset(
             outcome = publish_extract(
                 session, state.db(), project_id, name, key, hyper_path(settings.extracts_dir, name),
                 Path(workdir), run_id=context.run.run_id, full=config.full,
+                snapshot_column=snapshot_column,
             )
         return dg.MaterializeResult(
             metadata={
@@ -89,7 +91,9 @@ def build_tableau_asset(
 
 
 tableau_assets = [
-    build_tableau_asset(table.name, table.key, table.description, mart_asset_key(table))
+    build_tableau_asset(
+        table.name, table.key, table.description, mart_asset_key(table), snapshot_column_of(table)
+    )
     for table in MART_TABLES
 ]
 
