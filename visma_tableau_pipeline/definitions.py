@@ -13,12 +13,7 @@ from visma_tableau_pipeline.defs.tableau.entitlements import (
     tableau_entitlements,
 )
 from visma_tableau_pipeline.defs.visma.assets import entity_assets
-from visma_tableau_pipeline.defs.visma.jobs import (
-    master_data_job,
-    nightly_master_data,
-    nightly_period_entities,
-    period_entities_job,
-)
+from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job, schedules
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor, visma_webhook_sensor
 
 defs = dg.Definitions(
@@ -26,7 +21,7 @@ defs = dg.Definitions(
             tableau_entitlements],
     asset_checks=[*mart_checks, *pat_expiry_checks, entitlements_resolve],
     jobs=[master_data_job, period_entities_job],
-    schedules=[nightly_master_data, nightly_period_entities],
+    schedules=schedules,
     sensors=[visma_polling_sensor, visma_webhook_sensor],
     resources={"visma": VismaResource(), "state": StateResource()},
 )

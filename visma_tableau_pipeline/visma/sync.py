@@ -15,7 +15,7 @@ from typing import Callable
 
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.records import key_string, mark_deleted, upsert_records, keys_for
-from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark
+from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark, record_full_sync
 from visma_tableau_pipeline.visma.catalogue import Delta, Entity, record_key
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.periods import period_of_record
@@ -94,6 +94,7 @@ def sync_window(
                 result.deleted = len(gone)
                 if period:
                     result.changed_periods.add(period)
+            record_full_sync(conn, company_id, entity.name, run_id, scope=scope)
         if newest is not None:
             advance_watermark(conn, company_id, entity.name, newest, run_id, scope=scope)
     result.watermark = newest

@@ -115,6 +115,19 @@ def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
     assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
 
 
+def test_the_weekly_reconciliation_reads_everything_in_full(sandbox_env):
+    from visma_tableau_pipeline.defs.visma.jobs import weekly_master_data, weekly_period_entities
+
+    when = datetime(2026, 11, 29, 4, 0)
+    for schedule in (weekly_master_data, weekly_period_entities):
+        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when)))
+        assert len(requests) == 2
+        job = defs.resolve_job_def(schedule.job_name)
+        for request in requests:
+            dg.validate_run_config(job, request.run_config)
+            assert all(op["config"]["full"] for op in request.run_config["ops"].values())
+
+
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
     from visma_tableau_pipeline.pipeline import sync_all
     from visma_tableau_pipeline.defs.resources import StateResource, VismaResource, resolved_companies

@@ -2,7 +2,9 @@
 
 The nightly run per company reads master data (one partition: the company) and every period
 entity over every month from VTP_FIRST_MONTH to now, as ONE run per company (a partition range),
-the same windows `vtp sync` reads. Dashboard tables follow by their automation condition.
+the same windows `vtp sync` reads. The weekly reconciliation reads the same windows in full, which
+finds records deleted in Visma (neither webhooks nor lastModifiedDateTime reveal them), like
+`vtp sync --full`. Dashboard tables follow by their automation condition.
 """
 
 from collections.abc import Iterator
@@ -36,31 +38,52 @@ def month_range(company_id: str, today: date) -> tuple[str, str]:
     return f"{company_id}|{first:%Y-%m-%d}", f"{company_id}|{today:%Y-%m-01}"
 
 
-NIGHTLY = "0 2 * * *"
 TIMEZONE = "Europe/Oslo"
 
 
-@dg.schedule(
-    cron_schedule=NIGHTLY, job=master_data_job, execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every night: each company's master data, as deltas (dimensions in full).",
-)
-def nightly_master_data(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-    night = context.scheduled_execution_time.strftime("%Y%m%d")
-    for company in get_settings().companies:
-        yield dg.RunRequest(run_key=f"{company.company_id}-{night}", partition_key=company.company_id)
+def _full_config(keys: list[dg.AssetKey]) -> dict:
+    """Run config that reads every one of these assets in full (and so finds deleted records)."""
+    return {"ops": {"__".join(key.path): {"config": {"full": True}} for key in keys}}
 
 
-@dg.schedule(
-    cron_schedule=NIGHTLY, job=period_entities_job, execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every night: every month of every company, one run per company, as deltas.",
+def _schedules(name: str, cron: str, full: bool, what: str) -> list[dg.ScheduleDefinition]:
+    """A master-data schedule and a period-entities schedule with the same timing."""
+    mode = "in full, finding records deleted in Visma" if full else "as deltas"
+
+    @dg.schedule(
+        name=f"{name}_master_data", cron_schedule=cron, job=master_data_job,
+        execution_timezone=TIMEZONE, default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"{what}: each company's master data, {mode}.",
+    )
+    def master(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+        stamp = context.scheduled_execution_time.strftime("%Y%m%d")
+        config = _full_config(MASTER_ENTITY_KEYS) if full else None
+        for company in get_settings().companies:
+            yield dg.RunRequest(
+                run_key=f"{company.company_id}-{stamp}", partition_key=company.company_id,
+                run_config=config,
+            )
+
+    @dg.schedule(
+        name=f"{name}_period_entities", cron_schedule=cron, job=period_entities_job,
+        execution_timezone=TIMEZONE, default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"{what}: every month of every company, one run per company, {mode}.",
+    )
+    def periods(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+        scheduled = context.scheduled_execution_time
+        config = _full_config(PERIOD_ENTITY_KEYS) if full else None
+        for company in get_settings().companies:
+            start, end = month_range(company.company_id, scheduled.date())
+            yield dg.RunRequest(
+                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=config,
+                tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+            )
+
+    return [master, periods]
+
+
+nightly_master_data, nightly_period_entities = _schedules("nightly", "0 2 * * *", False, "Every night")
+weekly_master_data, weekly_period_entities = _schedules(
+    "weekly_reconciliation", "0 4 * * 0", True, "Every Sunday"
 )
-def nightly_period_entities(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-    scheduled = context.scheduled_execution_time
-    for company in get_settings().companies:
-        start, end = month_range(company.company_id, scheduled.date())
-        yield dg.RunRequest(
-            run_key=f"{company.company_id}-{scheduled:%Y%m%d}",
-            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
-        )
+schedules = [nightly_master_data, nightly_period_entities, weekly_master_data, weekly_period_entities]
