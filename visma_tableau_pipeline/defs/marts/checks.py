@@ -16,7 +16,8 @@ from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplic
 from visma_tableau_pipeline.settings import get_settings
 
 
-def _extract(name: str) -> pd.DataFrame | None:
+def read_extract(name: str) -> pd.DataFrame | None:
+    """The extract `name` as last written, or None before its first materialization."""
     path = hyper_path(get_settings().extracts_dir, name)
     return frame_from_hyper(path) if path.exists() else None
 
@@ -31,7 +32,7 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
         description=f"No two rows share the key ({', '.join(table.key)}).",
     )
     def _check() -> dg.AssetCheckResult:
-        frame = _extract(table.name)
+        frame = read_extract(table.name)
         if frame is None:
             return _missing(table.name)
         duplicates = duplicate_keys(table, frame)
@@ -51,7 +52,7 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
     description="Every journal batch balances: debits equal credits, in both currencies.",
 )
 def journal_batches_balance() -> dg.AssetCheckResult:
-    frame = _extract("gl_transactions")
+    frame = read_extract("gl_transactions")
     if frame is None:
         return _missing("gl_transactions")
     unbalanced = unbalanced_journal_batches(frame)
@@ -72,7 +73,7 @@ def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefi
         "per company, to the cent (base currency).",
     )
     def _check() -> dg.AssetCheckResult:
-        aging, invoices = _extract(aging_name), _extract(invoices_name)
+        aging, invoices = read_extract(aging_name), read_extract(invoices_name)
         if aging is None or invoices is None:
             return _missing(aging_name if aging is None else invoices_name)
         latest = aging[aging["snapshot_date"] == aging["snapshot_date"].max()]

@@ -3,9 +3,9 @@
 """
 
 import dagster as dg
-import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
+from visma_tableau_pipeline.defs.marts.checks import read_extract
 from visma_tableau_pipeline.defs.tableau.assets import build_tableau_asset, tableau_pool
 from visma_tableau_pipeline.marts.entitlements import (
     ENTITLEMENTS_KEY,
@@ -15,7 +15,7 @@ from visma_tableau_pipeline.marts.entitlements import (
     load_entitlements,
     tableau_principals,
 )
-from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, write_hyper
+from visma_tableau_pipeline.marts.hyper import write_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.tableau.directory import read_directory
@@ -25,11 +25,6 @@ USERS, MEMBERSHIPS, ENTITLEMENTS = "tableau_users", "tableau_group_memberships",
 DIRECTORY_KEY = dg.AssetKey(["tableau", "directory"])
 ENTITLEMENTS_ASSET = dg.AssetKey(["marts", ENTITLEMENTS])
 VISMA_MASTER_TABLES = ("customers", "suppliers", "dimensions")
-
-
-def _extract(name: str) -> pd.DataFrame | None:
-    path = hyper_path(get_settings().extracts_dir, name)
-    return frame_from_hyper(path) if path.exists() else None
 
 
 @dg.asset(
@@ -74,7 +69,7 @@ def entitlements(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         rules = []
     else:
         rules = load_entitlements(settings.entitlements_path)
-    frame = entitlements_table(rules, _extract(USERS))
+    frame = entitlements_table(rules, read_extract(USERS))
     path = write_hyper(frame, settings.extracts_dir, ENTITLEMENTS)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -94,11 +89,11 @@ def entitlements(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 def entitlements_resolve() -> dg.AssetCheckResult:
     settings = get_settings()
     rules = load_entitlements(settings.entitlements_path) if settings.entitlements_path else []
-    frames = {name: _extract(name) for name in VISMA_MASTER_TABLES}
+    frames = {name: read_extract(name) for name in VISMA_MASTER_TABLES}
     missing = [name for name, frame in frames.items() if frame is None]
     if missing:
         return dg.AssetCheckResult(passed=False, description=f"not built yet: {', '.join(missing)}")
-    users, memberships = _extract(USERS), _extract(MEMBERSHIPS)
+    users, memberships = read_extract(USERS), read_extract(MEMBERSHIPS)
     checks_tableau = users is not None and memberships is not None
     known_users, known_groups = tableau_principals(users, memberships) if checks_tableau else (None, None)
     problems = entitlement_problems(
