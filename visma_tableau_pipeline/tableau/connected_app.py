@@ -2,20 +2,17 @@
 
 HS256 over the Connected App's secret value, with `kid` = secret id and `iss` = client id in the
 header, and the claims Tableau requires: `iss`, `exp` (at most 10 minutes ahead), a fresh `jti`,
-`aud` "tableau", `sub` (the user to act as) and `scp` (the REST scopes granted). Built with `hmac`
-(PyJWT is not a dependency): HS256 is one HMAC-SHA256 over two base64url segments.
+`aud` "tableau", `sub` (the user to act as) and `scp` (the REST scopes granted), signed by PyJWT.
 
 Each sign-in mints a new token, so a session ending early just means signing in again.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import uuid
 from collections.abc import Sequence
+
+import jwt
 
 from visma_tableau_pipeline.settings import TableauSettings
 from visma_tableau_pipeline.tableau.errors import TableauConfigError
@@ -29,10 +26,6 @@ SCOPES = (
     "tableau:datasources:overwrite",
     "tableau:datasources:update",
 )
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def connected_app_jwt(
@@ -56,7 +49,6 @@ def connected_app_jwt(
         raise TableauConfigError(f"a Connected App JWT lives at most {MAX_LIFETIME_S} s; "
                                  f"asked for {lifetime_s}")
     assert secret is not None
-    header = {"alg": "HS256", "typ": "JWT", "kid": secret_id, "iss": client_id}
     claims = {
         "iss": client_id,
         "exp": int(now_epoch_s) + lifetime_s,
@@ -65,9 +57,5 @@ def connected_app_jwt(
         "sub": settings.username,
         "scp": list(scopes),
     }
-    signing_input = ".".join(
-        _b64url(json.dumps(part, separators=(",", ":")).encode("utf-8")) for part in (header, claims)
-    )
-    signature = hmac.new(secret.get_secret_value().encode("utf-8"), signing_input.encode("ascii"),
-                         hashlib.sha256).digest()
-    return f"{signing_input}.{_b64url(signature)}"
+    return jwt.encode(claims, secret.get_secret_value(), algorithm="HS256",
+                      headers={"kid": secret_id, "iss": client_id})
