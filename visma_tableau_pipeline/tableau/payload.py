@@ -2,8 +2,9 @@
 
 A payload is one .hyper file with `"Extract"."Extract"` (rows to upsert or insert) and, when
 rows are deleted, `"Extract"."deleted_keys"` (their key columns). Each table is written by
-`marts.hyper.write_hyper`, which keeps decimals exact (its pantab workaround), and Hyper then
-copies the tables into the one payload file.
+`marts.hyper.write_hyper`, which keeps decimals exact (its pantab workaround); when there are
+both, Hyper then copies the two tables into the one payload file (upserts alone are already
+`"Extract"."Extract"`, so that file is the payload as it is).
 
 Tableau takes at most 100 MB per update request by default. The size of a Hyper file is known
 only once written (it grows in 64 KiB blocks), so a payload that turns out too large is split
@@ -59,8 +60,11 @@ def write_payload(batch: RowBatch, path: Path) -> Path:
             parts[UPSERTS_TABLE] = write_hyper(batch.upserts, Path(scratch), "upserts")
         if batch.delete_rows:
             parts[DELETED_KEYS_TABLE] = write_hyper(batch.deleted_keys, Path(scratch), "deleted")
-        combined = Path(scratch) / "payload.hyper"
-        _combine(parts, combined, Path(scratch))
+        if list(parts) == [UPSERTS_TABLE]:  # already `"Extract"."Extract"`: nothing to copy
+            combined = parts[UPSERTS_TABLE]
+        else:
+            combined = Path(scratch) / "payload.hyper"
+            _combine(parts, combined, Path(scratch))
         path.unlink(missing_ok=True)
         combined.replace(path)
     return path
