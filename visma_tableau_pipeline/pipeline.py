@@ -25,7 +25,12 @@ from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
-from visma_tableau_pipeline.tableau.changes import row_keys_and_hashes, schema_fingerprint, split_key
+from visma_tableau_pipeline.tableau.changes import (
+    row_keys,
+    row_keys_and_hashes,
+    schema_fingerprint,
+    split_key,
+)
 from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table, replace_partition
 from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
@@ -326,7 +331,7 @@ def _row_contents(frame: pd.DataFrame, key: tuple[str, ...], wanted: set[str]) -
     """The delivered rows of `wanted` keys as JSON text, for the ledger's version history."""
     if not wanted:
         return {}
-    keys, _ = row_keys_and_hashes(frame, key)
+    keys = row_keys(frame, key)
     positions = [i for i, k in enumerate(keys) if k in wanted]
     rows = frame.iloc[positions].astype(object).where(frame.iloc[positions].notna(), None)
     return {

@@ -166,6 +166,16 @@ def row_keys_and_hashes(
     return keys.to_pylist(), _sha256_hex(content)
 
 
+def row_keys(frame: pd.DataFrame, key_columns: Sequence[str]) -> list[str]:
+    """Each row's key string only (as `row_keys_and_hashes` makes it), without hashing the rows."""
+    table = pa.Table.from_pandas(frame[list(key_columns)], preserve_index=False).combine_chunks()
+    if table.num_rows == 0:
+        return []
+    return _joined(
+        [_key_escaped(_rendered(table.column(name), name)) for name in key_columns], KEY_SEPARATOR
+    ).to_pylist()
+
+
 def _sha256_hex(texts: pa.ChunkedArray) -> list[str]:
     """sha256 hex of each (non-null) UTF-8 text, hashed straight from Arrow's buffers.
 
