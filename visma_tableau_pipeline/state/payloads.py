@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -26,62 +27,95 @@ def canonical_json(payload: dict[str, Any]) -> str:
     parse_float=Decimal). An integral Decimal such as Decimal('100') reads back as the int 100,
     just as Visma's own JSON does.
     """
-    parts: list[str] = []
-    append = parts.append
-
-    def write(value: Any, path: str) -> None:
-        # Leaves are written inline, not by recursion: this runs for every field of every record.
-        kind = type(value)
-        if kind is str:
-            append(encode_basestring_ascii(value))
-        elif kind is Decimal:
-            if not value.is_finite():
-                raise PayloadError(f"{value} at {path} is not a number JSON can hold", path=path)
-            append(str(value))
-        elif kind is dict:
-            separator = "{"
-            for name in sorted(value):
-                if name in VOLATILE_FIELDS:
-                    continue
-                if type(name) is not str:
-                    raise PayloadError(f"non-string field name {name!r} at {path}", path=path)
-                append(separator)
-                separator = ","
-                append(encode_basestring_ascii(name))
-                append(":")
-                item = value[name]
-                if type(item) is str:
-                    append(encode_basestring_ascii(item))
-                else:
-                    write(item, f"{path}.{name}")
-            append("}" if separator == "," else "{}")
-        elif kind is list:
-            separator = "["
-            for index, item in enumerate(value):
-                append(separator)
-                separator = ","
-                write(item, f"{path}[{index}]")
-            append("]" if separator == "," else "[]")
-        elif value is None:
-            append("null")
-        elif value is True:
-            append("true")
-        elif value is False:
-            append("false")
-        elif kind is int:
-            append(str(value))
-        elif kind is float:
-            raise PayloadError(
-                f"float at {path}: parse Visma JSON with parse_float=Decimal so money stays exact",
-                path=path,
-            )
-        else:
-            raise PayloadError(f"{kind.__name__} at {path} is not a JSON value", path=path)
-
     if type(payload) is not dict:
         raise PayloadError(f"a record payload must be a JSON object, not {type(payload).__name__}")
-    write(payload, "$")
-    return "".join(parts)
+    try:
+        text = _object_text(payload)
+    except (_Unencodable, KeyError, TypeError):
+        _check(payload, "$")  # raises the error that names the offending path
+        raise
+    if "NaN" in text or "Infinity" in text:  # a non-finite Decimal, or merely a string saying so
+        _check(payload, "$")
+    return text
+
+
+# The encoder runs for every field of every record read (a full sync of a million invoices is
+# some hundred million values), so it keeps no path and dispatches on the exact type through a
+# table. Anything it does not expect makes it give up; `_check` then walks the payload in the same
+# order with paths, to raise the error that names the value.
+
+
+class _Unencodable(Exception):
+    """A value the fast encoder does not handle; `_check` says what is wrong with it."""
+
+
+_FIELD_TEXTS: dict[str, str] = {}  # field name -> '"name":' (Visma's field names repeat)
+_MAX_FIELD_TEXTS = 4096
+
+
+def _field_text(name: Any) -> str:
+    if type(name) is not str:
+        raise _Unencodable
+    text = _FIELD_TEXTS.get(name)
+    if text is None:
+        text = encode_basestring_ascii(name) + ":"
+        if len(_FIELD_TEXTS) < _MAX_FIELD_TEXTS:
+            _FIELD_TEXTS[name] = text
+    return text
+
+
+def _object_text(value: dict) -> str:
+    if not value:
+        return "{}"
+    parts = []
+    for name in sorted(value):
+        if name in VOLATILE_FIELDS:
+            continue
+        item = value[name]
+        parts.append(_field_text(name) + _TEXT_OF[type(item)](item))
+    return "{" + ",".join(parts) + "}" if parts else "{}"
+
+
+def _array_text(value: list) -> str:
+    return "[" + ",".join([_TEXT_OF[type(item)](item) for item in value]) + "]"
+
+
+# Exact types only: a subclass (IntEnum, a str subclass) is no JSON value here, as in `_check`.
+# A non-finite Decimal is written as NaN or Infinity and caught in `canonical_json`.
+_TEXT_OF: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring_ascii,
+    Decimal: Decimal.__str__,
+    int: int.__repr__,
+    bool: {True: "true", False: "false"}.__getitem__,
+    type(None): {None: "null"}.__getitem__,
+    dict: _object_text,
+    list: _array_text,
+}
+
+
+def _check(value: Any, path: str) -> None:
+    """Raise the PayloadError for the first value, in encoding order, that JSON cannot hold exactly."""
+    kind = type(value)
+    if kind is dict:
+        for name in sorted(value):
+            if name in VOLATILE_FIELDS:
+                continue
+            if type(name) is not str:
+                raise PayloadError(f"non-string field name {name!r} at {path}", path=path)
+            _check(value[name], f"{path}.{name}")
+    elif kind is list:
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]")
+    elif kind is Decimal:
+        if not value.is_finite():
+            raise PayloadError(f"{value} at {path} is not a number JSON can hold", path=path)
+    elif kind is float:
+        raise PayloadError(
+            f"float at {path}: parse Visma JSON with parse_float=Decimal so money stays exact",
+            path=path,
+        )
+    elif kind not in _TEXT_OF:
+        raise PayloadError(f"{kind.__name__} at {path} is not a JSON value", path=path)
 
 
 def content_hash(canonical_text: str) -> str:

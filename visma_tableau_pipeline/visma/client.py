@@ -406,7 +406,9 @@ def _noting_totals(pages: Iterator[Page], totals: set[int]) -> Iterator[Page]:
 
 
 def _without_metadata(record: dict) -> dict:
-    return {name: value for name, value in record.items() if name != "metadata"}
+    copy = record.copy()  # a copy: the page's own items keep the metadata the stop rule reads
+    copy.pop("metadata", None)
+    return copy
 
 
 def _has_request(exc: httpx.TransportError) -> bool:

@@ -166,7 +166,9 @@ class Deduplicator:
 
     def __init__(self, entity: Entity) -> None:
         self._entity = entity
-        self._seen: dict[tuple[str, ...], tuple[object, int]] = {}  # key -> (modified, pass)
+        # key -> (modified as Visma wrote it, pass). Parsed only when a key comes back: parsing
+        # every record's timestamp with strptime cost ten times the rest of the dedupe.
+        self._seen: dict[tuple[str, ...], tuple[object, int]] = {}
         self._pass = 1
         self.repeats = 0
 
@@ -176,21 +178,21 @@ class Deduplicator:
 
     def admit(self, record: dict) -> bool:
         key = record_key(self._entity, record)
-        modified = _modified(record, self._entity.modified_field)
+        raw_modified = record.get(self._entity.modified_field)
         previous = self._seen.get(key)
         if previous is not None:
-            previous_modified, previous_pass = previous
+            previous_raw, previous_pass = previous
             if previous_pass == self._pass:
                 self.repeats += 1
+            modified, previous_modified = _modified(raw_modified), _modified(previous_raw)
             if modified is None or previous_modified is None or modified <= previous_modified:
-                self._seen[key] = (previous_modified, self._pass)
+                self._seen[key] = (previous_raw, self._pass)
                 return False
-        self._seen[key] = (modified, self._pass)
+        self._seen[key] = (raw_modified, self._pass)
         return True
 
 
-def _modified(record: dict, field: str) -> object:
-    raw = record.get(field)
+def _modified(raw: object) -> object:
     if not raw:
         return None
     try:
