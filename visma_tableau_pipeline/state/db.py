@@ -132,6 +132,9 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts the file; a power cut may drop the last commits, and
+        # their watermark with them (one transaction), so the next run reads those records again.
+        cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 
