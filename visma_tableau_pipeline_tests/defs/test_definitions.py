@@ -81,7 +81,7 @@ def test_a_partition_then_the_dashboard_tables_materialize(sandbox_env):
 def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, tmp_path, monkeypatch):
     from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
     from visma_tableau_pipeline.marts.registry import mart_table
-    from visma_tableau_pipeline.pipeline import sync_all
+    from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.defs.resources import StateResource, resolved_companies
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 
@@ -129,7 +129,7 @@ def test_the_weekly_reconciliation_reads_everything_in_full(sandbox_env):
 
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
-    from visma_tableau_pipeline.pipeline import sync_all
+    from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.defs.resources import StateResource, VismaResource, resolved_companies
 
     settings = get_settings()
@@ -156,7 +156,7 @@ def test_entitlements_are_checked_against_visma_and_tableau_and_published(sandbo
     from visma_tableau_pipeline.defs.resources import StateResource, resolved_companies
     from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY, ENTITLEMENTS_ASSET
     from visma_tableau_pipeline.marts.registry import mart_table
-    from visma_tableau_pipeline.pipeline import sync_all
+    from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 
     sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())

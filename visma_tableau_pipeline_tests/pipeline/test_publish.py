@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tableauhyperapi import Connection, HyperProcess, Telemetry
 
-import visma_tableau_pipeline.pipeline as pipeline
+import visma_tableau_pipeline.tableau.audited as audited
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES
@@ -131,15 +131,15 @@ def test_a_crash_between_publish_and_commit_loses_and_doubles_nothing(visma_sand
     invoice = next(visma_sandbox.records(company_id, "supplier_invoices"))
     visma_sandbox.modify(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
 
-    real_record = pipeline.record_deliveries
+    real_record = audited.record_deliveries
 
     def crash(*args, **kwargs):
         raise RuntimeError("the process died after Tableau confirmed the delivery")
 
-    monkeypatch.setattr(pipeline, "record_deliveries", crash)
+    monkeypatch.setattr(audited, "record_deliveries", crash)
     with pytest.raises(RuntimeError):
         run_pipeline(both, companies=companies, as_of=TODAY)
-    monkeypatch.setattr(pipeline, "record_deliveries", real_record)
+    monkeypatch.setattr(audited, "record_deliveries", real_record)
 
     again = run_pipeline(both, companies=companies, as_of=TODAY)
     assert again.published["ap_invoices"].startswith("incremental (+1/-0")  # sent again, not lost

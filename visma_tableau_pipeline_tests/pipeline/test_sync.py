@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from visma_tableau_pipeline.pipeline import sync_all
+from visma_tableau_pipeline.visma.plan import sync_all
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan
 from visma_tableau_pipeline.state import StateDB, count, iter_records, key_string
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, record_key

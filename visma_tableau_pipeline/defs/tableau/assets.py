@@ -15,7 +15,8 @@ from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.pipeline import publish_extract, snapshot_column_of
+from visma_tableau_pipeline.marts.extracts import snapshot_column_of
+from visma_tableau_pipeline.tableau.audited import publish_extract
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.tableau.pat import PatUsageFile, pat_status
 from visma_tableau_pipeline.tableau.publish import ensure_project

@@ -1,0 +1,63 @@
+"""Dashboard tables from the state store to Hyper extracts, one file per table.
+
+Every company is in one file (a `company_id` column). Daily snapshot tables (aging) keep the
+earlier days of the previous extract and replace only the day being built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, write_hyper
+from visma_tableau_pipeline.marts.inputs import MartInputs
+from visma_tableau_pipeline.marts.registry import MartTable, build_with
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.records import iter_records
+
+SNAPSHOT_COLUMN = "snapshot_date"
+
+
+def load_records(db: StateDB, company_ids: list[str], entity_names: Iterable[str]) -> dict[str, list[dict]]:
+    """Every live stored record of the given entities, each tagged with its `company_id`."""
+    records: dict[str, list[dict]] = {}
+    with db.connect() as conn:
+        for name in entity_names:
+            records[name] = [
+                {**record, "company_id": company_id}
+                for company_id in company_ids
+                for record in iter_records(conn, company_id, name)
+            ]
+    return records
+
+
+def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> pd.DataFrame:
+    """One dashboard table, all companies, from the state store."""
+    return build_with(table, MartInputs(load_records(db, company_ids, table.sources), as_of))
+
+
+def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date) -> Path:
+    """Write the table's extract; daily snapshot tables keep earlier days' snapshots."""
+    if table.partition_column == SNAPSHOT_COLUMN:
+        previous = hyper_path(extracts_dir, table.name)
+        if previous.exists():
+            frame = keep_other_snapshots(frame_from_hyper(previous), frame, as_of)
+    return write_hyper(frame, extracts_dir, table.name)
+
+
+def snapshot_column_of(table: MartTable) -> str | None:
+    """The snapshot-day column of a daily snapshot table (aging), else None."""
+    return SNAPSHOT_COLUMN if table.partition_column == SNAPSHOT_COLUMN else None
+
+
+def keep_other_snapshots(previous: pd.DataFrame, today: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Earlier days' snapshots from the previous extract, plus today's (rebuilt, not doubled)."""
+    schema = pa.Table.from_pandas(today, preserve_index=False).schema
+    earlier = previous[pd.to_datetime(previous[SNAPSHOT_COLUMN]).dt.date != as_of]
+    earlier_table = pa.Table.from_pandas(earlier[list(today.columns)], preserve_index=False)
+    combined = pa.concat_tables([earlier_table.cast(schema), pa.Table.from_pandas(today, preserve_index=False)])
+    return combined.to_pandas(types_mapper=pd.ArrowDtype)

@@ -1,0 +1,118 @@
+"""Which windows a sync reads, and reading them for every company.
+
+`vtp sync` and the nightly schedules take their windows from `plan_windows`, so a headless sync
+and a nightly run read exactly the same (company, entity, period) windows through `sync_window`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+from visma_tableau_pipeline.settings import CompanySettings, Settings
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.records import iter_records
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
+from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.periods import FinancialPeriod, parse_periods
+from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    company_id: str
+    entity: Entity
+    period: str | None  # YYYYPP for period entities, None for master data
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    windows: list[WindowResult] = field(default_factory=list)
+    api_calls: int = 0
+    retries: int = 0
+    extra_passes: int = 0  # lists read again because rows moved while paging
+
+    def totals(self) -> dict[str, int]:
+        return {
+            name: sum(getattr(w, name) for w in self.windows)
+            for name in ("records_read", "inserted", "updated", "deleted")
+        }
+
+
+def periods_in_window(periods: list[FinancialPeriod], first: date, last: date) -> list[str]:
+    """The financial periods that overlap [first, last]."""
+    return [p.period_id for p in periods if p.end >= first and p.start <= last]
+
+
+def plan_windows(
+    company_id: str, periods: list[FinancialPeriod], first_month: date, today: date
+) -> Iterator[Window]:
+    """Master data first (invoices refer to it), then every period entity for every period."""
+    period_ids = periods_in_window(periods, first_month, today)
+    for entity in ENTITIES:
+        if entity.name == "financial_periods":
+            continue  # read before planning
+        if entity.by_period:
+            for period_id in period_ids:
+                yield Window(company_id, entity, period_id)
+        else:
+            yield Window(company_id, entity, None)
+
+
+def sync_company(
+    company: CompanySettings,
+    db: StateDB,
+    *,
+    first_month: date,
+    today: date,
+    full: bool,
+    run_id: str,
+    report: SyncReport,
+    client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
+) -> None:
+    """Every window of one company: financial periods first, then the plan."""
+    periods_entity = catalogue_entity("financial_periods")
+    with client_factory(company) as client:
+        report.windows.append(
+            sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
+        )
+        with db.connect() as conn:
+            periods = parse_periods(iter_records(conn, company.company_id, periods_entity.name))
+        for window in plan_windows(company.company_id, periods, first_month, today):
+            report.windows.append(
+                sync_window(
+                    client, db, window.entity,
+                    company_id=company.company_id, run_id=run_id, period=window.period, full=full,
+                )
+            )
+        report.api_calls += int(client.stats.api_calls)
+        report.retries += int(client.stats.retries)
+        report.extra_passes += int(client.stats.extra_passes)
+
+
+def sync_all(
+    settings: Settings,
+    companies: list[CompanySettings],
+    db: StateDB,
+    *,
+    full: bool = False,
+    today: date | None = None,
+    run_id: str | None = None,
+    client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
+) -> SyncReport:
+    """Read every company's windows into the state store."""
+    report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
+    for company in companies:
+        sync_company(
+            company, db,
+            first_month=settings.first_month, today=today or date.today(),
+            full=full, run_id=report.run_id, report=report, client_factory=client_factory,
+        )
+    log.info("sync %s done: %s, %d API calls", report.run_id, report.totals(), report.api_calls)
+    return report
