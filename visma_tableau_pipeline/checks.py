@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from visma_tableau_pipeline.settings import CompanySettings, Settings, TableauSettings
+from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies, TableauSettings
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.errors import VismaError
 
@@ -53,8 +53,6 @@ def check_tableau(tableau: TableauSettings) -> CheckResult:
 
 def run_checks(settings: Settings, companies: list[CompanySettings] | None = None) -> list[CheckResult]:
     """One result per company and one for Tableau (or a note that publishing is off)."""
-    from visma_tableau_pipeline.defs.resources import resolved_companies
-
     if settings.sandbox:
         log.info("No Visma credentials set: checking the bundled Visma sandbox.")
     results = [check_company(c) for c in (companies or resolved_companies(settings))]

@@ -12,11 +12,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from visma_tableau_pipeline.marts.extracts import build_table, snapshot_column_of, write_extract
+from visma_tableau_pipeline.marts.entitlements import ENTITLEMENTS_KEY
+from visma_tableau_pipeline.marts.extracts import (
+    ENTITLEMENTS,
+    build_table,
+    snapshot_column_of,
+    write_entitlements,
+    write_extract,
+)
 from visma_tableau_pipeline.marts.registry import MART_TABLES
-from visma_tableau_pipeline.settings import CompanySettings, Settings
+from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.tableau.audited import publish_extract
+from visma_tableau_pipeline.tableau.directory import read_directory
 from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
 from visma_tableau_pipeline.visma.plan import SyncReport, sync_all
@@ -57,8 +65,6 @@ def run_pipeline(
     companies: list[CompanySettings] | None = None,
 ) -> PipelineOutcome:
     """Sync every company, rebuild every dashboard table, write the extracts, publish them."""
-    from visma_tableau_pipeline.defs.resources import resolved_companies
-
     if settings.sandbox:
         log.info("No Visma credentials set: reading the bundled Visma sandbox.")
     companies = companies or resolved_companies(settings)
@@ -74,16 +80,24 @@ def run_pipeline(
         extracts[table.name] = write_extract(frame, settings.extracts_dir, table, as_of)
         outcome.extracts[table.name] = len(frame)
     if settings.tableau is None:
+        entitlements, _ = write_entitlements(settings.entitlements_path, None, settings.extracts_dir)
+        outcome.extracts[ENTITLEMENTS] = len(entitlements)
         log.info("No Tableau settings: extracts written to %s, nothing published.", settings.extracts_dir)
         return outcome
     with TableauSession(settings.tableau) as session, tempfile.TemporaryDirectory() as workdir:
         project_id = ensure_project(session, settings.tableau.project)
-        for table in MART_TABLES:
+        users, _ = read_directory(session)  # entitlements may name a user by email
+        entitlements, extracts[ENTITLEMENTS] = write_entitlements(
+            settings.entitlements_path, users, settings.extracts_dir
+        )
+        outcome.extracts[ENTITLEMENTS] = len(entitlements)
+        targets = [(t.name, t.key, snapshot_column_of(t)) for t in MART_TABLES]
+        for name, key, snapshot_column in [*targets, (ENTITLEMENTS, ENTITLEMENTS_KEY, None)]:
             delivered = publish_extract(
-                session, db, project_id, table.name, table.key, extracts[table.name], Path(workdir),
-                run_id=outcome.sync.run_id, full=full, snapshot_column=snapshot_column_of(table),
+                session, db, project_id, name, key, extracts[name], Path(workdir),
+                run_id=outcome.sync.run_id, full=full, snapshot_column=snapshot_column,
             )
-            outcome.published[table.name] = (
+            outcome.published[name] = (
                 f"{delivered.mode} (+{delivered.rows_upserted}/-{delivered.rows_deleted}, "
                 f"{delivered.bytes_sent} bytes)"
             )

@@ -285,6 +285,15 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
     )
 
 
+def resolved_companies(settings: Settings) -> list[CompanySettings]:
+    """The companies to read, with the sandbox started in this process when it is the target."""
+    if not settings.sandbox:
+        return settings.companies
+    from visma_tableau_pipeline.sandbox.local import sandbox_company_settings
+
+    return sandbox_company_settings()
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once."""

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import dagster as dg
 
-from visma_tableau_pipeline.settings import CompanySettings, Settings, get_settings
+from visma_tableau_pipeline.settings import CompanySettings, get_settings, resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.client import VismaClient
 
@@ -17,15 +17,6 @@ def _state_db(url: str) -> StateDB:
     db = StateDB(url)
     db.create_all()
     return db
-
-
-def resolved_companies(settings: Settings) -> list[CompanySettings]:
-    """The companies to read, with the sandbox started in this process when it is the target."""
-    if not settings.sandbox:
-        return settings.companies
-    from visma_tableau_pipeline.sandbox.local import sandbox_company_settings
-
-    return sandbox_company_settings()
 
 
 class StateResource(dg.ConfigurableResource):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, write_hyper
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MartTable, build_with
@@ -61,3 +62,18 @@ def keep_other_snapshots(previous: pd.DataFrame, today: pd.DataFrame, as_of: dat
     earlier_table = pa.Table.from_pandas(earlier[list(today.columns)], preserve_index=False)
     combined = pa.concat_tables([earlier_table.cast(schema), pa.Table.from_pandas(today, preserve_index=False)])
     return combined.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+ENTITLEMENTS = "entitlements"
+
+
+def write_entitlements(
+    rules_file: Path | None, users: pd.DataFrame | None, extracts_dir: Path
+) -> tuple[pd.DataFrame, Path]:
+    """The row-level security table from the YAML mapping (empty without one), written out.
+
+    `users` (Tableau's users) lets an entitlement name a user by email.
+    """
+    rules = load_entitlements(rules_file) if rules_file else []
+    frame = entitlements_table(rules, users)
+    return frame, write_hyper(frame, extracts_dir, ENTITLEMENTS)

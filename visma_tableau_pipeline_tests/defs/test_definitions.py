@@ -82,7 +82,8 @@ def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, tmp_p
     from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
     from visma_tableau_pipeline.marts.registry import mart_table
     from visma_tableau_pipeline.visma.plan import sync_all
-    from visma_tableau_pipeline.defs.resources import StateResource, resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.settings import resolved_companies
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 
     sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
@@ -130,7 +131,8 @@ def test_the_weekly_reconciliation_reads_everything_in_full(sandbox_env):
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
     from visma_tableau_pipeline.visma.plan import sync_all
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource, resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.settings import resolved_companies
 
     settings = get_settings()
     state = StateResource()
@@ -153,7 +155,8 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
 
 
 def test_entitlements_are_checked_against_visma_and_tableau_and_published(sandbox_env, tmp_path, monkeypatch):
-    from visma_tableau_pipeline.defs.resources import StateResource, resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.settings import resolved_companies
     from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY, ENTITLEMENTS_ASSET
     from visma_tableau_pipeline.marts.registry import mart_table
     from visma_tableau_pipeline.visma.plan import sync_all

@@ -10,18 +10,18 @@ from visma_tableau_pipeline.defs.tableau.assets import build_tableau_asset, tabl
 from visma_tableau_pipeline.marts.entitlements import (
     ENTITLEMENTS_KEY,
     entitlement_problems,
-    entitlements_table,
     known_visma_values,
     load_entitlements,
     tableau_principals,
 )
+from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, write_entitlements
 from visma_tableau_pipeline.marts.hyper import write_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.tableau.directory import read_directory
 from visma_tableau_pipeline.tableau.session import TableauSession
 
-USERS, MEMBERSHIPS, ENTITLEMENTS = "tableau_users", "tableau_group_memberships", "entitlements"
+USERS, MEMBERSHIPS = "tableau_users", "tableau_group_memberships"
 DIRECTORY_KEY = dg.AssetKey(["tableau", "directory"])
 ENTITLEMENTS_ASSET = dg.AssetKey(["marts", ENTITLEMENTS])
 VISMA_MASTER_TABLES = ("customers", "suppliers", "dimensions")
@@ -66,11 +66,7 @@ def entitlements(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = get_settings()
     if settings.entitlements_path is None:
         context.log.info("VTP_ENTITLEMENTS is not set: the entitlements table is empty.")
-        rules = []
-    else:
-        rules = load_entitlements(settings.entitlements_path)
-    frame = entitlements_table(rules, read_extract(USERS))
-    path = write_hyper(frame, settings.extracts_dir, ENTITLEMENTS)
+    frame, path = write_entitlements(settings.entitlements_path, read_extract(USERS), settings.extracts_dir)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
         "source": str(settings.entitlements_path or "none"),
