@@ -33,7 +33,7 @@ from visma_tableau_pipeline.sandbox.tableau import ConnectedApp, TableauSandbox,
 
 EXTRACT = TableName("Extract", "Extract")
 PAT_NAME, PAT_SECRET = "ci-token", "ci-secret-value"
-APP = ConnectedApp("client-123", "secret-id-456", "connected-app-secret-value")
+APP = ConnectedApp("client-123", "secret-id-456", "connected-app-secret-value-of-32-plus-bytes")
 
 
 class FakeClock:

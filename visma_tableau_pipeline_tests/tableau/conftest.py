@@ -13,7 +13,7 @@ from visma_tableau_pipeline.settings import TableauSettings
 from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
 
 PAT_NAME, PAT_SECRET = "pipeline-pat", "pipeline-pat-secret-value"
-APP = ConnectedApp("app-client-id", "app-secret-id", "app-secret-value-do-not-log")
+APP = ConnectedApp("app-client-id", "app-secret-id", "app-secret-value-do-not-log-32-bytes-long")
 
 
 class Waits(list[float]):
