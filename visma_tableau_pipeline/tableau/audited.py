@@ -16,7 +16,7 @@ from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
-from visma_tableau_pipeline.tableau.changes import row_keys, row_keys_and_hashes, schema_fingerprint, split_key
+from visma_tableau_pipeline.tableau.changes import row_keys, schema_fingerprint, split_key
 from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table, replace_partition
 from visma_tableau_pipeline.tableau.session import TableauSession
 
@@ -81,7 +81,7 @@ def _replace_latest_snapshot(
     latest = frame[column].max()
     part = frame[frame[column] == latest]
     position = key.index(column)
-    rendered = split_key(row_keys_and_hashes(part.head(1), key)[0][0])[position]
+    rendered = split_key(row_keys(part.head(1), key)[0])[position]
     previous_part = {k: h for k, h in previous.items() if split_key(k)[position] == rendered}
     return replace_partition(session, datasource_id, name, part, key, column, latest,
                              previous_part, workdir, scope=run_id)

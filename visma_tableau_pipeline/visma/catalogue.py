@@ -8,6 +8,7 @@ which OpenAPI schema its items follow. Facts are from Visma's OpenAPI document (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -161,12 +162,17 @@ def entity(name: str) -> Entity:
         raise KeyError(f"unknown Visma entity {name!r}; known: {', '.join(BY_NAME)}") from None
 
 
-def record_key(entity: Entity, record: dict) -> tuple[str, ...]:
-    """The key of a record as a tuple of strings, following dotted paths into nested objects."""
+def key_values(fields: Sequence[str], record: dict) -> tuple[str, ...]:
+    """The values of `fields` as strings ("" when absent), following dotted paths into objects."""
     values: list[str] = []
-    for field in entity.key:
+    for field in fields:
         value: object = record
         for part in field.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         values.append("" if value is None else str(value))
     return tuple(values)
+
+
+def record_key(entity: Entity, record: dict) -> tuple[str, ...]:
+    """The key of a record as a tuple of strings, following dotted paths into nested objects."""
+    return key_values(entity.key, record)

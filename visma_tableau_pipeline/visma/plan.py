@@ -50,6 +50,12 @@ def periods_in_window(periods: list[FinancialPeriod], first: date, last: date) -
     return [p.period_id for p in periods if p.end >= first and p.start <= last]
 
 
+def stored_periods(db: StateDB, company_id: str) -> list[FinancialPeriod]:
+    """The company's financial periods as last read from Visma (empty before the first read)."""
+    with db.connect() as conn:
+        return parse_periods(iter_records(conn, company_id, "financial_periods"))
+
+
 def plan_windows(
     company_id: str, periods: list[FinancialPeriod], first_month: date, today: date
 ) -> Iterator[Window]:
@@ -82,8 +88,7 @@ def sync_company(
         report.windows.append(
             sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
         )
-        with db.connect() as conn:
-            periods = parse_periods(iter_records(conn, company.company_id, periods_entity.name))
+        periods = stored_periods(db, company.company_id)
         for window in plan_windows(company.company_id, periods, first_month, today):
             report.windows.append(
                 sync_window(

@@ -41,9 +41,7 @@ class WindowResult:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-    watermark_before: str | None = None
     watermark: str | None = None  # the newest lastModifiedDateTime stored (advances as pages come)
-    changed_periods: set[str] = field(default_factory=set)
     preview: list[dict] = field(default_factory=list)  # the first records read, as Visma sent them
 
 
@@ -81,8 +79,6 @@ def _store_batches(
         result.inserted += outcome.inserted
         result.updated += outcome.updated
         result.unchanged += outcome.unchanged
-        if outcome.inserted or outcome.updated:
-            result.changed_periods.update(p for _, p, _, _ in rows if p)
         if len(result.preview) < PREVIEW_RECORDS:
             result.preview.extend(batch[: PREVIEW_RECORDS - len(result.preview)])
 
@@ -104,7 +100,7 @@ def sync_window(
         watermark = get_watermark(conn, company_id, entity.name, scope)
     delta = not full and entity.delta is not Delta.NONE and watermark is not None
     result = WindowResult(company_id, entity.name, period, full=not delta)
-    result.watermark_before = result.watermark = watermark
+    result.watermark = watermark
     seen: set[str] = set()
     batches = client.read_entity(
         entity, modified_since=watermark if delta else None, period=period, on_page=on_page
@@ -118,8 +114,6 @@ def sync_window(
             if gone:
                 mark_deleted(conn, company_id, entity.name, gone, run_id)
                 result.deleted = len(gone)
-                if period:
-                    result.changed_periods.add(period)
             record_full_sync(conn, company_id, entity.name, run_id, scope=scope)
         if newest is not None:
             advance_watermark(conn, company_id, entity.name, newest, run_id, scope=scope)

@@ -36,6 +36,23 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vis
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def tableau_env(sandbox_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Both sandboxes, the Visma one already synced, and TABLEAU_* pointing at the Tableau one."""
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
+    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.visma.plan import sync_all
+
+    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+    tableau = TableauSandbox(tmp_path / "tableau")
+    with tableau.serve():
+        for name, value in tableau.settings_env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        yield tableau
+
+
 def test_every_asset_has_a_group_kinds_and_a_description():
     graph = defs.resolve_asset_graph()
     specs = {key: graph.get(key) for key in graph.get_all_asset_keys()}
@@ -78,33 +95,23 @@ def test_a_partition_then_the_dashboard_tables_materialize(sandbox_env):
     assert checks and all(e.event_specific_data.passed for e in checks)
 
 
-def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, tmp_path, monkeypatch):
+def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, tableau_env):
     from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
     from visma_tableau_pipeline.marts.registry import mart_table
-    from visma_tableau_pipeline.visma.plan import sync_all
-    from visma_tableau_pipeline.defs.resources import StateResource
-    from visma_tableau_pipeline.settings import resolved_companies
-    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 
-    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        instance = dg.DagsterInstance.ephemeral()
-        mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key(mart_table("suppliers"))
-        result = defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
-            instance=instance, asset_selection=[mart, published]
-        )
-        assert result.success
-        metadata = next(e for e in result.get_asset_materialization_events() if e.asset_key == published).materialization.metadata
-        assert metadata["mode"].value == "create" and metadata["bytes_sent"].value > 0
-        stored = frame_from_hyper(tableau.datasource_path("suppliers"))
-        assert len(stored) == sum(1 for c in ("nordic-no", "nordic-se") for _ in sandbox_env.records(c, "suppliers"))
-        pat_checks = [e.event_specific_data for e in result.all_events
-                      if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "pat_expiry"]
-        assert pat_checks and all(c.passed for c in pat_checks)
+    instance = dg.DagsterInstance.ephemeral()
+    mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key(mart_table("suppliers"))
+    result = defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
+        instance=instance, asset_selection=[mart, published]
+    )
+    assert result.success
+    metadata = next(e for e in result.get_asset_materialization_events() if e.asset_key == published).materialization.metadata
+    assert metadata["mode"].value == "create" and metadata["bytes_sent"].value > 0
+    stored = frame_from_hyper(tableau_env.datasource_path("suppliers"))
+    assert len(stored) == sum(1 for c in ("nordic-no", "nordic-se") for _ in sandbox_env.records(c, "suppliers"))
+    pat_checks = [e.event_specific_data for e in result.all_events
+                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "pat_expiry"]
+    assert pat_checks and all(c.passed for c in pat_checks)
 
 
 def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
@@ -154,38 +161,28 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
         assert not visma_polling_sensor(context).run_requests
 
 
-def test_entitlements_are_checked_against_visma_and_tableau_and_published(sandbox_env, tmp_path, monkeypatch):
-    from visma_tableau_pipeline.defs.resources import StateResource
-    from visma_tableau_pipeline.settings import resolved_companies
+def test_entitlements_are_checked_against_visma_and_tableau_and_published(tableau_env, tmp_path, monkeypatch):
     from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY, ENTITLEMENTS_ASSET
     from visma_tableau_pipeline.marts.registry import mart_table
-    from visma_tableau_pipeline.visma.plan import sync_all
-    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 
-    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
     masters = [mart_asset_key(mart_table(n)) for n in ("customers", "suppliers", "dimensions")]
     published = dg.AssetKey(["tableau", "entitlements"])
     selection = [*masters, DIRECTORY_KEY, ENTITLEMENTS_ASSET, published]
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        instance = dg.DagsterInstance.ephemeral()
-        job = defs.resolve_implicit_job_def_def_for_assets(selection)
-        result = job.execute_in_process(instance=instance, asset_selection=selection)
-        assert result.success
-        checks = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-                  if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-        assert checks["entitlements_resolve"].passed
-        stored = frame_from_hyper(tableau.datasource_path("entitlements"))
-        assert {"Finance", "analyst"} <= set(stored["principal_name"])
+    instance = dg.DagsterInstance.ephemeral()
+    job = defs.resolve_implicit_job_def_def_for_assets(selection)
+    result = job.execute_in_process(instance=instance, asset_selection=selection)
+    assert result.success
+    checks = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert checks["entitlements_resolve"].passed
+    stored = frame_from_hyper(tableau_env.datasource_path("entitlements"))
+    assert {"Finance", "analyst"} <= set(stored["principal_name"])
 
-        bad = tmp_path / "bad.yaml"
-        bad.write_text("entitlements:\n  - {group: Auditors, company: nordic-no, customers: ['99999']}\n", encoding="utf-8")
-        monkeypatch.setenv("VTP_ENTITLEMENTS", str(bad))
-        get_settings.cache_clear()
-        result = job.execute_in_process(instance=instance, asset_selection=[ENTITLEMENTS_ASSET], raise_on_error=False)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entitlements:\n  - {group: Auditors, company: nordic-no, customers: ['99999']}\n", encoding="utf-8")
+    monkeypatch.setenv("VTP_ENTITLEMENTS", str(bad))
+    get_settings.cache_clear()
+    result = job.execute_in_process(instance=instance, asset_selection=[ENTITLEMENTS_ASSET], raise_on_error=False)
     check = next(e.event_specific_data for e in result.all_events
                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "entitlements_resolve")
     assert not check.passed

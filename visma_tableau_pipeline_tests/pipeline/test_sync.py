@@ -7,7 +7,6 @@ content, after a full sync, after changes and an incremental sync, and with faul
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest

@@ -15,7 +15,6 @@ import copy
 import json
 import re
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from jsonschema import FormatChecker

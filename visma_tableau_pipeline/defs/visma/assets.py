@@ -14,10 +14,15 @@ import dagster as dg
 from visma_tableau_pipeline.defs.partitions import company_month_partitions, company_partitions
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
 from visma_tableau_pipeline.settings import get_settings
-from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
-from visma_tableau_pipeline.visma.client import PageProgress
-from visma_tableau_pipeline.visma.periods import PeriodError, parse_periods, period_for_month
+from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
+from visma_tableau_pipeline.visma.periods import (
+    FinancialPeriod,
+    PeriodError,
+    parse_periods,
+    period_for_month,
+)
+from visma_tableau_pipeline.visma.plan import stored_periods
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 GROUP = "visma_entities"
@@ -34,29 +39,23 @@ def entity_asset_key(entity: Entity) -> dg.AssetKey:
     return dg.AssetKey(["visma", entity.name])
 
 
-def _windows(context: dg.AssetExecutionContext, entity: Entity) -> list[tuple[str, date | None]]:
-    """(company, month start) pairs of this run; month None for company-partitioned entities."""
-    windows: list[tuple[str, date | None]] = []
+def _windows(context: dg.AssetExecutionContext, entity: Entity) -> dict[str, list[date | None]]:
+    """Company -> month starts of this run ([None] for company-partitioned entities)."""
+    windows: dict[str, list[date | None]] = {}
     for key in context.partition_keys:
         if entity.by_period:
             dims = company_month_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
-            windows.append((dims["company"], date.fromisoformat(dims["month"])))
+            windows.setdefault(dims["company"], []).append(date.fromisoformat(dims["month"]))
         else:
-            windows.append((key, None))
+            windows[key] = [None]
     return windows
 
 
-def _period(state: StateResource, visma: VismaResource, company_id: str, month: date) -> str:
-    """The company's financial period for a calendar month, from the stored periods."""
-    periods_entity = catalogue_entity("financial_periods")
-    with state.db().connect() as conn:
-        periods = parse_periods(iter_records(conn, company_id, periods_entity.name))
-    if not periods:  # first run for this company: read the periods now
-        with visma.client(company_id) as client:
-            periods = parse_periods(
-                record for batch in client.read_entity(periods_entity) for record in batch
-            )
-    return period_for_month(periods, month)
+def _financial_periods(state: StateResource, client: VismaClient, company_id: str) -> list[FinancialPeriod]:
+    """The company's financial periods: stored ones, or read now on the company's first run."""
+    return stored_periods(state.db(), company_id) or parse_periods(
+        record for batch in client.read_entity(catalogue_entity("financial_periods")) for record in batch
+    )
 
 
 def _flat(record: dict) -> dict[str, str]:
@@ -119,30 +118,32 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         results: list[WindowResult] = []
         stats: dict[str, float] = {}
         preview: list[dict] = []
-        for company_id, month in _windows(context, entity):
-            try:
-                period = _period(state, visma, company_id, month) if month else None
-            except PeriodError as error:  # e.g. a month before the company's first fiscal year
-                context.log.warning(f"{company_id} {month:%Y-%m}: skipped, {error}")
-                continue
+        for company_id, months in _windows(context, entity).items():
             with visma.client(company_id) as client:
+                periods = _financial_periods(state, client, company_id) if entity.by_period else []
+                for month in months:
+                    try:
+                        period = period_for_month(periods, month) if month else None
+                    except PeriodError as error:  # e.g. before the company's first fiscal year
+                        context.log.warning(f"{company_id} {month:%Y-%m}: skipped, {error}")
+                        continue
 
-                def progress(page: PageProgress) -> None:
-                    if page.page % 20 == 0 or page.total_count is None:
-                        context.log.info(
-                            f"{entity.name} {company_id} {period or ''}: page {page.page}, "
-                            f"{page.records_yielded} records of {page.total_count or '?'}"
-                        )
+                    def progress(page: PageProgress, period: str | None = period) -> None:
+                        if page.page % 20 == 0 or page.total_count is None:
+                            context.log.info(
+                                f"{entity.name} {company_id} {period or ''}: page {page.page}, "
+                                f"{page.records_yielded} records of {page.total_count or '?'}"
+                            )
 
-                result = sync_window(
-                    client, state.db(), entity,
-                    company_id=company_id, run_id=context.run.run_id, period=period,
-                    full=config.full, on_page=progress,
-                )
+                    result = sync_window(
+                        client, state.db(), entity,
+                        company_id=company_id, run_id=context.run.run_id, period=period,
+                        full=config.full, on_page=progress,
+                    )
+                    results.append(result)
+                    preview.extend(result.preview)
                 for name, value in client.stats.as_metadata().items():
                     stats[name] = stats.get(name, 0) + value
-            results.append(result)
-            preview.extend(result.preview)
         return dg.MaterializeResult(metadata=_metadata(results, stats, preview))
 
     return _entity_asset

@@ -16,18 +16,16 @@ from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state import mark_processed, newest_watermark, pending
-from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.changes import probe_changes
-from visma_tableau_pipeline.visma.periods import parse_periods
+from visma_tableau_pipeline.visma.periods import FinancialPeriod
+from visma_tableau_pipeline.visma.plan import stored_periods
 
 POLL_SECONDS = 300
 
 
-def _months_of(state: StateResource, company_id: str, period_ids: set[str]) -> list[str]:
-    """Month partition keys (first days) of the given financial periods of a company."""
-    with state.db().connect() as conn:
-        periods = parse_periods(iter_records(conn, company_id, "financial_periods"))
+def _months_of(periods: list[FinancialPeriod], period_ids: set[str]) -> list[str]:
+    """Month partition keys (first days) of the given financial periods."""
     first = get_settings().first_month
     return sorted(
         f"{max(p.start, first):%Y-%m-01}" for p in periods if p.period_id in period_ids and p.end >= first
@@ -44,6 +42,7 @@ def change_requests(
     """Run requests for what changed since the cursor; updates `cursor` in place."""
     for company_id, entities in wanted.items():
         seen = cursor.setdefault(company_id, {})
+        periods = stored_periods(state.db(), company_id)
         with visma.client(company_id) as client:
             for entity in entities:
                 since = seen.get(entity.name)
@@ -67,7 +66,7 @@ def change_requests(
                         partition_key=company_id, asset_selection=[key],
                     )
                     continue
-                for month in _months_of(state, company_id, changes.periods):
+                for month in _months_of(periods, changes.periods):
                     yield dg.RunRequest(
                         run_key=f"{company_id}:{entity.name}:{month}:{version}",
                         job_name=period_entities_job.name,

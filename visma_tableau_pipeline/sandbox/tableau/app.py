@@ -7,7 +7,6 @@ then uses the version the sandbox reports. Work runs in a worker thread under th
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal

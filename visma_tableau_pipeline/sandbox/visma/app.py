@@ -24,7 +24,8 @@ from visma_tableau_pipeline.sandbox.visma.endpoints import Endpoint
 from visma_tableau_pipeline.sandbox.visma.errors import ApiError, exception_error, not_found
 from visma_tableau_pipeline.sandbox.visma.faults import Fault, FaultPlan
 from visma_tableau_pipeline.sandbox.visma.params import parse_list_request
-from visma_tableau_pipeline.sandbox.visma.store import RecordExists, RecordNotFound, key_of
+from visma_tableau_pipeline.sandbox.visma.store import RecordExists, RecordNotFound
+from visma_tableau_pipeline.visma.catalogue import key_values
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json, render_json
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def _serve_list(sandbox: VismaSandbox, company: CompanyData, endpoint: Endpoint,
     """The body of a list (or single dimension) answer, and its page number when paged."""
     store = company.store(endpoint.entity_name)
     if endpoint.ids_only:
-        return render_json([key_of(("id",), r)[0] for r in store.all_records()]).encode(), None
+        return render_json([key_values(("id",), r)[0] for r in store.all_records()]).encode(), None
     if endpoint.entity_name == "time_cards" and path_value is not None:
         try:
             company.store("employees").current((path_value,))
@@ -211,7 +212,7 @@ def _shift(sandbox: VismaSandbox, company_id: str, endpoint: Endpoint, params: d
     store = sandbox.company(company_id).store(endpoint.entity_name)
     request = parse_list_request(endpoint, params, path_value, store.modified_field)
     page = store.page(request.query, request.start, request.size)
-    keys = [key_of(store.key_fields, parse_json(text)) for text in page.texts]
+    keys = [key_values(store.key_fields, parse_json(text)) for text in page.texts]
     sandbox.mutate_page(company_id, endpoint.entity_name, keys, draw.below)
 
 

@@ -25,7 +25,8 @@ from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan, FaultState
 from visma_tableau_pipeline.sandbox.visma.ledger import JournalSource, apply_batches, balance_source, base_totals
 from visma_tableau_pipeline.sandbox.visma.ratelimit import RateLimiter
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
-from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query, key_of
+from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query
+from visma_tableau_pipeline.visma.catalogue import key_values
 from visma_tableau_pipeline.sandbox.visma.webhooks import WebhookNotifier
 from visma_tableau_pipeline.sandbox.visma.wire import clean, timestamp
 from visma_tableau_pipeline.sandbox.visma.world import build_world
@@ -237,7 +238,7 @@ class VismaSandbox:
         if resource is None:
             return
         plan = self.faults
-        key = dict(zip(store.key_fields, key_of(store.key_fields, record)))
+        key = dict(zip(store.key_fields, key_values(store.key_fields, record)))
         self.webhooks.notify(self.tenant_id(company_id), resource, action, key, timestamp(store.mutated_ms),
                              plan.webhook_drop_rate, plan.webhook_duplicate_rate)
 

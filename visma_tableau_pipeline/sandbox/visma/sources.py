@@ -18,6 +18,7 @@ from visma_tableau_pipeline.sandbox.visma.calendar import FiscalCalendar
 from visma_tableau_pipeline.sandbox.visma.companies import CompanyProfile
 from visma_tableau_pipeline.sandbox.visma.determinism import stream_key
 from visma_tableau_pipeline.sandbox.visma.wire import day_of_ms, render_json
+from visma_tableau_pipeline.visma.catalogue import key_values
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -119,16 +120,7 @@ class ListSource(Source):
         self.records = records
         self.key_fields = key_fields
         self._modified = modified_ms or [0] * len(records)
-        self._index = {self._key(record): i for i, record in enumerate(records)}
-
-    def _key(self, record: dict) -> tuple[str, ...]:
-        values = []
-        for field in self.key_fields:
-            value: object = record
-            for part in field.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            values.append("" if value is None else str(value))
-        return tuple(values)
+        self._index = {key_values(key_fields, record): i for i, record in enumerate(records)}
 
     def __len__(self) -> int:
         return len(self.records)

@@ -25,6 +25,7 @@ from typing import Any
 from visma_tableau_pipeline.sandbox.visma.sources import Source
 from visma_tableau_pipeline.sandbox.visma.masters import version_stamp
 from visma_tableau_pipeline.sandbox.visma.wire import clean, parse_wire_timestamp, render_json, timestamp
+from visma_tableau_pipeline.visma.catalogue import key_values
 
 _FILTER_CACHE_SIZE = 32
 
@@ -35,17 +36,6 @@ class RecordNotFound(KeyError):
 
 class RecordExists(ValueError):
     """A record with this key exists already."""
-
-
-def key_of(key_fields: Sequence[str], record: dict) -> tuple[str, ...]:
-    """The key of a record as strings, following dotted paths into nested objects."""
-    values = []
-    for name in key_fields:
-        value: Any = record
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        values.append("" if value is None else str(value))
-    return tuple(values)
 
 
 def _with_suffix(text: str, suffix: str) -> str:
@@ -189,7 +179,7 @@ class EntityStore:
     def _overlay_in_order(self) -> list[dict]:
         if self._ordered_overlay is None:
             self._ordered_overlay = sorted(
-                self.overlay.values(), key=lambda record: (self._modified_ms(record), key_of(self.key_fields, record))
+                self.overlay.values(), key=lambda record: (self._modified_ms(record), key_values(self.key_fields, record))
             )
         return self._ordered_overlay
 
@@ -337,7 +327,7 @@ class EntityStore:
         position = bisect_left(self.hidden, index)
         if position < len(self.hidden) and self.hidden[position] == index:
             return None
-        if key_of(self.key_fields, self.source.build(index)) != key:
+        if key_values(self.key_fields, self.source.build(index)) != key:
             return None
         return index
 
@@ -360,7 +350,7 @@ class EntityStore:
             record = self.current(key)
             updates = changes(record) if callable(changes) else changes
             record.update(updates)
-            if key_of(self.key_fields, record) != key:
+            if key_values(self.key_fields, record) != key:
                 raise ValueError(f"a modification may not change the key of {self.source.entity_name} {key}")
             self._touch(record, now_ms)
             if key not in self.overlay:
@@ -378,7 +368,7 @@ class EntityStore:
             else:
                 record = clean(record)
                 self._touch(record, now_ms)
-            key = key_of(self.key_fields, record)
+            key = key_values(self.key_fields, record)
             if key in self.overlay or self._find_base(key) is not None:
                 raise RecordExists(f"{self.source.entity_name} {key} exists already")
             self.overlay[key] = record
