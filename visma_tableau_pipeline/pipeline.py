@@ -13,17 +13,12 @@ from datetime import date
 from pathlib import Path
 
 from visma_tableau_pipeline.marts.entitlements import ENTITLEMENTS_KEY
-from visma_tableau_pipeline.marts.extracts import (
-    ENTITLEMENTS,
-    build_table,
-    snapshot_column_of,
-    write_entitlements,
-    write_extract,
-)
+from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, build_extract, write_entitlements
+from visma_tableau_pipeline.marts.increments import publish_target
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.tableau.audited import publish_extract
+from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
 from visma_tableau_pipeline.tableau.directory import read_directory
 from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
@@ -75,9 +70,10 @@ def run_pipeline(
                               extracts_dir=settings.extracts_dir)
     company_ids = [c.company_id for c in companies]
     extracts = {}
+    run_id = outcome.sync.run_id
     for table in MART_TABLES:
-        frame = build_table(db, company_ids, table, as_of)
-        extracts[table.name] = write_extract(frame, settings.extracts_dir, table, as_of)
+        frame, extracts[table.name] = build_extract(db, company_ids, table, as_of,
+                                                    settings.extracts_dir, run_id)
         outcome.extracts[table.name] = len(frame)
     if settings.tableau is None:
         entitlements, _ = write_entitlements(settings.entitlements_path, None, settings.extracts_dir)
@@ -91,13 +87,11 @@ def run_pipeline(
             settings.entitlements_path, users, settings.extracts_dir
         )
         outcome.extracts[ENTITLEMENTS] = len(entitlements)
-        targets = [(t.name, t.key, snapshot_column_of(t)) for t in MART_TABLES]
-        for name, key, snapshot_column in [*targets, (ENTITLEMENTS, ENTITLEMENTS_KEY, None)]:
-            delivered = publish_extract(
-                session, db, project_id, name, key, extracts[name], Path(workdir),
-                run_id=outcome.sync.run_id, full=full, snapshot_column=snapshot_column,
-            )
-            outcome.published[name] = (
+        targets = [publish_target(db, company_ids, table, as_of) for table in MART_TABLES]
+        for target in [*targets, PublishTarget(ENTITLEMENTS, ENTITLEMENTS_KEY)]:
+            delivered = publish_extract(session, db, project_id, target, extracts[target.name],
+                                        Path(workdir), run_id=run_id, full=full)
+            outcome.published[target.name] = (
                 f"{delivered.mode} (+{delivered.rows_upserted}/-{delivered.rows_deleted}, "
                 f"{delivered.bytes_sent} bytes)"
             )

@@ -6,39 +6,56 @@ earlier days of the previous extract and replace only the day being built.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, write_hyper
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MartTable, build_with
+from visma_tableau_pipeline.state.changes import newest_change
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.delivered import set_cursor
 from visma_tableau_pipeline.state.records import iter_records
 
 SNAPSHOT_COLUMN = "snapshot_date"
 
 
-def load_records(db: StateDB, company_ids: list[str], entity_names: Iterable[str]) -> dict[str, list[dict]]:
-    """Every live stored record of the given entities, each tagged with its `company_id`."""
-    records: dict[str, list[dict]] = {}
-    with db.connect() as conn:
-        for name in entity_names:
-            records[name] = [
-                {**record, "company_id": company_id}
-                for company_id in company_ids
-                for record in iter_records(conn, company_id, name)
-            ]
-    return records
+def tagged_records(conn: Connection, company_ids: list[str], name: str) -> list[dict]:
+    """Every live stored record of one entity, each tagged with its `company_id`."""
+    return [
+        {**record, "company_id": company_id}
+        for company_id in company_ids
+        for record in iter_records(conn, company_id, name)
+    ]
 
 
 def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> pd.DataFrame:
     """One dashboard table, all companies, from the state store."""
-    return build_with(table, MartInputs(load_records(db, company_ids, table.sources), as_of))
+    with db.connect() as conn:
+        records = {name: tagged_records(conn, company_ids, name) for name in table.sources}
+    return build_with(table, MartInputs(records, as_of))
+
+
+def build_extract(
+    db: StateDB, company_ids: list[str], table: MartTable, as_of: date, extracts_dir: Path,
+    run_id: str,
+) -> tuple[pd.DataFrame, Path]:
+    """Build the table, write its extract, and note up to which record-store moment it is built.
+
+    A full publish of the extract then knows from where the next incremental one must look.
+    """
+    with db.connect() as conn:
+        cursor = newest_change(conn, company_ids, table.sources)  # before the reads: may repeat, never skip
+    frame = build_table(db, company_ids, table, as_of)
+    path = write_extract(frame, extracts_dir, table, as_of)
+    with db.transaction() as conn:
+        set_cursor(conn, table.name, "extract", cursor, run_id)
+    return frame, path
 
 
 def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date) -> Path:

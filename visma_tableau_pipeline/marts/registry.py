@@ -28,6 +28,16 @@ class MartTable:
     key: tuple[str, ...]  # columns that identify a row; text key columns are never null
     partition_column: str | None  # the column a partition replaces (YYYYPP period, snapshot)
     description: str
+    # Entities each of whose records makes some rows, and nothing else does: the key starts with
+    # company_id and that record's catalogue key (its group), so the rows of changed records can
+    # be rebuilt alone. The other sources are lookups (accounts, dimensions): when one of them
+    # changes, the whole table is compared. Empty for tables that aggregate (aging, spend).
+    rows_from: tuple[str, ...] = ()
+
+    @property
+    def lookups(self) -> tuple[str, ...]:
+        """Sources read whole to build any row (names, segment descriptions)."""
+        return tuple(source for source in self.sources if source not in self.rows_from)
 
 
 _PERIOD = "financial_period"
@@ -36,13 +46,16 @@ _DOC_KEY = ("company_id", "document_type", "reference_number")
 MART_TABLES: tuple[MartTable, ...] = (
     MartTable("ap_invoices", ap.build_ap_invoices, ("supplier_invoices",), _DOC_KEY, _PERIOD,
               "AP invoices and adjustments with amounts and balances in document and base "
-              "currency; supplier credit notes negative."),
+              "currency; supplier credit notes negative.",
+              rows_from=("supplier_invoices",)),
     MartTable("ap_invoice_lines", ap.build_ap_invoice_lines, ("supplier_invoices",),
               (*_DOC_KEY, "line_number"), _PERIOD,
-              "AP document lines with account, subaccount, project and signed amounts."),
+              "AP document lines with account, subaccount, project and signed amounts.",
+              rows_from=("supplier_invoices",)),
     MartTable("ar_invoices", ar.build_ar_invoices,
               ("customer_invoices", "customer_credit_notes"), _DOC_KEY, _PERIOD,
-              "AR invoices and credit notes; credit notes negative."),
+              "AR invoices and credit notes; credit notes negative.",
+              rows_from=("customer_invoices", "customer_credit_notes")),
     MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",),
               ("company_id", "snapshot_date", "document_type", "reference_number"),
               "snapshot_date",
@@ -55,36 +68,48 @@ MART_TABLES: tuple[MartTable, ...] = (
               ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),
               ("company_id", "module", "batch_number", "line_number"), _PERIOD,
               "GL journal lines with account, one column per subaccount segment, and debit, "
-              "credit and net amounts in document and base currency."),
+              "credit and net amounts in document and base currency.",
+              rows_from=("journal_transactions",)),
     MartTable("gl_balances", gl.build_gl_balances, ("gl_balances", "dimensions", "subaccounts"),
               ("company_id", "branch_number", "ledger_id", "balance_type", "financial_period",
                "account_number", "subaccount_number"), _PERIOD,
-              "GL balances per period, account and subaccount, in document and base currency."),
+              "GL balances per period, account and subaccount, in document and base currency.",
+              rows_from=("gl_balances",)),
     MartTable("gl_accounts", gl.GL_ACCOUNTS.build, ("gl_accounts",),
-              ("company_id", "account_number"), None, "The chart of accounts."),
+              ("company_id", "account_number"), None, "The chart of accounts.",
+              rows_from=("gl_accounts",)),
     MartTable("dimensions", gl.build_dimensions, ("dimensions",),
               ("company_id", "dimension_id", "segment_id", "segment_value"), None,
-              "Dimension segment values with descriptions."),
+              "Dimension segment values with descriptions.",
+              rows_from=("dimensions",)),
     MartTable("suppliers", ap.SUPPLIERS.build, ("suppliers",),
-              ("company_id", "supplier_number"), None, "Suppliers."),
+              ("company_id", "supplier_number"), None, "Suppliers.",
+              rows_from=("suppliers",)),
     MartTable("customers", ar.CUSTOMERS.build, ("customers",),
-              ("company_id", "customer_number"), None, "Customers."),
+              ("company_id", "customer_number"), None, "Customers.",
+              rows_from=("customers",)),
     MartTable("purchase_orders", ap.PURCHASE_ORDERS.build, ("purchase_orders",),
               ("company_id", "order_type", "order_number"), None,
-              "Purchase orders with totals in document and base currency."),
+              "Purchase orders with totals in document and base currency.",
+              rows_from=("purchase_orders",)),
     MartTable("purchase_receipts", ap.PURCHASE_RECEIPTS.build, ("purchase_receipts",),
-              ("company_id", "receipt_type", "receipt_number"), _PERIOD, "Purchase receipts."),
+              ("company_id", "receipt_type", "receipt_number"), _PERIOD, "Purchase receipts.",
+              rows_from=("purchase_receipts",)),
     MartTable("supplier_payments", ap.SUPPLIER_PAYMENTS.build, ("supplier_payments",),
               ("company_id", "payment_type", "reference_number"), _PERIOD,
-              "Payments to suppliers."),
+              "Payments to suppliers.",
+              rows_from=("supplier_payments",)),
     MartTable("customer_payments", ar.CUSTOMER_PAYMENTS.build, ("customer_payments",),
               ("company_id", "payment_type", "reference_number"), _PERIOD,
-              "Payments from customers."),
+              "Payments from customers.",
+              rows_from=("customer_payments",)),
     MartTable("employees", people.EMPLOYEES.build, ("employees",),
-              ("company_id", "employee_number"), None, "Employees."),
+              ("company_id", "employee_number"), None, "Employees.",
+              rows_from=("employees",)),
     MartTable("timecards", people.build_timecards, ("time_cards",),
               ("company_id", "reference_number", "line_number"), None,
-              "Time card lines: minutes per employee, week, earning type and project."),
+              "Time card lines: minutes per employee, week, earning type and project.",
+              rows_from=("time_cards",)),
     MartTable("vendor_spend", ap.build_vendor_spend, ("supplier_invoices",), ap.VENDOR_SPEND_KEY,
               _PERIOD, "AP spend per company, period, supplier, account and currency, in "
               "document and base currency."),

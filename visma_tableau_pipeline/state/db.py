@@ -96,11 +96,14 @@ class StateDB:
         return engine
 
     def create_all(self) -> None:
-        """Create missing tables. Safe to call from several processes at once."""
+        """Create missing tables and indexes. Safe to call from several processes at once."""
         with self.transaction() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CREATE_LOCK_ID})
             metadata.create_all(conn)
+            for table in metadata.sorted_tables:  # indexes added to tables that already exist
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -74,6 +74,7 @@ records = Table(
     Column("last_changed_run", _NAME, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_vtp_records_period", "company_id", "entity", "period"),
+    Index("ix_vtp_records_updated", "entity", "updated_at"),  # what changed since a delivery
 )
 
 watermarks = Table(
@@ -146,5 +147,29 @@ publications = Table(
     Column("schema_fingerprint", String(64)),
     Column("run_id", _NAME, nullable=False),
     Column("mode", String(20), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The rows each data source holds now, as delivered: the ledger's latest version of every live row.
+# An incremental delivery looks up only the groups (source records) that changed.
+delivered_rows = Table(
+    "vtp_delivered_rows",
+    metadata,
+    Column("data_source", _NAME, primary_key=True),
+    Column("row_key", String(1000), primary_key=True),
+    Column("group_key", String(1000), nullable=False),  # the source record's part of the key
+    Column("content_hash", String(64), nullable=False),
+    Index("ix_vtp_delivered_rows_group", "data_source", "group_key"),
+)
+
+# Moments in the record store's history (its `updated_at`) that a table has caught up with:
+# kind "extract" for the extract last written, "delivered" for what its data source holds.
+table_cursors = Table(
+    "vtp_table_cursors",
+    metadata,
+    Column("table_name", _NAME, primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("value", UTCDateTime),
+    Column("run_id", _NAME),
     Column("updated_at", UTCDateTime, nullable=False),
 )

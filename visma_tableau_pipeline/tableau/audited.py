@@ -1,76 +1,181 @@
 """Delivering an extract to Tableau and putting every delivered row version on the audit ledger.
 
-What was delivered before comes from the ledger itself: it is the delivery watermark.
+What each data source holds is kept row by row (`state/delivered.py`, written with the ledger):
+it is the delivery watermark. Tables whose rows come from single records can then be delivered
+by the groups whose records changed since the last delivery, a cost that follows the change.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.delivered import (
+    apply_delivery,
+    delivered_hashes,
+    get_cursor,
+    has_delivered_rows,
+    replace_delivered,
+    set_cursor,
+)
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
+from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
-from visma_tableau_pipeline.tableau.changes import row_keys, schema_fingerprint, split_key
-from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table, replace_partition
+from visma_tableau_pipeline.tableau.changes import KEY_SEPARATOR, row_keys, schema_fingerprint, split_key
+from visma_tableau_pipeline.tableau.delivery import (
+    DeliveryOutcome,
+    deliver_rows,
+    deliver_table,
+    replace_partition,
+)
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 log = logging.getLogger(__name__)
+
+# Records are stored in short transactions stamped when they start: one that commits after a
+# delivery read the store can carry an earlier stamp. Looking this far back finds it; rows that
+# did not change are compared and not sent.
+CURSOR_MARGIN = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ChangedRows:
+    """The current rows of the groups (source records) written since a moment."""
+
+    frame: pd.DataFrame
+    groups: frozenset[str]  # group keys: the leading key values of the rows, joined like row keys
+    cursor: datetime | None  # the newest record-store change these rows cover
+
+
+@dataclass(frozen=True)
+class PublishTarget:
+    """A data source to deliver: its name and key, and how its changes can be found."""
+
+    name: str
+    key: tuple[str, ...]
+    snapshot_column: str | None = None  # a daily snapshot table: its latest day is replaced whole
+    group_size: int | None = None  # leading key columns naming a row's source record
+    changes_since: Callable[[datetime], ChangedRows | None] | None = field(default=None, compare=False)
+
+    def group_of(self, row_key: str) -> str:
+        """The group part of a row key (the whole key for tables without groups)."""
+        if self.group_size is None or self.group_size >= len(self.key):
+            return row_key
+        if "\\" not in row_key:  # the usual case, without unescaping
+            return KEY_SEPARATOR.join(row_key.split(KEY_SEPARATOR)[: self.group_size])
+        return key_string(split_key(row_key)[: self.group_size])
 
 
 def publish_extract(
     session: TableauSession,
     db: StateDB,
     project_id: str,
-    name: str,
-    key: tuple[str, ...],
+    target: PublishTarget,
     extract: Path,
     workdir: Path,
     *,
     run_id: str,
     full: bool = False,
-    snapshot_column: str | None = None,
 ) -> DeliveryOutcome:
-    """Bring a data source to exactly the extract as written, then put it on the audit ledger.
+    """Bring a data source up to date, then put what was delivered on the audit ledger.
 
-    What was delivered before comes from the ledger itself, so a run that died after Tableau
-    confirmed but before this commit sends the same change set again, which keyed upserts and
-    deletes apply without doubling. The ledger rows and the publication record commit together.
-    A daily snapshot table (`snapshot_column`) has its latest day replaced whole, delete and
-    insert in one request; earlier days stay as they are.
+    With groups and a known delivery cursor, only the rows of records written since then are
+    rebuilt and compared with what the data source holds. Otherwise the extract as written is
+    compared whole (and a daily snapshot table has its latest day replaced, delete and insert in
+    one request). A run that died after Tableau confirmed but before this commit sends the same
+    change set again, which keyed upserts and deletes apply without doubling. The ledger rows,
+    the rows held and the publication record commit together.
     """
-    frame = frame_from_hyper(extract)
+    name = target.name
     with db.connect() as conn:
-        previous = {k.record_key: digest for k, digest in last_delivered(conn, name).items()}
         publication = get_publication(conn, name)
-    same_schema = publication is not None and publication.schema_fingerprint == schema_fingerprint(frame)
-    if snapshot_column and same_schema and publication.datasource_id and not full and len(frame):
-        outcome = _replace_latest_snapshot(session, publication.datasource_id, name, frame, key,
-                                           snapshot_column, previous, workdir, run_id)
-    else:
-        outcome = deliver_table(
-            session, project_id, name, frame, key, previous, workdir,
-            previous_schema=publication.schema_fingerprint if publication else None,
-            full=full, scope=run_id,
+        since = get_cursor(conn, name, "delivered")
+        extract_cursor = get_cursor(conn, name, "extract")
+        kept = has_delivered_rows(conn, name)
+    changed = _changed_rows(target, publication, since, full)
+    if changed is not None:
+        with db.connect() as conn:
+            previous = delivered_hashes(conn, name, changed.groups)
+        frame, cursor = changed.frame, changed.cursor
+        outcome = replace(
+            deliver_rows(session, publication.datasource_id, name, frame, target.key, previous,
+                         workdir, scope=run_id),
+            reason=f"rows of {len(changed.groups)} source records written since the last "
+            f"delivery ({since - CURSOR_MARGIN:%Y-%m-%d %H:%M} UTC on) compared",
         )
+    else:
+        frame, cursor = frame_from_hyper(extract), extract_cursor
+        with db.connect() as conn:
+            previous = delivered_hashes(conn, name) if kept else _from_ledger(conn, name)
+        outcome = _deliver_extract(session, project_id, target, frame, publication, previous,
+                                   workdir, run_id, full)
     delivered_at = datetime.now(UTC)
-    contents = _row_contents(frame, key, {row.key for row in outcome.rows if row.action != "delete"})
+    contents = _row_contents(frame, target.key, {row.key for row in outcome.rows if row.action != "delete"})
     with db.transaction() as conn:
         record_deliveries(conn, [
-            Delivery(_company_of(row.key, key), name, row.key, row.content_hash, name,
+            Delivery(_company_of(row.key, target.key), name, row.key, row.content_hash, name,
                      row.action, run_id, delivered_at, contents.get(row.key))
             for row in outcome.rows
         ])
+        if changed is None and not kept:  # first delivery recorded row by row: start from all
+            replace_delivered(conn, name, previous, target.group_of)
+        apply_delivery(conn, name, {row.key: None if row.action == "delete" else row.content_hash
+                                    for row in outcome.rows}, target.group_of)
+        set_cursor(conn, name, "delivered", cursor, run_id)
         save_publication(conn, Publication(name, outcome.datasource_id,
                                            outcome.schema_fingerprint, run_id, outcome.mode))
     log.info("%s: %s (%s), %d upserted, %d deleted, %d bytes sent", name, outcome.mode,
              outcome.reason, outcome.rows_upserted, outcome.rows_deleted, outcome.bytes_sent)
     return outcome
+
+
+def _changed_rows(
+    target: PublishTarget, publication: Publication | None, since: datetime | None, full: bool
+) -> ChangedRows | None:
+    """The changed groups' rows, when the data source can be updated group by group."""
+    if full or target.changes_since is None or since is None:
+        return None
+    if publication is None or publication.datasource_id is None:
+        return None
+    changed = target.changes_since(since - CURSOR_MARGIN)
+    if changed is None:
+        log.info("%s: a lookup changed since %s: comparing the whole table", target.name, since)
+        return None
+    if schema_fingerprint(changed.frame) != publication.schema_fingerprint:
+        log.info("%s: its columns or types changed: comparing the whole table", target.name)
+        return None
+    return changed
+
+
+def _deliver_extract(
+    session: TableauSession, project_id: str, target: PublishTarget, frame: pd.DataFrame,
+    publication: Publication | None, previous: dict[str, str], workdir: Path, run_id: str,
+    full: bool,
+) -> DeliveryOutcome:
+    """The whole extract against everything delivered (or its latest snapshot day)."""
+    same_schema = publication is not None and publication.schema_fingerprint == schema_fingerprint(frame)
+    if target.snapshot_column and same_schema and publication.datasource_id and not full and len(frame):
+        return _replace_latest_snapshot(session, publication.datasource_id, target.name, frame,
+                                        target.key, target.snapshot_column, previous, workdir, run_id)
+    return deliver_table(
+        session, project_id, target.name, frame, target.key, previous, workdir,
+        previous_schema=publication.schema_fingerprint if publication else None,
+        full=full, scope=run_id,
+    )
+
+
+def _from_ledger(conn: Connection, name: str) -> dict[str, str]:
+    """What the ledger says a data source holds (before its rows were kept one by one)."""
+    return {key.record_key: digest for key, digest in last_delivered(conn, name).items()}
 
 
 def _replace_latest_snapshot(

@@ -93,13 +93,37 @@ def deliver_table(
                   "its columns or types changed")
         return _publish_whole(session, project_id, table_name, frame, key_columns,
                               previous_hashes, workdir, fingerprint, "overwrite", reason)
+    return deliver_rows(session, datasource_id, table_name, frame, key_columns, previous_hashes,
+                        workdir, max_payload_bytes=max_payload_bytes, scope=scope)
+
+
+def deliver_rows(
+    session: TableauSession,
+    datasource_id: str,
+    table_name: str,
+    frame: pd.DataFrame,
+    key_columns: Sequence[str],
+    previous_hashes: Mapping[str, str],
+    workdir: Path,
+    *,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    scope: str = "",
+) -> DeliveryOutcome:
+    """Bring the rows of `previous_hashes` and `frame` in a published data source to `frame`.
+
+    Rows whose content differs are upserted, rows of `previous_hashes` missing from `frame` are
+    deleted, by key. With the whole table and everything delivered, that is the whole change;
+    with only some groups' rows and those groups' delivered rows, it is theirs (the rest of the
+    data source is left alone). `hashes` of the outcome covers the rows given.
+    """
+    fingerprint = schema_fingerprint(frame)
     changes = compute_changes(frame, key_columns, previous_hashes)
     if changes.is_empty:
         log.info("%s: no row changed since the last delivery; nothing sent", table_name)
         return DeliveryOutcome(table_name, "unchanged", "no row changed", datasource_id, 0, 0, 0,
                                (), fingerprint, changes.hashes, ())
     sent, ids = _send_batches(
-        session, datasource_id, table_name, changes.batch, workdir, max_payload_bytes,
+        session, datasource_id, table_name, changes.batch, Path(workdir), max_payload_bytes,
         lambda part, index: build_actions(key_columns, has_upserts=bool(part.upsert_rows),
                                           has_deletes=bool(part.delete_rows)),
         scope,

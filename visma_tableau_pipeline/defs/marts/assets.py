@@ -11,7 +11,7 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
-from visma_tableau_pipeline.marts.extracts import build_table, write_extract
+from visma_tableau_pipeline.marts.extracts import build_extract
 from visma_tableau_pipeline.marts.aging import aging_bucket_totals
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.settings import get_settings
@@ -63,8 +63,8 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
         settings = get_settings()
         as_of = date.fromisoformat(config.as_of) if config.as_of else date.today()
         company_ids = [c.company_id for c in settings.companies]
-        frame = build_table(state.db(), company_ids, table, as_of)
-        path = write_extract(frame, settings.extracts_dir, table, as_of)
+        frame, path = build_extract(state.db(), company_ids, table, as_of, settings.extracts_dir,
+                                    context.run.run_id)
         context.log.info(f"{table.name}: {len(frame)} rows written to {path}")
         return dg.MaterializeResult(metadata=_metadata(table, frame, path))
 

@@ -6,7 +6,8 @@ instance's default): a second sign-in with the same PAT would end the first sess
 
 import re
 import tempfile
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -15,8 +16,9 @@ from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.marts.extracts import snapshot_column_of
-from visma_tableau_pipeline.tableau.audited import publish_extract
+from visma_tableau_pipeline.marts.increments import publish_target
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.tableau.pat import PatUsageFile, pat_status
 from visma_tableau_pipeline.tableau.publish import ensure_project
@@ -44,16 +46,20 @@ def tableau_asset_key(table: MartTable | str) -> dg.AssetKey:
 
 
 def build_tableau_asset(
-    name: str, key: tuple[str, ...], description: str, upstream: dg.AssetKey,
-    snapshot_column: str | None = None,
+    name: str, description: str, upstream: dg.AssetKey,
+    target: Callable[[StateDB], PublishTarget],
 ) -> dg.AssetsDefinition:
+    """The asset delivering data source `name`; `target` says how, given the state database."""
+
     @dg.asset(
         key=tableau_asset_key(name),
         group_name=GROUP,
         kinds={"tableau", "hyper"},
         description=f"Tableau data source '{name}': {description} Published from "
         f"$VTP_HOME/extracts/{name}.hyper; later runs send only changed rows "
-        "(upsert and delete by key) and every delivered row version goes on the audit ledger.",
+        "(upsert and delete by key; for tables built record by record, only the rows of "
+        "records written since the last delivery are rebuilt and compared) and every delivered "
+        "row version goes on the audit ledger.",
         deps=[upstream],
         pool=tableau_pool(),
         automation_condition=dg.AutomationCondition.eager(),
@@ -70,9 +76,9 @@ def build_tableau_asset(
                 tempfile.TemporaryDirectory() as workdir:
             project_id = ensure_project(session, settings.tableau.project)
             outcome = publish_extract(
-                session, state.db(), project_id, name, key, hyper_path(settings.extracts_dir, name),
-                Path(workdir), run_id=context.run.run_id, full=config.full,
-                snapshot_column=snapshot_column,
+                session, state.db(), project_id, target(state.db()),
+                hyper_path(settings.extracts_dir, name), Path(workdir),
+                run_id=context.run.run_id, full=config.full,
             )
         return dg.MaterializeResult(
             metadata={
@@ -91,10 +97,16 @@ def build_tableau_asset(
     return _tableau_asset
 
 
+def _mart_target(table: MartTable) -> Callable[[StateDB], PublishTarget]:
+    def target(db: StateDB) -> PublishTarget:
+        company_ids = [company.company_id for company in get_settings().companies]
+        return publish_target(db, company_ids, table, date.today())
+
+    return target
+
+
 tableau_assets = [
-    build_tableau_asset(
-        table.name, table.key, table.description, mart_asset_key(table), snapshot_column_of(table)
-    )
+    build_tableau_asset(table.name, table.description, mart_asset_key(table), _mart_target(table))
     for table in MART_TABLES
 ]
 

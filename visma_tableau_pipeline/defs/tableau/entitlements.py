@@ -7,6 +7,7 @@ import dagster as dg
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.marts.checks import read_extract
 from visma_tableau_pipeline.defs.tableau.assets import build_tableau_asset, tableau_pool
+from visma_tableau_pipeline.tableau.audited import PublishTarget
 from visma_tableau_pipeline.marts.entitlements import (
     ENTITLEMENTS_KEY,
     entitlement_problems,
@@ -107,7 +108,7 @@ def entitlements_resolve() -> dg.AssetCheckResult:
 
 
 tableau_entitlements = build_tableau_asset(
-    ENTITLEMENTS, ENTITLEMENTS_KEY,
+    ENTITLEMENTS,
     "Row-level security entitlements; join on USERNAME() or ISMEMBEROF() in a data source filter.",
-    ENTITLEMENTS_ASSET,
+    ENTITLEMENTS_ASSET, lambda db: PublishTarget(ENTITLEMENTS, ENTITLEMENTS_KEY),
 )

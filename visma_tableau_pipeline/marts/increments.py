@@ -1,0 +1,75 @@
+"""The rows of a dashboard table whose source records changed, rebuilt without the rest.
+
+A table with `rows_from` entities builds every row from one record of them, and its key starts
+with that record's company and catalogue key: the row's group. The records written since a
+moment (new, changed, or found deleted) name the groups to rebuild; every stored record of those
+groups is read back and built with the table's own builder, together with the lookups. So an
+incremental delivery costs what changed, not the size of the table, and its rows are the same
+as a full build's (`marts/test_increments.py` checks this for every such table).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+
+from visma_tableau_pipeline.marts.extracts import snapshot_column_of, tagged_records
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.registry import MartTable, build_with
+from visma_tableau_pipeline.state.changes import any_changed_since, changed_since, live_records, newest_change
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.tableau.audited import ChangedRows, PublishTarget
+from visma_tableau_pipeline.visma.catalogue import entity
+
+
+def group_size(table: MartTable) -> int | None:
+    """How many leading key columns name a row's source record (None: the table has no groups)."""
+    if not table.rows_from:
+        return None
+    sizes = {1 + len(entity(name).key) for name in table.rows_from}
+    if len(sizes) != 1:
+        raise ValueError(f"{table.name}: rows_from entities {table.rows_from} have keys of different lengths")
+    return sizes.pop()
+
+
+def group_key(company_id: str, record_key: str) -> str:
+    """A row group as the delivered row keys spell its columns: company|record key (escaped)."""
+    return key_string([company_id]) + "|" + record_key
+
+
+def changed_rows(
+    db: StateDB, company_ids: list[str], table: MartTable, since: datetime, as_of: date
+) -> ChangedRows | None:
+    """The current rows of every group with a record written at or after `since`.
+
+    None when the table cannot be updated group by group: it has no groups, or one of its
+    lookups changed (a renamed account changes rows of records that did not change).
+    """
+    if not table.rows_from:
+        return None
+    with db.connect() as conn:
+        cursor = newest_change(conn, company_ids, table.sources)  # before the reads: may repeat, never skip
+        if any_changed_since(conn, company_ids, table.lookups, since):
+            return None
+        keys: dict[str, set[str]] = defaultdict(set)
+        for change in changed_since(conn, company_ids, table.rows_from, since):
+            keys[change.company_id].add(change.record_key)
+        records: dict[str, list[Record]] = {name: [] for name in table.rows_from}
+        for company_id, record_keys in keys.items():
+            for name in table.rows_from:  # a group's records in every source (AR: both lists)
+                records[name].extend({**record, "company_id": company_id}
+                                     for record in live_records(conn, company_id, name, record_keys))
+        for name in table.lookups:
+            records[name] = tagged_records(conn, company_ids, name)
+    groups = frozenset(group_key(company_id, key) for company_id, ks in keys.items() for key in ks)
+    return ChangedRows(build_with(table, MartInputs(records, as_of)), groups, cursor)
+
+
+def publish_target(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> PublishTarget:
+    """How to deliver `table`: its key, its snapshot day or its groups and their changes."""
+    return PublishTarget(
+        table.name, table.key, snapshot_column=snapshot_column_of(table), group_size=group_size(table),
+        changes_since=(lambda since: changed_rows(db, company_ids, table, since, as_of))
+        if table.rows_from else None,
+    )

@@ -1,0 +1,78 @@
+"""Which stored records changed since a moment: the start of an incremental delivery.
+
+Every write to a record (new content, a deletion found by reconciliation) sets its `updated_at`,
+so "changed since T" is one indexed range query, whatever the size of the store. Moments are
+the store's own clock, never Visma's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from visma_tableau_pipeline.state.batches import batched
+from visma_tableau_pipeline.state.payloads import load_payload
+from visma_tableau_pipeline.state.schema import records
+
+
+@dataclass(frozen=True)
+class ChangedRecord:
+    """A record written (changed, new, or marked deleted) since the moment asked about."""
+
+    company_id: str
+    entity: str
+    record_key: str
+
+
+def newest_change(
+    conn: Connection, company_ids: Collection[str], entities: Collection[str]
+) -> datetime | None:
+    """The latest `updated_at` among these companies' records of these entities."""
+    stmt = select(func.max(records.c.updated_at)).where(
+        records.c.entity.in_(list(entities)), records.c.company_id.in_(list(company_ids))
+    )
+    return conn.execute(stmt).scalar_one_or_none()
+
+
+def changed_since(
+    conn: Connection, company_ids: Collection[str], entities: Collection[str], since: datetime
+) -> Iterator[ChangedRecord]:
+    """Records of these companies and entities written at or after `since`, deleted ones too."""
+    stmt = (
+        select(records.c.company_id, records.c.entity, records.c.record_key)
+        .where(records.c.entity.in_(list(entities)), records.c.updated_at >= since,
+               records.c.company_id.in_(list(company_ids)))
+        .order_by(records.c.company_id, records.c.entity, records.c.record_key)
+    )
+    for company_id, entity, key in conn.execute(stmt):
+        yield ChangedRecord(company_id, entity, key)
+
+
+def live_records(
+    conn: Connection, company_id: str, entity: str, record_keys: Collection[str]
+) -> Iterator[dict[str, Any]]:
+    """The stored payloads of these records that are not deleted (decimals as Decimal)."""
+    for chunk in batched(sorted(record_keys)):
+        stmt = select(records.c.payload).where(
+            records.c.company_id == company_id, records.c.entity == entity,
+            records.c.record_key.in_(chunk), records.c.deleted_at.is_(None),
+        )
+        for (text,) in conn.execute(stmt):
+            yield load_payload(text)
+
+
+def any_changed_since(
+    conn: Connection, company_ids: Collection[str], entities: Collection[str], since: datetime
+) -> bool:
+    """Whether any of these records was written at or after `since`."""
+    if not entities:
+        return False
+    stmt = select(records.c.record_key).where(
+        records.c.entity.in_(list(entities)), records.c.updated_at >= since,
+        records.c.company_id.in_(list(company_ids)),
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
