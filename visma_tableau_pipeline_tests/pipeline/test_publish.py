@@ -23,6 +23,7 @@ from visma_tableau_pipeline.sandbox.local import tableau_sandbox_settings
 from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.state import StateDB, last_delivered, run_summary
 from visma_tableau_pipeline.tableau.changes import row_keys_and_hashes
+from visma_tableau_pipeline.visma.plan import sync_all
 from visma_tableau_pipeline_tests.pipeline.conftest import TODAY
 
 
@@ -108,6 +109,36 @@ def test_an_incremental_run_sends_only_changes_and_equals_a_full_rebuild(visma_s
     aging = frame_from_hyper(tableau.datasource_path("ap_aging"))
     assert sorted(aging["snapshot_date"].unique()) == [TODAY, TODAY + timedelta(days=1)]
     assert_tableau_equals_extract(tableau, both, "ap_aging", mart_table("ap_aging").key)
+
+
+def test_records_deleted_in_visma_leave_tableau_by_their_groups(visma_sandbox, companies, both, tableau):
+    run_pipeline(both, companies=companies, as_of=TODAY)
+    company_id = companies[0].company_id
+    invoice = next(visma_sandbox.records(company_id, "supplier_invoices"))
+    lines = len(invoice["invoiceLines"])
+    visma_sandbox.delete(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+    account = next(visma_sandbox.records(company_id, "gl_accounts"))
+    visma_sandbox.modify(company_id, "gl_accounts", account["accountCD"], {"description": "Omdøpt konto"})
+
+    second = run_pipeline(both, companies=companies, as_of=TODAY)
+    assert second.published["ap_invoices"].startswith("unchanged")  # a delta read cannot see deletions
+    # the renamed account changes lines of journals that did not change: the whole table is compared
+    assert second.published["gl_transactions"].startswith("incremental (+")
+    published = frame_from_hyper(tableau.datasource_path("gl_transactions"))
+    renamed = published[published["account_number"] == account["accountCD"]]
+    assert len(renamed) and set(renamed["account_description"]) == {"Omdøpt konto"}
+    db = StateDB(both.state_url)
+    reconciliation = sync_all(both, companies, db, full=True, today=TODAY)
+    assert reconciliation.totals()["deleted"] == 1
+
+    third = run_pipeline(both, companies=companies, as_of=TODAY)
+    assert third.published["ap_invoices"].startswith("incremental (+0/-1")
+    assert third.published["ap_invoice_lines"].startswith(f"incremental (+0/-{lines}")
+    with db.connect() as conn:
+        summary = run_summary(conn, third.sync.run_id)
+    assert summary["ap_invoice_lines"] == {"delete": lines}
+    for name in ("ap_invoices", "ap_invoice_lines", "gl_transactions", "gl_accounts"):
+        assert_tableau_equals_extract(tableau, both, name, mart_table(name).key)
 
 
 def test_the_ledger_matches_what_tableau_received(visma_sandbox, companies, both, tableau):
