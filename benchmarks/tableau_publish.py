@@ -1,37 +1,42 @@
-"""Incremental Tableau publish of ap_invoices after 1% of its rows changed, against a full publish.
+"""Incremental Tableau publish of ap_invoices after 1% of its invoices changed, against a full one.
 
 GitHub issue 4. Target: the incremental publish sends under 5% of the bytes of a full
-re-publish and takes under 5% of its time. Steps, all through `deliver_table` against the
-Tableau sandbox:
+re-publish and takes under 5% of its time. Every step is `publish_extract`, what the pipeline
+and the Dagster assets call: delivery to the Tableau sandbox and the audit ledger, end to end.
 
-1. input (not publish time): the Visma sandbox's supplier invoices of company 1, generated in
-   chunks, built into the ap_invoices dashboard table, written to .hyper and read back with
-   `frame_from_hyper`, as the pipeline publishes it (so the dtypes are production's);
-2. create: first publish (CreateNew) of the whole table;
+1. input (not publish time): the Visma sandbox's supplier invoices of company 1 stored in a
+   SQLite state store as a sync stores them, then
+   the ap_invoices extract built from the store and its extract cursor noted, as `build_extract`
+   does (built in chunks here, to bound the benchmark's memory);
+2. create: first publish (CreateNew) of the extract;
 3. overwrite: full re-publish (`full=True`, Overwrite): the baseline of the ratios;
-4. incremental: every 100th row changed (the invoice paid: both balances 0.00, its description
-   edited, last_modified_at a day later), then `deliver_table` with the hashes and schema of
-   step 3: end to end, and split into hashing and change set, payload writing, upload and job;
-5. unchanged: the same call once more (nothing to send: the cost of finding that out);
-6. check: the sandbox's stored extract, read back, equals the changed table row for row.
+4. 1% changed (not publish time): every 100th invoice paid (both balances 0.00), its description
+   edited and lastModifiedDateTime a day later, stored again as a sync stores a change;
+5. incremental: the next publish: only the rows of records written since the last delivery
+   are rebuilt, compared with what the data source holds, and sent;
+6. unchanged: the same call once more (the changes just made are compared again: they are
+   within a second of the newest change, `state.changes.visibility_margin`);
+7. check: the sandbox's stored extract equals a full rebuild of the table from the store.
 
 The sandbox runs in its own process (a thread would share the GIL with the client) and reports
-the request bytes it received, which cross-check the payload sizes `deliver_table` reports.
+the request bytes it received, which cross-check the payload sizes the outcome reports.
 Uploads over loopback cost next to nothing, so one line also models a 100 Mbit/s link (each
 step's time plus its bytes at 12.5 MB/s).
 
     .venv/bin/python benchmarks/tableau_publish.py [--size 1000000] [--cache DIR]
 
-`--cache DIR` keeps the input extract between runs (the input takes minutes to generate).
+`--cache DIR` keeps the input state store between runs (the input takes minutes to generate).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -125,59 +130,77 @@ def sandbox_process(storage_dir: Path) -> Iterator[SandboxProcess]:
 # -- the input -------------------------------------------------------------------------------
 
 
-def build_input(size: int, folder: Path, cache: Path | None) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The ap_invoices table as the pipeline publishes it (read back from its extract)."""
-    from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
-
-    name = f"{TABLE}-input-{size}"
-    directory = cache or folder
-    timings: dict[str, float] = {}
-    path = directory / f"{name}.hyper"
-    if not path.exists():
-        frame, timings = generate_table(size)
-        started = time.perf_counter()
-        write_hyper(frame, directory, name)
-        timings["write extract"] = time.perf_counter() - started
-        del frame
-    started = time.perf_counter()
-    frame = frame_from_hyper(path)
-    timings["read extract"] = time.perf_counter() - started
-    return frame, timings
-
-
-def generate_table(size: int) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Company 1's supplier invoices from the Visma sandbox's generator, built into the table."""
-    from visma_tableau_pipeline.marts.registry import build_mart
+def store_input(size: int, db: Any) -> dict[str, float]:
+    """Company 1's supplier invoices from the Visma sandbox's generator, stored page by page."""
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 
-    records = VismaSandbox(size).records(COMPANY, "supplier_invoices")
-    timings = {"generate records": 0.0, "build table": 0.0}
-    frames = []
+    generated = VismaSandbox(size).records(COMPANY, "supplier_invoices")
+    timings = {"generate records": 0.0, "store records": 0.0}
+    stored = 0
     while True:
         started = time.perf_counter()
-        chunk = [{**record, "company_id": COMPANY} for record in itertools.islice(records, CHUNK)]
+        chunk = list(itertools.islice(generated, CHUNK))
         timings["generate records"] += time.perf_counter() - started
         if not chunk:
             break
         started = time.perf_counter()
-        frames.append(build_mart(TABLE, {"supplier_invoices": chunk}, AS_OF))
-        timings["build table"] += time.perf_counter() - started
-        print(f"  input: {sum(len(f) for f in frames):,} rows", file=sys.stderr, flush=True)
+        store(db, chunk, "bench-load")
+        timings["store records"] += time.perf_counter() - started
+        stored += len(chunk)
+        print(f"  input: {stored:,} invoices stored", file=sys.stderr, flush=True)
+    return timings
+
+
+def store(db: Any, invoices: list[dict], run_id: str) -> None:
+    """Store invoices as `visma.sync` stores a page of them."""
+    from visma_tableau_pipeline.state.records import key_string, upsert_records
+    from visma_tableau_pipeline.visma.catalogue import entity, record_key
+    from visma_tableau_pipeline.visma.periods import period_of_record
+
+    invoices_entity = entity("supplier_invoices")
+    rows = [(key_string(record_key(invoices_entity, invoice)), period_of_record(invoice),
+             invoice.get("lastModifiedDateTime"), invoice) for invoice in invoices]
+    with db.transaction() as conn:
+        upsert_records(conn, COMPANY, "supplier_invoices", rows, run_id)
+
+
+def build_input_extract(db: Any, folder: Path) -> tuple[Path, float]:
+    """The ap_invoices extract from the store, and its extract cursor, as `build_extract` makes them."""
+    from visma_tableau_pipeline.marts.extracts import write_extract
+    from visma_tableau_pipeline.marts.inputs import MartInputs
+    from visma_tableau_pipeline.marts.registry import build_with, mart_table
+    from visma_tableau_pipeline.state.changes import newest_change
+    from visma_tableau_pipeline.state.delivered import set_cursor
+    from visma_tableau_pipeline.state.records import iter_records
+
+    table = mart_table(TABLE)
     started = time.perf_counter()
-    frame = pd.concat(frames, ignore_index=True)
-    timings["build table"] += time.perf_counter() - started
-    return frame, timings
+    frames = []
+    with db.connect() as conn:
+        cursor = newest_change(conn, [COMPANY], table.sources)
+        records = iter_records(conn, COMPANY, "supplier_invoices")
+        while chunk := [{**record, "company_id": COMPANY} for record in itertools.islice(records, CHUNK)]:
+            frames.append(build_with(table, MartInputs({"supplier_invoices": chunk}, AS_OF)))
+    path = write_extract(pd.concat(frames, ignore_index=True), folder, table, AS_OF)
+    with db.transaction() as conn:
+        set_cursor(conn, TABLE, "extract", cursor, "bench-load")
+    return path, time.perf_counter() - started
 
 
-def change_every_100th(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
-    """A copy with every 100th invoice paid and edited, as a day of Visma work would."""
-    changed = frame.copy()
-    rows = changed.index[::CHANGE_EVERY]
-    for column in ("balance_doc_currency", "balance_base_currency"):
-        changed.loc[rows, column] = Decimal("0.00")
-    changed.loc[rows, "description"] = changed.loc[rows, "description"].fillna("") + " (endret)"
-    changed.loc[rows, "last_modified_at"] = changed.loc[rows, "last_modified_at"] + timedelta(days=1)
-    return changed, rows
+def change_every_100th(db: Any) -> int:
+    """Every 100th stored invoice paid and edited, stored again as a sync stores a change."""
+    from visma_tableau_pipeline.state.records import iter_records
+
+    with db.connect() as conn:
+        invoices = list(itertools.islice(iter_records(conn, COMPANY, "supplier_invoices"), 0, None, CHANGE_EVERY))
+    for invoice in invoices:
+        invoice["balance"] = invoice["balanceInCurrency"] = Decimal("0.00")
+        invoice["description"] = (invoice.get("description") or "") + " (endret)"
+        invoice["status"] = "Closed"
+        invoice["lastModifiedDateTime"] = invoice["lastModifiedDateTime"].replace("2025-", "2026-", 1)
+    for start in range(0, len(invoices), 1000):
+        store(db, invoices[start:start + 1000], "bench-change")
+    return len(invoices)
 
 
 # -- timing ----------------------------------------------------------------------------------
@@ -210,14 +233,26 @@ class Stopwatch:
         return timed
 
 
-PHASES = {  # functions `deliver_table` calls, by the phase they stand for
-    "schema_fingerprint": "hash + change set",
-    "compute_changes": "hash + change set",
-    "find_datasource": "look up data source",
-    "write_hyper": "write extract",
-    "publish_full": "upload + publish",
-    "write_payloads": "write payload",
-    "publish_changes": "upload + job",
+PHASES = {  # functions `publish_extract` calls, by module and the phase they stand for
+    "visma_tableau_pipeline.tableau.audited": {
+        "frame_from_hyper": "read extract",
+        "_changed_rows": "rebuild changed rows",
+        "delivered_hashes": "read rows held",
+        "_from_ledger": "read rows held",
+        "_row_contents": "ledger",
+        "record_deliveries": "ledger",
+        "apply_delivery": "ledger",
+        "replace_delivered": "ledger",
+    },
+    "visma_tableau_pipeline.tableau.delivery": {
+        "compute_changes": "hash + compare",
+        "schema_fingerprint": "hash + compare",
+        "find_datasource": "look up data source",
+        "write_hyper": "write extract",
+        "publish_full": "upload + publish",
+        "write_payloads": "write payload",
+        "publish_changes": "upload + job",
+    },
 }
 
 
@@ -233,11 +268,13 @@ class Step:
 
 
 def deliver(sandbox: SandboxProcess, name: str, call: Callable[[], Any]) -> tuple[Step, Any]:
-    from visma_tableau_pipeline.tableau import delivery
+    import importlib
 
     watch = Stopwatch()
     received = sandbox.bytes_received()
-    with watch.watching(delivery, PHASES):
+    with contextlib.ExitStack() as stack:
+        for module, names in PHASES.items():
+            stack.enter_context(watch.watching(importlib.import_module(module), names))
         started = time.perf_counter()
         outcome = call()
         seconds = time.perf_counter() - started
@@ -252,21 +289,33 @@ def deliver(sandbox: SandboxProcess, name: str, call: Callable[[], Any]) -> tupl
 
 def bench(size: int, cache: Path | None) -> None:
     from visma_tableau_pipeline.marts.hyper import frame_from_hyper
+    from visma_tableau_pipeline.marts.increments import publish_target
     from visma_tableau_pipeline.marts.registry import mart_table
     from visma_tableau_pipeline.settings import TableauSettings
-    from visma_tableau_pipeline.tableau import TableauSession, deliver_table, ensure_project
+    from visma_tableau_pipeline.state.db import StateDB
+    from visma_tableau_pipeline.tableau import TableauSession, ensure_project
+    from visma_tableau_pipeline.tableau.audited import publish_extract
 
-    key = mart_table(TABLE).key
+    table = mart_table(TABLE)
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
           f"{size:,} {TABLE} rows, every {CHANGE_EVERY}th changed; target < {TARGET_RATIO:.0%}",
           flush=True)
     with tempfile.TemporaryDirectory(prefix="vtp-tableau-bench-") as home:
         folder = Path(home)
+        store_path = (cache or folder) / f"state-{size}.db"
         if cache:
             cache.mkdir(parents=True, exist_ok=True)
-        frame, input_timings = build_input(size, folder, cache)
-        changed, rows = change_every_100th(frame)
+        fresh = not store_path.exists()
+        work_store = folder / "state.db"
+        db = StateDB(f"sqlite:///{store_path}")
+        input_timings = store_input(size, db) if fresh else {}
+        db.dispose()
+        shutil.copy(store_path, work_store)  # the runs change the store; the cache stays as loaded
+        db = StateDB(f"sqlite:///{work_store}")
+        extract, input_timings["build extract"] = build_input_extract(db, folder / "extracts")
+        target = publish_target(db, [COMPANY], table, AS_OF)
         workdir = folder / "work"
+        workdir.mkdir()
         with sandbox_process(folder / "sandbox") as sandbox:
             env = sandbox.env
             settings = TableauSettings(server_url=env["TABLEAU_SERVER_URL"], site=env["TABLEAU_SITE"],
@@ -275,38 +324,38 @@ def bench(size: int, cache: Path | None) -> None:
             with TableauSession(settings) as session:
                 project = ensure_project(session, PROJECT)
 
-                def publish(data: pd.DataFrame, previous: Any, **options: Any) -> Any:
-                    return deliver_table(
-                        session, project, TABLE, data, key,
-                        previous.hashes if previous else {}, workdir,
-                        previous_schema=previous.schema_fingerprint if previous else None,
-                        **options)
+                def publish(run_id: str, full: bool = False) -> Any:
+                    return publish_extract(session, db, project, target, extract, workdir,
+                                           run_id=run_id, full=full)
 
-                create, first = deliver(sandbox, "create", lambda: publish(frame, None))
-                overwrite, full = deliver(sandbox, "overwrite", lambda: publish(frame, first, full=True))
-                incremental, update = deliver(sandbox, "incremental", lambda: publish(changed, full))
-                unchanged, _ = deliver(sandbox, "unchanged", lambda: publish(changed, update))
+                create, _ = deliver(sandbox, "create", lambda: publish("bench-create"))
+                overwrite, _ = deliver(sandbox, "overwrite", lambda: publish("bench-overwrite", full=True))
+                started = time.perf_counter()
+                changed = change_every_100th(db)
+                input_timings["store 1% changes"] = time.perf_counter() - started
+                incremental, _ = deliver(sandbox, "incremental", lambda: publish("bench-incremental"))
+                unchanged, _ = deliver(sandbox, "unchanged", lambda: publish("bench-unchanged"))
                 stored = frame_from_hyper(sandbox.datasource_path(TABLE))
-    check = compare(stored, changed, rows, key)
+        rebuilt, _ = build_input_extract(db, folder / "rebuilt")
+        check = compare(stored, frame_from_hyper(rebuilt), changed, table.key)
+        db.dispose()
     report(size, input_timings, [create, overwrite, incremental, unchanged], check)
 
 
-def compare(stored: pd.DataFrame, expected: pd.DataFrame, rows: pd.Index,
-            key: tuple[str, ...]) -> str:
-    """The stored extract equals the changed table; raises when it does not."""
+def compare(stored: pd.DataFrame, expected: pd.DataFrame, changed: int, key: tuple[str, ...]) -> str:
+    """The stored extract equals a full rebuild from the store; raises when it does not."""
     if len(stored) != len(expected):
         raise AssertionError(f"the stored extract has {len(stored):,} rows, not {len(expected):,}")
     ordered = [stored.sort_values(list(key)).reset_index(drop=True),
                expected.sort_values(list(key)).reset_index(drop=True)]
     pd.testing.assert_frame_equal(ordered[0], ordered[1], check_dtype=False)
-    sample = expected.loc[rows[:3], [*key, "balance_doc_currency", "description"]]
-    stored_sample = stored.merge(sample[list(key)], on=list(key))
-    shown = "; ".join(
-        f"{r.reference_number}: balance {r.balance_doc_currency}, {r.description!r}"
-        for r in stored_sample.itertuples()
-    )
-    return (f"stored extract: {len(stored):,} rows, equal to the changed table "
-            f"({len(rows):,} rows changed); e.g. {shown}")
+    edited = ordered[0][ordered[0]["description"].fillna("").str.endswith(" (endret)")]
+    if len(edited) != changed:
+        raise AssertionError(f"{len(edited):,} rows carry the change, not {changed:,}")
+    shown = "; ".join(f"{r.reference_number}: balance {r.balance_doc_currency}, {r.description!r}"
+                      for r in edited.head(3).itertuples())
+    return (f"stored extract: {len(stored):,} rows, equal to a full rebuild from the store "
+            f"({changed:,} invoices changed); e.g. {shown}")
 
 
 def report(size: int, input_timings: dict[str, float], steps: list[Step], check: str) -> None:
@@ -351,7 +400,7 @@ def main() -> None:
     serve = sub.add_parser("_serve", help="internal: the sandbox process")
     serve.add_argument("--storage", type=Path, required=True)
     parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--cache", type=Path, help="keep the input extract here between runs")
+    parser.add_argument("--cache", type=Path, help="keep the input state store here between runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.command == "_serve":

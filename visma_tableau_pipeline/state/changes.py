@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -17,6 +17,18 @@ from sqlalchemy import Connection, func, select
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.payloads import load_payload
 from visma_tableau_pipeline.state.schema import records
+
+
+def visibility_margin(dialect: str) -> timedelta:
+    """How far before the newest change a reader must look again to miss no write.
+
+    Records are stamped when their transaction writes them and become visible when it commits.
+    SQLite runs one writer at a time (BEGIN IMMEDIATE), so stamps follow commit order; the second
+    allows for the clock being set back a little. PostgreSQL commits concurrent transactions in
+    any order: one page's transaction commits within seconds, and two minutes cover that many
+    times over. What is read again and has not changed is compared and not sent.
+    """
+    return timedelta(seconds=1) if dialect == "sqlite" else timedelta(minutes=2)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
+from visma_tableau_pipeline.state.changes import visibility_margin
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import (
     apply_delivery,
@@ -40,12 +41,6 @@ from visma_tableau_pipeline.tableau.delivery import (
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 log = logging.getLogger(__name__)
-
-# Records are stored in short transactions stamped when they start: one that commits after a
-# delivery read the store can carry an earlier stamp. Looking this far back finds it; rows that
-# did not change are compared and not sent.
-CURSOR_MARGIN = timedelta(hours=1)
-
 
 @dataclass(frozen=True)
 class ChangedRows:
@@ -101,6 +96,8 @@ def publish_extract(
         since = get_cursor(conn, name, "delivered")
         extract_cursor = get_cursor(conn, name, "extract")
         kept = has_delivered_rows(conn, name)
+    if since is not None:
+        since -= visibility_margin(db.dialect)
     changed = _changed_rows(target, publication, since, full)
     if changed is not None:
         with db.connect() as conn:
@@ -110,7 +107,7 @@ def publish_extract(
             deliver_rows(session, publication.datasource_id, name, frame, target.key, previous,
                          workdir, scope=run_id),
             reason=f"rows of {len(changed.groups)} source records written since the last "
-            f"delivery ({since - CURSOR_MARGIN:%Y-%m-%d %H:%M} UTC on) compared",
+            f"delivery ({since:%Y-%m-%d %H:%M:%S} UTC on) compared",
         )
     else:
         frame, cursor = frame_from_hyper(extract), extract_cursor
@@ -146,7 +143,7 @@ def _changed_rows(
         return None
     if publication is None or publication.datasource_id is None:
         return None
-    changed = target.changes_since(since - CURSOR_MARGIN)
+    changed = target.changes_since(since)
     if changed is None:
         log.info("%s: a lookup changed since %s: comparing the whole table", target.name, since)
         return None
