@@ -13,8 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from visma_tableau_pipeline.marts.entitlements import ENTITLEMENTS_KEY
-from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, build_extract, write_entitlements
-from visma_tableau_pipeline.marts.increments import publish_target
+from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, build_extract, publish_target, write_entitlements
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
@@ -72,9 +71,9 @@ def run_pipeline(
     extracts = {}
     run_id = outcome.sync.run_id
     for table in MART_TABLES:
-        frame, extracts[table.name] = build_extract(db, company_ids, table, as_of,
-                                                    settings.extracts_dir, run_id)
-        outcome.extracts[table.name] = len(frame)
+        extract = build_extract(db, company_ids, table, as_of, settings.extracts_dir, run_id, full=full)
+        extracts[table.name] = extract.path
+        outcome.extracts[table.name] = extract.rows
     if settings.tableau is None:
         entitlements, _ = write_entitlements(settings.entitlements_path, None, settings.extracts_dir)
         outcome.extracts[ENTITLEMENTS] = len(entitlements)

@@ -6,32 +6,26 @@ earlier days of the previous extract and replace only the day being built.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
-from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, write_hyper
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, replace_groups, write_hyper
+from visma_tableau_pipeline.marts.increments import changed_rows, group_size, tagged_records
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MartTable, build_with
-from visma_tableau_pipeline.state.changes import newest_change
+from visma_tableau_pipeline.state.changes import settled_moment
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.delivered import set_cursor
-from visma_tableau_pipeline.state.records import iter_records
+from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
+from visma_tableau_pipeline.tableau.audited import PublishTarget
+from visma_tableau_pipeline.tableau.changes import keys_frame
 
 SNAPSHOT_COLUMN = "snapshot_date"
-
-
-def tagged_records(conn: Connection, company_ids: list[str], name: str) -> list[dict]:
-    """Every live stored record of one entity, each tagged with its `company_id`."""
-    return [
-        {**record, "company_id": company_id}
-        for company_id in company_ids
-        for record in iter_records(conn, company_id, name)
-    ]
 
 
 def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> pd.DataFrame:
@@ -41,21 +35,47 @@ def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: da
     return build_with(table, MartInputs(records, as_of))
 
 
+@dataclass(frozen=True)
+class ExtractResult:
+    """What writing a table's extract did."""
+
+    path: Path
+    rows: int  # rows the extract holds
+    frame: pd.DataFrame  # the rows built this time: the whole table, or the changed groups' rows
+    mode: Literal["built", "updated"]
+    reason: str
+
+
 def build_extract(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, extracts_dir: Path,
-    run_id: str,
-) -> tuple[pd.DataFrame, Path]:
-    """Build the table, write its extract, and note up to which record-store moment it is built.
+    run_id: str, *, full: bool = False,
+) -> ExtractResult:
+    """Bring the table's extract up to the store, and note up to which moment it is.
 
-    A full publish of the extract then knows from where the next incremental one must look.
+    A table built record by record (`rows_from`) whose extract is known is updated in place:
+    the rows of records written since it was built are replaced, which costs what changed.
+    Otherwise (and with `full`) the whole table is built and written. The moment is what the
+    next update and a full publish of the extract start from.
     """
+    path = hyper_path(extracts_dir, table.name)
+    cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
     with db.connect() as conn:
-        cursor = newest_change(conn, company_ids, table.sources)  # before the reads: may repeat, never skip
-    frame = build_table(db, company_ids, table, as_of)
-    path = write_extract(frame, extracts_dir, table, as_of)
+        built_up_to = get_cursor(conn, table.name, "extract")
+    changed = None
+    if not full and table.rows_from and built_up_to is not None and path.exists():
+        changed = changed_rows(db, company_ids, table, built_up_to, as_of)
+    if changed is not None:
+        groups = keys_frame(sorted(changed.groups), changed.frame, table.key[: group_size(table)])
+        result = ExtractResult(path, replace_groups(path, changed.frame, groups), changed.frame,
+                               "updated", f"{len(changed.groups)} source records written since it was built")
+    else:
+        frame = build_table(db, company_ids, table, as_of)
+        written = write_extract(frame, extracts_dir, table, as_of)
+        result = ExtractResult(written, len(frame), frame, "built",
+                               "a full build was asked for" if full else "built whole")
     with db.transaction() as conn:
         set_cursor(conn, table.name, "extract", cursor, run_id)
-    return frame, path
+    return result
 
 
 def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date) -> Path:
@@ -94,3 +114,12 @@ def write_entitlements(
     rules = load_entitlements(rules_file) if rules_file else []
     frame = entitlements_table(rules, users)
     return frame, write_hyper(frame, extracts_dir, ENTITLEMENTS)
+
+
+def publish_target(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> PublishTarget:
+    """How to deliver `table`: its key, its snapshot day or its groups and their changes."""
+    return PublishTarget(
+        table.name, table.key, snapshot_column=snapshot_column_of(table), group_size=group_size(table),
+        changes_since=(lambda since: changed_rows(db, company_ids, table, since, as_of))
+        if table.rows_from else None,
+    )

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -104,9 +107,8 @@ def _unscaled(table: pa.Table, decimals: dict[str, pa.Decimal128Type], target: P
     return table
 
 
-def _rescale(staging: Path, written: Path, schema: pa.Schema,
-             decimals: dict[str, pa.Decimal128Type]) -> None:
-    """Copy the staging table into `written`, turning unscaled integers back into NUMERIC."""
+def _rescaled_columns(schema: pa.Schema, decimals: dict[str, pa.Decimal128Type]) -> list[str]:
+    """The select list that turns unscaled integers back into NUMERIC, other columns as they are."""
     selected = []
     for field in schema:
         column = Name(field.name)
@@ -122,16 +124,69 @@ def _rescale(staging: Path, written: Path, schema: pa.Schema,
             )
         else:
             selected.append(f"CAST({column} AS {numeric}) AS {column}")
+    return selected
+
+
+@contextmanager
+def _hyper(log_dir: Path) -> Iterator[Connection]:
+    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU,
+                      parameters={"log_dir": str(log_dir)}) as hyper, Connection(hyper.endpoint) as connection:
+        yield connection
+
+
+def _rescale(staging: Path, written: Path, schema: pa.Schema,
+             decimals: dict[str, pa.Decimal128Type]) -> None:
+    """Copy the staging table into `written`, turning unscaled integers back into NUMERIC."""
     source = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
     target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
-    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU,
-                      parameters={"log_dir": str(staging.parent)}) as hyper, Connection(
-        hyper.endpoint
-    ) as connection:
+    with _hyper(staging.parent) as connection:
         connection.catalog.create_database(written)
         connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
         connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
         connection.catalog.create_schema(SchemaName(_TARGET_ALIAS, EXTRACT_SCHEMA))
         connection.execute_command(
-            f"CREATE TABLE {target} AS SELECT {', '.join(selected)} FROM {source}"
+            f"CREATE TABLE {target} AS SELECT {', '.join(_rescaled_columns(schema, decimals))} FROM {source}"
         )
+
+
+def replace_groups(path: Path, rows: pd.DataFrame, groups: pd.DataFrame) -> int:
+    """Replace, in an extract, every row matching a row of `groups` (on its columns) by `rows`.
+
+    `rows` are the new rows of those groups (none for a group whose records are gone). The file
+    is changed in a copy that is renamed into place, as `write_hyper` does. Returns the number of
+    rows the extract holds afterwards.
+    """
+    path = Path(path)
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
+    staged_rows, staged_groups = TableName(EXTRACT_SCHEMA, "rows"), TableName(EXTRACT_SCHEMA, "groups")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as scratch:
+        staging, written = Path(scratch) / "staging.hyper", Path(scratch) / path.name
+        shutil.copyfile(path, written)
+        try:
+            pantab.frames_to_hyper({staged_rows: _unscaled(table, decimals, path),
+                                    staged_groups: pa.Table.from_pandas(groups, preserve_index=False)},
+                                   staging)
+            with _hyper(Path(scratch)) as connection:
+                connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
+                connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
+                target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
+                matches = " AND ".join(f"g.{Name(c)} IS NOT DISTINCT FROM t.{Name(c)}" for c in groups.columns)
+                connection.execute_command(
+                    f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM "
+                    f"{TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'groups')} g WHERE {matches})"
+                )
+                columns = ", ".join(str(Name(name)) for name in table.schema.names)
+                connection.execute_command(
+                    f"INSERT INTO {target} ({columns}) SELECT "
+                    f"{', '.join(_rescaled_columns(table.schema, decimals))} FROM "
+                    f"{TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'rows')}"
+                )
+                total = connection.execute_scalar_query(f"SELECT COUNT(*) FROM {target}")
+        except (HyperException, RuntimeError, ValueError) as error:
+            raise HyperWriteError(f"updating {path}: {error}") from error
+        os.replace(written, path)
+    log.info("replaced %s groups of %s with %s rows in %.2f s", len(groups), path, len(rows),
+             time.perf_counter() - started)
+    return int(total)

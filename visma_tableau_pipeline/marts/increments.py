@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from visma_tableau_pipeline.marts.extracts import snapshot_column_of, tagged_records
+from sqlalchemy import Connection
+
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.registry import MartTable, build_with
-from visma_tableau_pipeline.state.changes import any_changed_since, changed_since, live_records, newest_change
+from visma_tableau_pipeline.state.changes import any_changed_since, changed_since, live_records, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.records import key_string
-from visma_tableau_pipeline.tableau.audited import ChangedRows, PublishTarget
+from visma_tableau_pipeline.state.records import iter_records, key_string
+from visma_tableau_pipeline.tableau.audited import ChangedRows
 from visma_tableau_pipeline.visma.catalogue import entity
 
 
@@ -38,6 +39,15 @@ def group_key(company_id: str, record_key: str) -> str:
     return key_string([company_id]) + "|" + record_key
 
 
+def tagged_records(conn: Connection, company_ids: list[str], name: str) -> list[Record]:
+    """Every live stored record of one entity, each tagged with its `company_id`."""
+    return [
+        {**record, "company_id": company_id}
+        for company_id in company_ids
+        for record in iter_records(conn, company_id, name)
+    ]
+
+
 def changed_rows(
     db: StateDB, company_ids: list[str], table: MartTable, since: datetime, as_of: date
 ) -> ChangedRows | None:
@@ -48,8 +58,8 @@ def changed_rows(
     """
     if not table.rows_from:
         return None
+    cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
     with db.connect() as conn:
-        cursor = newest_change(conn, company_ids, table.sources)  # before the reads: may repeat, never skip
         if any_changed_since(conn, company_ids, table.lookups, since):
             return None
         keys: dict[str, set[str]] = defaultdict(set)
@@ -64,12 +74,3 @@ def changed_rows(
             records[name] = tagged_records(conn, company_ids, name)
     groups = frozenset(group_key(company_id, key) for company_id, ks in keys.items() for key in ks)
     return ChangedRows(build_with(table, MartInputs(records, as_of)), groups, cursor)
-
-
-def publish_target(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> PublishTarget:
-    """How to deliver `table`: its key, its snapshot day or its groups and their changes."""
-    return PublishTarget(
-        table.name, table.key, snapshot_column=snapshot_column_of(table), group_size=group_size(table),
-        changes_since=(lambda since: changed_rows(db, company_ids, table, since, as_of))
-        if table.rows_from else None,
-    )

@@ -12,23 +12,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.payloads import load_payload
-from visma_tableau_pipeline.state.schema import records
+from visma_tableau_pipeline.state.schema import records, utc_now
 
 
-def visibility_margin(dialect: str) -> timedelta:
-    """How far before the newest change a reader must look again to miss no write.
+def settled_moment(dialect: str) -> datetime:
+    """A moment before which every write to the store is committed, and visible to a read now.
 
     Records are stamped when their transaction writes them and become visible when it commits.
-    SQLite runs one writer at a time (BEGIN IMMEDIATE), so stamps follow commit order; the second
-    allows for the clock being set back a little. PostgreSQL commits concurrent transactions in
-    any order: one page's transaction commits within seconds, and two minutes cover that many
-    times over. What is read again and has not changed is compared and not sent.
+    SQLite runs one writer at a time (BEGIN IMMEDIATE), so a stamp is at most a commit's length
+    old when it shows: a second is plenty, and allows for the clock being set back a little.
+    PostgreSQL runs transactions side by side; one page's transaction commits within seconds,
+    and two minutes cover that, and clocks of several hosts that differ a little, many times
+    over. A reader that keeps this moment and next asks for what changed since it misses
+    nothing; what it sees again and has not changed is compared and not sent.
     """
-    return timedelta(seconds=1) if dialect == "sqlite" else timedelta(minutes=2)
+    margin = timedelta(seconds=1) if dialect == "sqlite" else timedelta(minutes=2)
+    return utc_now() - margin
 
 
 @dataclass(frozen=True)
@@ -38,16 +41,6 @@ class ChangedRecord:
     company_id: str
     entity: str
     record_key: str
-
-
-def newest_change(
-    conn: Connection, company_ids: Collection[str], entities: Collection[str]
-) -> datetime | None:
-    """The latest `updated_at` among these companies' records of these entities."""
-    stmt = select(func.max(records.c.updated_at)).where(
-        records.c.entity.in_(list(entities)), records.c.company_id.in_(list(company_ids))
-    )
-    return conn.execute(stmt).scalar_one_or_none()
 
 
 def changed_since(

@@ -18,7 +18,6 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
-from visma_tableau_pipeline.state.changes import visibility_margin
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import (
     apply_delivery,
@@ -48,7 +47,7 @@ class ChangedRows:
 
     frame: pd.DataFrame
     groups: frozenset[str]  # group keys: the leading key values of the rows, joined like row keys
-    cursor: datetime | None  # the newest record-store change these rows cover
+    cursor: datetime  # every record written before this moment is covered (`settled_moment`)
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,6 @@ def publish_extract(
         since = get_cursor(conn, name, "delivered")
         extract_cursor = get_cursor(conn, name, "extract")
         kept = has_delivered_rows(conn, name)
-    if since is not None:
-        since -= visibility_margin(db.dialect)
     changed = _changed_rows(target, publication, since, full)
     if changed is not None:
         with db.connect() as conn:

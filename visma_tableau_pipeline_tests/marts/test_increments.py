@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from visma_tableau_pipeline.marts.extracts import build_table
+from visma_tableau_pipeline.marts.extracts import build_extract, build_table
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.increments import changed_rows, group_key, group_size
 from visma_tableau_pipeline.marts.registry import MART_TABLES, mart_table
 from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
@@ -107,3 +108,28 @@ def test_a_changed_lookup_means_the_whole_table_is_compared(synced: Synced) -> N
     assert changed_rows(synced.db, synced.company_ids, mart_table("gl_transactions"), since, TODAY) is None
     suppliers = changed_rows(synced.db, synced.company_ids, mart_table("suppliers"), since, TODAY)
     assert suppliers is not None and suppliers.groups == frozenset() and suppliers.frame.empty
+
+
+def test_an_extract_is_updated_by_groups_and_equals_a_full_build(synced: Synced, tmp_path: Path) -> None:
+    names = ("ap_invoice_lines", "ar_invoices", "gl_transactions", "suppliers")
+    for name in names:
+        first = build_extract(synced.db, synced.company_ids, mart_table(name), TODAY, tmp_path, "run-1")
+        assert first.mode == "built"
+    company_id = synced.company_ids[1]
+    for entity_name in ("supplier_invoices", "customer_credit_notes", "journal_transactions", "suppliers"):
+        records = list(synced.sandbox.records(company_id, entity_name))
+        fields = entity(entity_name).key
+        synced.sandbox.modify(company_id, entity_name, tuple(key_values(fields, records[0])))
+        synced.sandbox.delete(company_id, entity_name, tuple(key_values(fields, records[1])))
+    synced.sync(full=True)
+
+    for name in names:
+        table = mart_table(name)
+        updated = build_extract(synced.db, synced.company_ids, table, TODAY, tmp_path, "run-2")
+        assert updated.mode == "updated", (name, updated.reason)
+        assert 0 < len(updated.frame) < updated.rows, name
+        written = frame_from_hyper(updated.path)
+        expected = build_table(synced.db, synced.company_ids, table, TODAY)
+        assert updated.rows == len(expected) == len(written), name
+        pd.testing.assert_frame_equal(_sorted(written, table.key), _sorted(expected, table.key),
+                                      check_dtype=False, obj=name)

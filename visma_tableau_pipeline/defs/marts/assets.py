@@ -11,7 +11,7 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
-from visma_tableau_pipeline.marts.extracts import build_extract
+from visma_tableau_pipeline.marts.extracts import ExtractResult, build_extract
 from visma_tableau_pipeline.marts.aging import aging_bucket_totals
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.settings import get_settings
@@ -25,18 +25,22 @@ class MartConfig(dg.Config):
     """Run configuration of a dashboard table."""
 
     as_of: str = ""  # ISO date of the aging snapshot; empty means today
+    full: bool = False  # build the whole table even when only some records changed
 
 
 def mart_asset_key(table: MartTable) -> dg.AssetKey:
     return dg.AssetKey(["marts", table.name])
 
 
-def _metadata(table: MartTable, frame, path) -> dict:
+def _metadata(table: MartTable, extract: ExtractResult) -> dict:
+    frame = extract.frame
     metadata: dict = {
-        "dagster/row_count": len(frame),
-        "path": dg.MetadataValue.path(str(path)),
-        "bytes": path.stat().st_size,
-        "companies": ", ".join(sorted(map(str, frame["company_id"].dropna().unique()))),
+        "dagster/row_count": extract.rows,
+        "mode": extract.mode,
+        "reason": extract.reason,
+        "rows_rebuilt": len(frame),
+        "path": dg.MetadataValue.path(str(extract.path)),
+        "bytes": extract.path.stat().st_size,
         "preview": dg.MetadataValue.md(frame.head(10).to_markdown(index=False)),
     }
     if table.name in AGING_TABLES:
@@ -63,10 +67,10 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
         settings = get_settings()
         as_of = date.fromisoformat(config.as_of) if config.as_of else date.today()
         company_ids = [c.company_id for c in settings.companies]
-        frame, path = build_extract(state.db(), company_ids, table, as_of, settings.extracts_dir,
-                                    context.run.run_id)
-        context.log.info(f"{table.name}: {len(frame)} rows written to {path}")
-        return dg.MaterializeResult(metadata=_metadata(table, frame, path))
+        extract = build_extract(state.db(), company_ids, table, as_of, settings.extracts_dir,
+                                context.run.run_id, full=config.full)
+        context.log.info(f"{table.name}: {extract.mode} ({extract.reason}), {extract.rows} rows in {extract.path}")
+        return dg.MaterializeResult(metadata=_metadata(table, extract))
 
     return _mart_asset
 

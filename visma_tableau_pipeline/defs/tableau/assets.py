@@ -16,7 +16,7 @@ from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.marts.increments import publish_target
+from visma_tableau_pipeline.marts.extracts import publish_target
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
 from visma_tableau_pipeline.settings import get_settings
