@@ -11,15 +11,14 @@ of the same company and client id in this process), its own statistics. It only 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from itertools import compress
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -37,13 +36,20 @@ from visma_tableau_pipeline.visma.errors import (
     VismaUnstableReadError,
     error_for_status,
 )
+from visma_tableau_pipeline.visma.items import (
+    NonFiniteNumber,
+    NotJson,
+    decode,
+    decode_with_texts,
+)
 from visma_tableau_pipeline.visma.pacing import Pacer, shared_pacer
-from visma_tableau_pipeline.visma.paging import BatchMerger, Deduplicator, Page, iter_pages
+from visma_tableau_pipeline.visma.paging import BatchMerger, Deduplicator, Page, RecordBatch, iter_pages
 from visma_tableau_pipeline.visma.retrying import RetryPolicy, call_with_retries
 from visma_tableau_pipeline.visma.stats import ClientStats
 from visma_tableau_pipeline.visma.timestamps import format_for_query, parse_timestamp
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_DELTA_OVERLAP = timedelta(minutes=5)
@@ -148,6 +154,10 @@ class VismaClient:
         name the context in errors.
         """
         context = {"company_id": self.company.company_id, "entity": entity, "page": page}
+        return _decoded(self._answer(path, params, context), decode, context)
+
+    def _answer(self, path: str, params: Mapping[str, Any] | None, context: dict) -> httpx.Response:
+        """The successful response to a GET, after pacing, retries and one token renewal."""
         token = self._auth.token()
         try:
             response = self._send_with_retries(path, params, token, context)
@@ -169,7 +179,7 @@ class VismaClient:
                     hint=_TENANT_HINT.format(company=self.company.company_id),
                     **context,
                 ) from None
-        return self._parse_json(response, context)
+        return response
 
     def _send_with_retries(
         self, path: str, params: Mapping[str, Any] | None, token: str, context: dict
@@ -208,21 +218,6 @@ class VismaClient:
         throttled = seconds if isinstance(error, VismaRateLimited) else 0.0
         self.stats.add(retries=1, throttled_seconds=throttled)
 
-    @staticmethod
-    def _parse_json(response: httpx.Response, context: dict) -> Any:
-        try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            raise VismaPayloadError(
-                "Visma answered with something that is not JSON",
-                status=response.status_code,
-                url=str(response.request.url),
-                visma_message=response.text[:200] or None,
-                hint="This is usually a passing fault of Visma or a proxy: run the read again. If it "
-                "persists, check VISMA_API_URL (api_url)",
-                **context,
-            ) from None
-
     # -- reading an entity -------------------------------------------------------------------
 
     def read_entity(
@@ -235,7 +230,8 @@ class VismaClient:
         path_params: Mapping[str, str] | None = None,
         page_size: int | None = None,
         on_page: Callable[[PageProgress], None] | None = None,
-    ) -> Iterator[list[dict]]:
+        texts: bool = False,
+    ) -> Iterator[RecordBatch]:
         """Every record of `entity` (changed since `modified_since`, in `period`), in batches.
 
         `modified_since` is a watermark: the read asks for records modified at or after it minus
@@ -243,15 +239,19 @@ class VismaClient:
         parameter names from Visma's OpenAPI document (unknown names are silently ignored by
         Visma, returning the wrong rows). Records are deduplicated by the catalogue key within the
         read, journal batches split over pages are merged, and page `metadata` is removed.
+
+        Each batch is a list of records. With `texts=True` its `texts` also hold, where it can be
+        had, Visma's own JSON text of each record without volatile fields: what the state store
+        keeps, without encoding the record again (the sync asks for them).
         """
         params = self._query(entity, modified_since, period, extra_params)
         if "{" in entity.path and not path_params:
-            yield from self._read_each_id(entity, params, on_page)
+            yield from self._read_each_id(entity, params, on_page, texts)
             return
         path = _fill_path(entity.path, path_params or {})
         dedupe = Deduplicator(entity)
         if entity.paging is Paging.NONE:
-            page = Page(1, self._fetch_items(entity, path, params, None))
+            page = Page(1, self._fetch_items(entity, path, params, None, texts))
             yield from self._records(entity, iter([page]), dedupe, on_page)
             return
         requested = page_size or self._page_size
@@ -259,7 +259,7 @@ class VismaClient:
             totals: set[int] = set()
             pages = iter_pages(
                 lambda number: self._fetch_items(
-                    entity, path, {**params, "pageNumber": number, "pageSize": requested}, number
+                    entity, path, {**params, "pageNumber": number, "pageSize": requested}, number, texts
                 ),
                 entity=entity,
                 requested_size=requested,
@@ -290,14 +290,16 @@ class VismaClient:
         pages: Iterator[Page],
         dedupe: Deduplicator,
         on_page: Callable[[PageProgress], None] | None,
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[RecordBatch]:
         """Pages to batches of records: merged (journal batches), deduplicated, metadata removed."""
         merger = BatchMerger(entity) if entity.lines_span_pages else None
         yielded = 0
         for page in pages:
             self.stats.add(pages=1)
-            records = merger.feed(page.items) if merger else page.items
-            batch = [_without_metadata(r) for r in records if dedupe.admit(r)]
+            if merger:  # a merged batch is no longer any one item's text
+                batch = _admitted(merger.feed(page.items), None, dedupe)
+            else:
+                batch = _admitted(page.items, page.texts, dedupe)
             yielded += len(batch)
             log.debug("%s: page %d, %d items (total %s)", entity.name, page.number, len(page.items), page.total_count)
             if on_page is not None:
@@ -305,7 +307,7 @@ class VismaClient:
             if batch:
                 yield batch
         if merger:
-            batch = [_without_metadata(r) for r in merger.finish() if dedupe.admit(r)]
+            batch = _admitted(merger.finish(), None, dedupe)
             if batch:
                 yield batch
 
@@ -314,7 +316,8 @@ class VismaClient:
         entity: Entity,
         params: dict[str, Any],
         on_page: Callable[[PageProgress], None] | None,
-    ) -> Iterator[list[dict]]:
+        texts: bool,
+    ) -> Iterator[RecordBatch]:
         """Entities listed by id first (dimensions): the ids, then one request per id."""
         if entity.path not in _ID_LISTS:
             raise ValueError(f"{entity.name}: path {entity.path} needs path_params")
@@ -330,17 +333,26 @@ class VismaClient:
         log.debug("%s: %d ids to read", entity.name, len(ids))
         for number, item_id in enumerate(ids, start=1):
             path = _fill_path(entity.path, {id_param: str(item_id)})
-            page = Page(number, self._fetch_items(entity, path, params, None))
+            page = Page(number, self._fetch_items(entity, path, params, None, texts))
             yield from self._records(entity, iter([page]), Deduplicator(entity), on_page)
 
     def _fetch_items(
-        self, entity: Entity, path: str, params: Mapping[str, Any], page: int | None
-    ) -> list[dict]:
-        """One response as a list of items, checked: a list of objects, each with its key."""
-        document = self.get(path, params, entity=entity.name, page=page)
+        self, entity: Entity, path: str, params: Mapping[str, Any], page: int | None, texts: bool
+    ) -> RecordBatch:
+        """One response as a list of items, checked: a list of objects, each with its key.
+
+        With `texts`, each item is decoded from its own slice of the answer and keeps that text,
+        without volatile fields (None where they cannot be cut safely).
+        """
+        context = {"company_id": self.company.company_id, "entity": entity.name, "page": page}
+        response = self._answer(path, params, context)
+        if texts:
+            document, item_texts = _decoded(response, decode_with_texts, context)
+        else:
+            document, item_texts = _decoded(response, decode, context), None
         if isinstance(document, dict) and "{" in entity.path:
             document = [document]  # /v1/dimension/{id} answers with the one object
-        context = {"company_id": self.company.company_id, "entity": entity.name, "page": page, "url": path}
+        context["url"] = path
         if not isinstance(document, list):
             raise VismaPayloadError(
                 f"Visma answered with a JSON {type(document).__name__}, not the list of "
@@ -358,7 +370,7 @@ class VismaClient:
                     "parameters, or run the read again",
                     **context,
                 )
-        return document
+        return RecordBatch(document, item_texts)
 
     def _query(
         self,
@@ -393,6 +405,31 @@ class VismaClient:
         return format_for_query(parse_timestamp(modified_since) - self._delta_overlap)
 
 
+def _decoded(response: httpx.Response, decode: Callable[[bytes], _T], context: dict) -> _T:
+    """`decode` of the response's body; an answer that is not JSON, or holds NaN, is an error."""
+    try:
+        return decode(response.content)
+    except NonFiniteNumber as exc:
+        raise VismaPayloadError(
+            f"Visma answered with the number {exc.literal}, which no amount can be",
+            status=response.status_code,
+            url=str(response.request.url),
+            hint="Nothing from this answer was stored. Run the read again; if it persists, report "
+            "the record to Visma",
+            **context,
+        ) from None
+    except NotJson:
+        raise VismaPayloadError(
+            "Visma answered with something that is not JSON",
+            status=response.status_code,
+            url=str(response.request.url),
+            visma_message=response.text[:200] or None,
+            hint="This is usually a passing fault of Visma or a proxy: run the read again. If it "
+            "persists, check VISMA_API_URL (api_url)",
+            **context,
+        ) from None
+
+
 def _fill_path(path: str, path_params: Mapping[str, str]) -> str:
     return path.format(**{name: quote(str(value), safe="") for name, value in path_params.items()})
 
@@ -403,6 +440,14 @@ def _noting_totals(pages: Iterator[Page], totals: set[int]) -> Iterator[Page]:
         if page.total_count is not None:
             totals.add(page.total_count)
         yield page
+
+
+def _admitted(records: list[dict], texts: list[str | None] | None, dedupe: Deduplicator) -> RecordBatch:
+    """The records `dedupe` lets through, without metadata, each with its text (if any)."""
+    admitted = [dedupe.admit(record) for record in records]
+    if texts is None:
+        return RecordBatch(map(_without_metadata, compress(records, admitted)))
+    return RecordBatch(map(_without_metadata, compress(records, admitted)), compress(texts, admitted))
 
 
 def _without_metadata(record: dict) -> dict:

@@ -17,12 +17,30 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
 from visma_tableau_pipeline.visma.timestamps import parse_timestamp
+
+
+class RecordBatch(list):
+    """Records (a plain list of dicts to every caller) with each record's stored text beside it.
+
+    `texts[i]` is the JSON text the state store keeps for record i: Visma's own text of the item
+    without its volatile fields. None where the read kept no text (a journal batch merged from
+    pieces, an item whose text could not be cut safely, a read that did not ask for texts): the
+    store then writes canonical JSON.
+    """
+
+    __slots__ = ("texts",)
+
+    def __init__(self, records: Iterable[dict] = (), texts: Iterable[str | None] | None = None) -> None:
+        super().__init__(records)
+        self.texts: list[str | None] = [None] * len(self) if texts is None else list(texts)
+        if len(self.texts) != len(self):
+            raise ValueError(f"{len(self)} records but {len(self.texts)} texts")
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,11 @@ class Page:
 
     number: int
     items: list[dict]
+
+    @property
+    def texts(self) -> list[str | None] | None:
+        """The stored texts of the items, when the fetch kept them."""
+        return self.items.texts if isinstance(self.items, RecordBatch) else None
 
     @property
     def total_count(self) -> int | None:

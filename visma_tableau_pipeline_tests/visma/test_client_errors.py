@@ -177,11 +177,14 @@ def test_network_failure_that_persists_is_a_transport_error(fake, clock):
     ("answer", "what"),
     [
         (httpx.Response(200, text="<html>gateway</html>"), "not JSON"),
+        (httpx.Response(200, text='[{"number":"1","creditLimit":NaN}]'), "the number NaN"),
+        (httpx.Response(200, text='[{"number":"1","creditLimit":-Infinity}]'), "the number -Infinity"),
         (json_response(200, {"items": []}), "not the list"),
         (json_response(200, [{"name": "no number", "metadata": {"totalCount": 9, "maxPageSize": 3}}]), "no key (number)"),
     ],
 )
-def test_a_malformed_page_names_entity_and_page(clock, answer, what):
+@pytest.mark.parametrize("texts", [False, True])  # decoded whole, or item by item with texts
+def test_a_malformed_page_names_entity_and_page(clock, answer, what, texts):
     fake = FakeVisma(lists={SUPPLIERS: suppliers(9)}, max_page_size=3)
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -194,8 +197,9 @@ def test_a_malformed_page_names_entity_and_page(clock, answer, what):
         clock=clock, sleep=clock.sleep,
     )
     with client, pytest.raises(VismaPayloadError) as raised:
-        read_suppliers(client)
+        list(client.read_entity(entity("suppliers"), texts=texts))
     assert raised.value.entity == "suppliers" and raised.value.page == 2
+    assert raised.value.company_id == "acme"
     assert what in str(raised.value) and "page 2" in str(raised.value)
 
 
