@@ -6,8 +6,9 @@ earlier days of the previous extract and replace only the day being built.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +16,13 @@ import pandas as pd
 import pyarrow as pa
 
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
-from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path, replace_groups, write_hyper
+from visma_tableau_pipeline.marts.hyper import (
+    ExtractSchemaChanged,
+    frame_from_hyper,
+    hyper_path,
+    replace_groups,
+    write_hyper,
+)
 from visma_tableau_pipeline.marts.increments import changed_rows, group_size, tagged_records
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MartTable, build_with
@@ -24,6 +31,8 @@ from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
 from visma_tableau_pipeline.tableau.audited import PublishTarget
 from visma_tableau_pipeline.tableau.changes import keys_frame
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT_COLUMN = "snapshot_date"
 
@@ -61,21 +70,37 @@ def build_extract(
     cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
     with db.connect() as conn:
         built_up_to = get_cursor(conn, table.name, "extract")
-    changed = None
-    if not full and table.rows_from and built_up_to is not None and path.exists():
-        changed = changed_rows(db, company_ids, table, built_up_to, as_of)
-    if changed is not None:
-        groups = keys_frame(sorted(changed.groups), changed.frame, table.key[: group_size(table)])
-        result = ExtractResult(path, replace_groups(path, changed.frame, groups), changed.frame,
-                               "updated", f"{len(changed.groups)} source records written since it was built")
-    else:
+    result, why = None, "a full build was asked for"
+    if not full:
+        result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to)
+    if result is None:
         frame = build_table(db, company_ids, table, as_of)
-        written = write_extract(frame, extracts_dir, table, as_of)
-        result = ExtractResult(written, len(frame), frame, "built",
-                               "a full build was asked for" if full else "built whole")
+        result = ExtractResult(write_extract(frame, extracts_dir, table, as_of), len(frame), frame,
+                               "built", why)
     with db.transaction() as conn:
         set_cursor(conn, table.name, "extract", cursor, run_id)
     return result
+
+
+def _update_by_groups(
+    db: StateDB, company_ids: list[str], table: MartTable, as_of: date, path: Path,
+    built_up_to: datetime | None,
+) -> tuple[ExtractResult | None, str]:
+    """The extract with the changed records' rows replaced, or None and why it must be built."""
+    if not table.rows_from:
+        return None, "it aggregates many records per row"
+    if built_up_to is None or not path.exists():
+        return None, "there is no extract to update yet"
+    changed = changed_rows(db, company_ids, table, built_up_to, as_of)
+    if changed is None:
+        return None, "a lookup it reads whole changed"
+    groups = keys_frame(sorted(changed.groups), changed.frame, table.key[: group_size(table)])
+    try:
+        rows = replace_groups(path, changed.frame, groups)
+    except ExtractSchemaChanged as error:
+        return None, str(error)
+    reason = f"{len(changed.groups)} source records written since it was built"
+    return ExtractResult(path, rows, changed.frame, "updated", reason), reason
 
 
 def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date) -> Path:

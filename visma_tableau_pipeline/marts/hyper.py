@@ -55,6 +55,15 @@ class HyperWriteError(RuntimeError):
     """A frame could not be written to its Hyper file; the message names the file and column."""
 
 
+class ExtractSchemaChanged(HyperWriteError):
+    """Rows cannot go into an extract whose columns differ: the extract must be written whole."""
+
+
+def _columns(connection: Connection, table: TableName) -> list[tuple[str, str]]:
+    definition = connection.catalog.get_table_definition(table)
+    return [(str(column.name), str(column.type)) for column in definition.columns]
+
+
 def hyper_path(directory: Path, name: str) -> Path:
     """Where the extract of table `name` lives."""
     return Path(directory) / f"{name}.hyper"
@@ -154,7 +163,8 @@ def replace_groups(path: Path, rows: pd.DataFrame, groups: pd.DataFrame) -> int:
 
     `rows` are the new rows of those groups (none for a group whose records are gone). The file
     is changed in a copy that is renamed into place, as `write_hyper` does. Returns the number of
-    rows the extract holds afterwards.
+    rows the extract holds afterwards. Raises `ExtractSchemaChanged`, leaving the file as it
+    was, when `rows` do not have the extract's columns and types.
     """
     path = Path(path)
     table = pa.Table.from_pandas(rows, preserve_index=False)
@@ -172,18 +182,22 @@ def replace_groups(path: Path, rows: pd.DataFrame, groups: pd.DataFrame) -> int:
                 connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
                 connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
                 target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
+                typed = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, "typed")
+                connection.execute_command(
+                    f"CREATE TABLE {typed} AS SELECT {', '.join(_rescaled_columns(table.schema, decimals))} "
+                    f"FROM {TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'rows')}"
+                )
+                if _columns(connection, typed) != _columns(connection, target):
+                    raise ExtractSchemaChanged(f"{path}: the table's columns or types changed")
                 matches = " AND ".join(f"g.{Name(c)} IS NOT DISTINCT FROM t.{Name(c)}" for c in groups.columns)
                 connection.execute_command(
                     f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM "
                     f"{TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'groups')} g WHERE {matches})"
                 )
-                columns = ", ".join(str(Name(name)) for name in table.schema.names)
-                connection.execute_command(
-                    f"INSERT INTO {target} ({columns}) SELECT "
-                    f"{', '.join(_rescaled_columns(table.schema, decimals))} FROM "
-                    f"{TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'rows')}"
-                )
+                connection.execute_command(f"INSERT INTO {target} SELECT * FROM {typed}")
                 total = connection.execute_scalar_query(f"SELECT COUNT(*) FROM {target}")
+        except ExtractSchemaChanged:
+            raise
         except (HyperException, RuntimeError, ValueError) as error:
             raise HyperWriteError(f"updating {path}: {error}") from error
         os.replace(written, path)

@@ -13,8 +13,10 @@ from tableauhyperapi import Connection, HyperProcess, SqlType, Telemetry
 
 from visma_tableau_pipeline.marts.hyper import (
     EXTRACT_TABLE,
+    ExtractSchemaChanged,
     HyperWriteError,
     frame_from_hyper,
+    replace_groups,
     write_hyper,
 )
 from visma_tableau_pipeline.marts.registry import build_mart
@@ -110,3 +112,34 @@ def _column_types(path: Path) -> dict[str, SqlType]:
             Connection(hyper.endpoint, path) as connection:
         definition = connection.catalog.get_table_definition(EXTRACT_TABLE)
         return {column.name.unescaped: column.type for column in definition.columns}
+
+
+def _ledger_rows(rows: list[tuple[str, int, str]]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "company_id": pd.Series([r[0] for r in rows], dtype="string"),
+        "line": pd.Series([r[1] for r in rows], dtype="Int64"),
+        "amount": money([r[2] for r in rows]),
+    })
+
+
+def test_replacing_groups_keeps_other_rows_and_exact_small_negatives(tmp_path: Path) -> None:
+    path = write_hyper(_ledger_rows([("c1", 1, "1.00"), ("c1", 2, "2.00"), ("c2", 1, "3.00"), ("c3", 1, "4.00")]),
+                       tmp_path, "lines")
+    groups = pd.DataFrame({"company_id": pd.Series(["c1", "c3"], dtype="string")})
+    new_rows = _ledger_rows([("c1", 1, "-0.05"), ("c1", 3, "-0.01")])  # c1 line 2 gone, c3 gone
+
+    assert replace_groups(path, new_rows, groups) == 3
+    back = frame_from_hyper(path).sort_values(["company_id", "line"]).reset_index(drop=True)
+    assert list(zip(back["company_id"], back["line"], back["amount"])) == [
+        ("c1", 1, Decimal("-0.05")), ("c1", 3, Decimal("-0.01")), ("c2", 1, Decimal("3.00"))]
+
+
+def test_replacing_groups_with_other_columns_leaves_the_extract_alone(tmp_path: Path) -> None:
+    path = write_hyper(_ledger_rows([("c1", 1, "1.00")]), tmp_path, "lines")
+    before = path.read_bytes()
+    wider = _ledger_rows([("c1", 1, "2.00")]).assign(note=pd.Series(["new column"], dtype="string"))
+    groups = pd.DataFrame({"company_id": pd.Series(["c1"], dtype="string")})
+
+    with pytest.raises(ExtractSchemaChanged, match="columns or types changed"):
+        replace_groups(path, wider, groups)
+    assert path.read_bytes() == before
