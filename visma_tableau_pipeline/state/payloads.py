@@ -1,9 +1,15 @@
-"""Canonical JSON for Visma records: exact decimals, stable text, and a content hash.
+"""The stored text of a Visma record, its content hash, and canonical JSON.
 
 The stored text is also what the hash covers, so a record whose content has not changed hashes
 the same on every read and causes no new version. Fields that change without the record
-changing are left out at every depth: `metadata` (paging totals Visma puts on every item) and
-`timeStamp` (Visma's ETag).
+changing are left out: `metadata` (paging totals Visma puts on every item) and `timeStamp`
+(Visma's ETag).
+
+The text is normally Visma's own text of the item with those fields cut out
+(visma/items.py): it is stable as long as Visma writes the same record the same way, and costs
+nothing to make. Where there is no such text (journal batches merged from pieces, items with
+nested or oddly placed volatile fields, records built in code), the text is the canonical JSON
+below: sorted keys, exact decimals, volatile fields dropped at every depth.
 """
 
 from __future__ import annotations
@@ -118,9 +124,9 @@ def _check(value: Any, path: str) -> None:
         raise PayloadError(f"{kind.__name__} at {path} is not a JSON value", path=path)
 
 
-def content_hash(canonical_text: str) -> str:
-    """sha256 hex digest of canonical JSON text."""
-    return hashlib.sha256(canonical_text.encode("ascii")).hexdigest()
+def content_hash(text: str) -> str:
+    """sha256 hex digest of a stored text's UTF-8 (canonical JSON is ASCII: same bytes as before)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_payload(text: str) -> dict[str, Any]:

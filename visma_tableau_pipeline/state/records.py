@@ -1,8 +1,14 @@
 """The raw record store: the project's own copy of every Visma record it has read.
 
-One row per (company, entity, record key) holding the latest version: its canonical JSON, the
-hash of that JSON, and the run that first saw and last changed it. Storing the same content again
-changes nothing, so re-reads (overlapping deltas, retried runs, full syncs) cause no version churn.
+One row per (company, entity, record key) holding the latest version: its JSON text, the hash of
+that text, and the run that first saw and last changed it. The text is Visma's own text of the
+item without its volatile fields (`metadata`, `timeStamp`) when the read kept it, else the
+record's canonical JSON (state/payloads.py): journal batches merged from pieces, items whose
+volatile fields could not be cut safely, callers that hold only the decoded record. Visma's text is
+stable as long as Visma writes the same record the same way, so storing the same content again
+changes nothing and re-reads (overlapping deltas, retried runs, full syncs) cause no version
+churn. Should Visma change how it writes a record (another key order, say), that record shows
+once as updated with equal content; the marts' own row hashes then find nothing to deliver.
 Records Visma no longer lists are marked deleted by reconciliation, never removed, so the
 publisher can tell Tableau and the ledger can record it.
 """
@@ -26,8 +32,16 @@ from visma_tableau_pipeline.state.upsert import insert_on_conflict
 KEY_SEPARATOR = "|"
 _PERIOD = re.compile(r"\d{6}")
 
-RecordRow = tuple[str, str | None, str | None, dict[str, Any]]
-"""(record_key, period YYYYPP or None, last_modified as Visma sent it, payload)."""
+RecordRow = (
+    tuple[str, str | None, str | None, dict[str, Any]]
+    | tuple[str, str | None, str | None, dict[str, Any], str | None]
+)
+"""(record_key, period YYYYPP or None, last_modified as Visma sent it, payload[, text]).
+
+`text`, when given and not None, is the JSON text to store for `payload`: it must decode to
+exactly `payload` without its volatile fields (the client's `texts` of a read). Without it the
+payload's canonical JSON is stored.
+"""
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,9 @@ def upsert_records(
     """
     result = UpsertResult()
     batch: dict[str, tuple[str | None, str | None, str, str]] = {}
-    for record_key, period, last_modified, payload in rows:
+    for row in rows:
+        record_key, period, last_modified, payload = row[:4]
+        text = row[4] if len(row) > 4 else None
         if record_key in batch or len(batch) >= BATCH_SIZE:
             result += _write_batch(conn, company_id, entity, batch, run_id)
             batch = {}
@@ -85,11 +101,12 @@ def upsert_records(
                 f"period {period!r} is not YYYYPP", company_id=company_id, entity=entity,
                 record_key=record_key,
             )
-        try:
-            text = canonical_json(payload)
-        except PayloadError as exc:
-            exc.context.update(company_id=company_id, entity=entity, record_key=record_key)
-            raise
+        if text is None:
+            try:
+                text = canonical_json(payload)
+            except PayloadError as exc:
+                exc.context.update(company_id=company_id, entity=entity, record_key=record_key)
+                raise
         batch[record_key] = (period, last_modified, text, content_hash(text))
     if batch:
         result += _write_batch(conn, company_id, entity, batch, run_id)

@@ -20,6 +20,7 @@ from visma_tableau_pipeline.state.records import key_string, mark_deleted, upser
 from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark, record_full_sync
 from visma_tableau_pipeline.visma.catalogue import Delta, Entity, record_key
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
+from visma_tableau_pipeline.visma.paging import RecordBatch
 from visma_tableau_pipeline.visma.periods import period_of_record
 from visma_tableau_pipeline.visma.timestamps import max_modified
 
@@ -62,17 +63,22 @@ def fewer_collections() -> Iterator[None]:
 
 def _store_batches(
     db: StateDB, entity: Entity, company_id: str, period: str | None, run_id: str,
-    batches: Iterable[list[dict]], result: WindowResult, seen: set[str],
+    batches: Iterable[RecordBatch], result: WindowResult, seen: set[str],
 ) -> None:
-    """Upsert each batch in its own transaction; note keys seen and the newest timestamp."""
+    """Upsert each batch in its own transaction; note keys seen and the newest timestamp.
+
+    Each record is stored with the text the read kept for it (Visma's own, without volatile
+    fields), so the store does not encode it again; None makes the store write canonical JSON.
+    """
+    modified_field = entity.modified_field
     for batch in batches:
-        rows = []
-        for record in batch:
-            key = key_string(record_key(entity, record))
-            seen.add(key)
-            record_period = period_of_record(record, period)
-            rows.append((key, record_period, record.get(entity.modified_field), record))
-        result.watermark = max_modified(batch, entity.modified_field, result.watermark)
+        rows = [
+            (key_string(record_key(entity, record)), period_of_record(record, period),
+             record.get(modified_field), record, text)
+            for record, text in zip(batch, batch.texts)
+        ]
+        seen.update([row[0] for row in rows])
+        result.watermark = max_modified(batch, modified_field, result.watermark)
         with db.transaction() as conn:
             outcome = upsert_records(conn, company_id, entity.name, rows, run_id)
         result.records_read += len(batch)
@@ -103,7 +109,8 @@ def sync_window(
     result.watermark = watermark
     seen: set[str] = set()
     batches = client.read_entity(
-        entity, modified_since=watermark if delta else None, period=period, on_page=on_page
+        entity, modified_since=watermark if delta else None, period=period, on_page=on_page,
+        texts=True,
     )
     with fewer_collections():
         _store_batches(db, entity, company_id, period, run_id, batches, result, seen)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +24,7 @@ from visma_tableau_pipeline.state import (
     mark_deleted,
     upsert_records,
 )
+from visma_tableau_pipeline.state.payloads import canonical_json
 from visma_tableau_pipeline.state.schema import records
 
 COMPANY = "acme"
@@ -93,6 +96,36 @@ def test_volatile_fields_do_not_make_a_new_version(db: StateDB) -> None:
     with db.connect() as conn:
         (payload,) = iter_records(conn, COMPANY, ENTITY)
     assert "timeStamp" not in payload and "metadata" not in payload
+
+
+def test_a_ready_text_is_stored_as_given_and_hashed_as_utf8(db: StateDB) -> None:
+    text = '{"referenceNumber":"1","documentType":"Invoice","supplier":"Ørsta","amount":0.10}'
+    payload = {"referenceNumber": "1", "documentType": "Invoice", "supplier": "Ørsta",
+               "amount": Decimal("0.10")}
+    ascii_row = row("2")
+
+    result = upsert(db, [(key_string(("Invoice", "1")), None, None, payload, text), ascii_row], "run-1")
+
+    assert result == UpsertResult(inserted=2)
+    first, second = stored(db, "1"), stored(db, "2")
+    assert first["payload"] == text
+    assert first["content_hash"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # Without a text: canonical JSON, hashed exactly as before texts were kept (ASCII).
+    assert second["payload"] == canonical_json(ascii_row[3])
+    assert second["content_hash"] == hashlib.sha256(canonical_json(ascii_row[3]).encode("ascii")).hexdigest()
+
+
+def test_the_same_content_as_a_ready_text_again_is_unchanged(db: StateDB) -> None:
+    text = '{"documentType":"Invoice","referenceNumber":"1","amount":0.10}'
+    payload = json.loads(text, parse_float=Decimal)
+    upsert(db, [(key_string(("Invoice", "1")), None, None, payload, text)], "run-1")
+
+    again = upsert(db, [(key_string(("Invoice", "1")), None, None, payload, text)], "run-2")
+    reordered = '{"referenceNumber":"1","documentType":"Invoice","amount":0.10}'
+    moved = upsert(db, [(key_string(("Invoice", "1")), None, None, payload, reordered)], "run-3")
+
+    assert again == UpsertResult(unchanged=1)
+    assert moved == UpsertResult(updated=1)  # a new key order is a new text: one update, once
 
 
 def test_decimals_round_trip_exactly(db: StateDB) -> None:

@@ -1,0 +1,185 @@
+"""One window from Visma into the state store: what is stored, and when nothing is.
+
+`sync_window` against the fake Visma over httpx, into a real state database (SQLite and
+PostgreSQL). The store keeps Visma's own text of each record without its volatile fields, so
+these tests look at the stored text itself, not only at what it decodes to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from visma_tableau_pipeline.state import StateDB, content_hashes, count, get_watermark, iter_records
+from visma_tableau_pipeline.state.payloads import canonical_json
+from visma_tableau_pipeline.state.schema import records as records_table
+from visma_tableau_pipeline.visma.catalogue import entity
+from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.errors import VismaPayloadError
+from visma_tableau_pipeline.visma.pacing import Pacer
+from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
+
+from .fake_visma import JOURNAL, FakeClock, FakeVisma, company, suppliers
+
+SUPPLIERS = "/v1/supplier"
+
+
+def sync(handler, db: StateDB, name: str = "suppliers", **options) -> WindowResult:
+    clock = FakeClock()
+    client = VismaClient(
+        company(), transport=httpx.MockTransport(handler), pacer=Pacer(clock=clock, sleep=clock.sleep),
+        clock=clock, sleep=clock.sleep, max_concurrency=2,
+    )
+    with client:
+        return sync_window(client, db, entity(name), company_id="acme", run_id="run", **options)
+
+
+def stored_payloads(db: StateDB, name: str = "suppliers") -> dict[str, str]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(records_table.c.record_key, records_table.c.payload).where(records_table.c.entity == name)
+        )
+        return dict(rows.all())
+
+
+def raw_page(*items: str) -> httpx.Response:
+    return httpx.Response(200, content=f"[{','.join(items)}]".encode(), headers={"Content-Type": "application/json"})
+
+
+def answering(*items: str):
+    """A Visma whose supplier list is one page holding exactly these item texts."""
+    tokens = FakeVisma()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return raw_page(*items) if "Authorization" in request.headers else tokens.handle(request)
+
+    return handler
+
+
+def test_a_re_read_with_new_totals_and_timestamps_leaves_every_record_unchanged(db):
+    records = [{**record, "timeStamp": "AAAAAAAB9xE="} for record in suppliers(7)]
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=3)
+    first = sync(fake.handle, db, full=True)
+    with db.connect() as conn:
+        before = content_hashes(conn, "acme", "suppliers")
+    for record in records:
+        record["timeStamp"] = "AAAAAAAC1234="  # Visma's row version moves on, the content does not
+    records.append({**suppliers(8)[7], "timeStamp": "AAAAAAAC1235="})  # totalCount 7 -> 8
+
+    second = sync(fake.handle, db, full=True)
+
+    assert (first.inserted, first.updated) == (7, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (1, 0, 7)
+    with db.connect() as conn:
+        after = content_hashes(conn, "acme", "suppliers")
+    assert {key: after[key] for key in before} == before
+
+
+def test_the_stored_text_is_visma_s_record_without_volatile_fields_and_decimals_stay_exact(db):
+    visma_text = (
+        '{"number":"10001","name":"Ørsta Data AS","creditLimit":0.10,"balance":1234567.89,'
+        '"rate":1.0000,"lastModifiedDateTime":"2024-03-01T10:00:00.123","timeStamp":"AAE=",'
+        '"metadata":{"totalCount":1,"maxPageSize":500}}'
+    )
+    result = sync(answering(visma_text), db, full=True)
+
+    assert result.inserted == 1
+    expected = (
+        '{"number":"10001","name":"Ørsta Data AS","creditLimit":0.10,"balance":1234567.89,'
+        '"rate":1.0000,"lastModifiedDateTime":"2024-03-01T10:00:00.123"}'
+    )
+    assert stored_payloads(db) == {"10001": expected}
+    with db.connect() as conn:
+        (record,) = iter_records(conn, "acme", "suppliers")
+        assert content_hashes(conn, "acme", "suppliers") == {
+            "10001": hashlib.sha256(expected.encode("utf-8")).hexdigest()
+        }
+    assert record == {key: value for key, value in json.loads(visma_text, parse_float=Decimal).items()
+                      if key not in ("timeStamp", "metadata")}
+    assert record["creditLimit"] == Decimal("0.10") and str(record["creditLimit"]) == "0.10"
+    assert str(record["rate"]) == "1.0000"
+
+
+def test_a_record_with_a_nested_volatile_field_is_stored_as_canonical_json(db):
+    visma_text = (
+        '{"number":"10001","contacts":[{"name":"Kari","timeStamp":"AAI="}],'
+        '"lastModifiedDateTime":"2024-03-01T10:00:00","timeStamp":"AAE="}'
+    )
+    sync(answering(visma_text), db, full=True)
+    assert stored_payloads(db) == {
+        "10001": '{"contacts":[{"name":"Kari"}],"lastModifiedDateTime":"2024-03-01T10:00:00","number":"10001"}'
+    }
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_page_with_nan_is_refused_naming_company_entity_and_page_and_stores_nothing(db, literal):
+    good = '{"number":"10001","lastModifiedDateTime":"2024-03-01T10:00:00"}'
+    bad = f'{{"number":"10002","creditLimit":{literal},"lastModifiedDateTime":"2024-03-01T10:00:00"}}'
+
+    with pytest.raises(VismaPayloadError) as raised:
+        sync(answering(good, bad), db, full=True)
+
+    error = raised.value
+    assert (error.company_id, error.entity, error.page) == ("acme", "suppliers", 1)
+    assert f"the number {literal}" in str(error) and "company acme" in str(error)
+    assert "page 1" in str(error)
+    with db.connect() as conn:
+        assert count(conn, "acme", "suppliers", include_deleted=True) == 0
+        assert get_watermark(conn, "acme", "suppliers") is None
+
+
+def test_nan_on_a_later_page_leaves_the_previous_watermark(db):
+    records = suppliers(6, modified="2024-03-01T10:00:00")
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=3)
+    sync(fake.handle, db)
+    for record in records:
+        record["lastModifiedDateTime"] = "2024-04-01T10:00:00"
+
+    def nan_on_page_2(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("pageNumber") == "2" and "Authorization" in request.headers:
+            return raw_page('{"number":"10003","creditLimit":NaN}')
+        return fake.handle(request)
+
+    with pytest.raises(VismaPayloadError) as raised:
+        sync(nan_on_page_2, db)
+
+    assert raised.value.page == 2
+    with db.connect() as conn:
+        assert get_watermark(conn, "acme", "suppliers") == "2024-03-01T10:00:00"
+
+
+def journal_batches() -> list[dict]:
+    batches = []
+    for number, line_count in ((1, 3), (2, 5), (3, 1), (4, 4)):
+        lines = [
+            {"lineNumber": n, "accountNumber": "1920", "debitAmount": Decimal(f"{number}.0{n}"),
+             "timeStamp": f"AA{number}{n}="}
+            for n in range(1, line_count + 1)
+        ]
+        batches.append({
+            "module": "ModuleGL", "batchNumber": f"00000{number}", "financialPeriod": "202403",
+            "lastModifiedDateTime": "2024-03-01T10:00:00", "timeStamp": f"AA{number}=",
+            "journalTransactionLines": lines,
+        })
+    return batches
+
+
+def test_journal_transactions_split_over_pages_sync_exactly(db):
+    # 13 lines, 4 a page: batch 2 spans pages 1-2 and batch 4 pages 3-4, and are merged.
+    fake = FakeVisma(lists={JOURNAL: journal_batches()}, max_page_size=4)
+
+    result = sync(fake.handle, db, "journal_transactions", period="202403")
+
+    assert (result.records_read, result.inserted) == (4, 4)
+    with db.connect() as conn:
+        stored = list(iter_records(conn, "acme", "journal_transactions"))
+    expected = [json.loads(canonical_json(batch), parse_float=Decimal) for batch in journal_batches()]
+    assert stored == expected
+    assert [len(batch["journalTransactionLines"]) for batch in stored] == [3, 5, 1, 4]
+    payloads = stored_payloads(db, "journal_transactions")
+    assert sorted(payloads.values()) == sorted(canonical_json(batch) for batch in journal_batches())
