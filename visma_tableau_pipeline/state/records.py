@@ -27,9 +27,13 @@ from visma_tableau_pipeline.state.batches import BATCH_SIZE, batched
 from visma_tableau_pipeline.state.errors import PayloadError
 from visma_tableau_pipeline.state.payloads import canonical_json, content_hash, load_payload
 from visma_tableau_pipeline.state.schema import records, utc_now
-from visma_tableau_pipeline.state.upsert import insert_on_conflict
+from visma_tableau_pipeline.state.upsert import upsert_many
 
 KEY_SEPARATOR = "|"
+_KEY = ("company_id", "entity", "record_key")
+_UPDATED_ON_CHANGE = (
+    "content_hash", "payload", "last_modified", "period", "deleted_at", "last_changed_run", "updated_at",
+)
 _PERIOD = re.compile(r"\d{6}")
 
 RecordRow = (
@@ -149,15 +153,7 @@ def _write_batch(
                 "last_changed_run": run_id, "updated_at": now,
             }
         )
-    if writes:
-        conn.execute(
-            insert_on_conflict(
-                conn, records, key=("company_id", "entity", "record_key"),
-                update=("content_hash", "payload", "last_modified", "period", "deleted_at",
-                        "last_changed_run", "updated_at"),
-            ),
-            writes,
-        )
+    upsert_many(conn, records, _KEY, _UPDATED_ON_CHANGE, writes)
     return UpsertResult(inserted, updated, len(batch) - len(writes))
 
 
