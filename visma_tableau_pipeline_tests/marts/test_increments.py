@@ -18,7 +18,7 @@ from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import EnvSettings, build_settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.records import key_string, keys_for
-from visma_tableau_pipeline.tableau.changes import row_keys
+from visma_tableau_pipeline.tableau.changes import row_keys, schema_fingerprint
 from visma_tableau_pipeline.visma.catalogue import entity, key_values
 from visma_tableau_pipeline.visma.plan import sync_all
 
@@ -133,3 +133,13 @@ def test_an_extract_is_updated_by_groups_and_equals_a_full_build(synced: Synced,
         assert updated.rows == len(expected) == len(written), name
         pd.testing.assert_frame_equal(_sorted(written, table.key), _sorted(expected, table.key),
                                       check_dtype=False, obj=name)
+
+
+def test_no_change_gives_no_rows_with_the_tables_own_columns(synced: Synced) -> None:
+    """An empty increment must not look like a schema change (which would compare everything)."""
+    since = datetime.now(UTC)
+    for table in GROUPED:
+        changed = changed_rows(synced.db, synced.company_ids, table, since, TODAY)
+        assert changed is not None and changed.frame.empty and not changed.groups, table.name
+        full = build_table(synced.db, synced.company_ids, table, TODAY)
+        assert schema_fingerprint(changed.frame) == schema_fingerprint(full), table.name
