@@ -258,9 +258,11 @@ class VismaClient:
         for pass_number in range(1, self._max_passes + 1):
             totals: set[int] = set()
             pages = iter_pages(
-                lambda number: self._fetch_items(
-                    entity, path, {**params, "pageNumber": number, "pageSize": requested}, number, texts
+                lambda number: self._answer(
+                    path, {**params, "pageNumber": number, "pageSize": requested},
+                    self._context(entity, number),
                 ),
+                decode=lambda number, response: self._items(entity, path, response, number, texts),
                 entity=entity,
                 requested_size=requested,
                 executor=self._executor,
@@ -339,13 +341,22 @@ class VismaClient:
     def _fetch_items(
         self, entity: Entity, path: str, params: Mapping[str, Any], page: int | None, texts: bool
     ) -> RecordBatch:
-        """One response as a list of items, checked: a list of objects, each with its key.
+        """One response as a list of items, checked (see `_items`)."""
+        response = self._answer(path, params, self._context(entity, page))
+        return self._items(entity, path, response, page, texts)
+
+    def _context(self, entity: Entity, page: int | None) -> dict[str, Any]:
+        return {"company_id": self.company.company_id, "entity": entity.name, "page": page}
+
+    def _items(
+        self, entity: Entity, path: str, response: httpx.Response, page: int | None, texts: bool
+    ) -> RecordBatch:
+        """A response as a list of items, checked: a list of objects, each with its key.
 
         With `texts`, each item is decoded from its own slice of the answer and keeps that text,
         without volatile fields (None where they cannot be cut safely).
         """
-        context = {"company_id": self.company.company_id, "entity": entity.name, "page": page}
-        response = self._answer(path, params, context)
+        context = self._context(entity, page)
         if texts:
             document, item_texts = _decoded(response, decode_with_texts, context)
         else:
