@@ -14,6 +14,9 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+# yyyy-MM-ddTHH:mm:ss with a fixed number (up to 6, all kept when parsed) of fraction digits:
+# among values of one length, text order is time order and equal texts are equal times
+_SORTABLE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?")
 # yyyy-MM-ddTHH:mm:ss, and with 3 or 6 fraction digits: what fromisoformat reads exactly
 _ISO_LENGTHS = frozenset({19, 23, 26})
 _TIMESTAMP = re.compile(
@@ -61,15 +64,31 @@ def max_modified(
 ) -> str | None:
     """The next watermark: the largest `field` among `records` and `current`, as Visma wrote it.
 
-    The value is returned verbatim (all its fraction digits), compared by its parsed time. None
-    when neither the records nor `current` carry a value.
+    The value is returned verbatim (all its fraction digits), compared by its parsed time; of
+    equal times the earliest wins, `current` first. None when neither the records nor `current`
+    carry a value.
+
+    Values in one fixed-width form (`yyyy-MM-ddTHH:mm:ss` with the same number of fraction
+    digits) sort as text in time order, so only the largest of each width is parsed: parsing
+    every record's value cost more than the rest of the sync's work on it. (A value in that
+    form that is no real time, such as month 13, is therefore only noticed when it is largest.)
     """
-    latest, latest_time = current, parse_timestamp(current) if current else None
-    for record in records:
+    candidates: list[tuple[int, str]] = [(-1, current)] if current else []
+    widest: dict[int, tuple[int, str]] = {}  # length -> (position, the largest such value)
+    for position, record in enumerate(records):
         raw = record.get(field)
         if not raw:
             continue
+        if type(raw) is str and _SORTABLE.fullmatch(raw):
+            largest = widest.get(len(raw))
+            if largest is None or raw > largest[1]:
+                widest[len(raw)] = (position, raw)
+        else:
+            candidates.append((position, raw))
+    candidates.extend(widest.values())
+    latest, latest_time, latest_position = None, None, 0
+    for position, raw in candidates:
         value = parse_timestamp(raw)
-        if latest_time is None or value > latest_time:
-            latest, latest_time = raw, value
+        if latest_time is None or value > latest_time or (value == latest_time and position < latest_position):
+            latest, latest_time, latest_position = raw, value, position
     return latest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 
 import pytest
@@ -55,3 +56,30 @@ def test_watermark_never_moves_back_from_the_current_one():
     assert max_modified(records, current="2024-03-02T00:00:00") == "2024-03-02T00:00:00"
     assert max_modified(records, current="2024-02-01") == "2024-03-01T10:00:00.1234567"
     assert max_modified([], current="2024-02-01") == "2024-02-01"
+
+
+def _newest_by_parsing_each(records: list[dict], current: str | None) -> str | None:
+    """The definition: the largest parsed value, the earliest of equal ones, `current` first."""
+    latest, latest_time = current, parse_timestamp(current) if current else None
+    for record in records:
+        raw = record.get("lastModifiedDateTime")
+        if raw and (latest_time is None or parse_timestamp(raw) > latest_time):
+            latest, latest_time = raw, parse_timestamp(raw)
+    return latest
+
+
+def test_the_watermark_of_mixed_forms_is_the_one_parsing_every_value_gives():
+    # max_modified parses only the largest value of each fixed-width form; equal times written
+    # differently (".000" and "", 7 fraction digits cut to 6) must still pick the earliest.
+    forms = ["2024-03-01T10:00:0{s}", "2024-03-01T10:00:0{s}.{f:03d}", "2024-03-01 10:00:0{s}",
+             "2024-03-01T10:00:0{s}.{f:07d}", "2024-03-01T10:00:0{s}Z", "2024-03-01T10:00:0{s}+01:00",
+             "2024-03-01", "2024-03-01T10:00:0{s}.{f}", "2024-03-01T10:00:0{s}.{f:06d}"]
+    rnd = random.Random(7)
+    for _ in range(5000):
+        records = [
+            {"lastModifiedDateTime": rnd.choice(forms).format(s=rnd.randint(0, 3), f=rnd.choice([0, 5, 50, 500]))}
+            if rnd.random() > 0.1 else {}
+            for _ in range(rnd.randint(0, 6))
+        ]
+        current = rnd.choice([None, "2024-03-01T10:00:02", "2024-03-01T10:00:02.000"])
+        assert max_modified(records, current=current) == _newest_by_parsing_each(records, current), records
