@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
@@ -199,8 +200,8 @@ def _row_contents(frame: pd.DataFrame, key: tuple[str, ...], wanted: set[str]) -
         return {}
     keys = row_keys(frame, key)
     positions = [i for i, k in enumerate(keys) if k in wanted]
-    rows = frame.iloc[positions].astype(object).where(frame.iloc[positions].notna(), None)
+    rows = pa.Table.from_pandas(frame.iloc[positions], preserve_index=False).to_pylist()
     return {
         keys[i]: json.dumps(record, default=str, ensure_ascii=False, sort_keys=True)
-        for i, record in zip(positions, rows.to_dict(orient="records"))
+        for i, record in zip(positions, rows)
     }
