@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -51,6 +52,24 @@ def test_sqlite_file_is_created_under_a_new_home_in_wal_mode(tmp_path: Path) -> 
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert (tmp_path / "new" / "home" / "state.db").exists()
     StateDB(f"sqlite:///{tmp_path / 'new' / 'home' / 'state.db'}")  # tables exist: no error
+
+
+def test_a_new_sqlite_file_has_large_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    new = StateDB(f"sqlite:///{tmp_path / 'new.db'}")
+    old_file = tmp_path / "old.db"
+    with sqlite3.connect(old_file) as made_elsewhere:  # a file from before, with 4 KB pages
+        made_elsewhere.execute("PRAGMA page_size=4096")
+        made_elsewhere.execute("CREATE TABLE earlier (x)")
+    old = StateDB(f"sqlite:///{old_file}")
+    with new.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == 16_384
+    with old.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == 4096
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    with old.transaction() as conn:
+        upsert_records(conn, "acme", "suppliers", [("1", None, None, {"n": 1})], "run-1")
+    new.dispose()
+    old.dispose()
 
 
 def test_a_sensor_reads_and_writes_while_a_run_holds_a_write_transaction(tmp_path: Path) -> None:
