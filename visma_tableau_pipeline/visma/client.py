@@ -298,10 +298,8 @@ class VismaClient:
         yielded = 0
         for page in pages:
             self.stats.add(pages=1)
-            if merger:  # a merged batch is no longer any one item's text
-                batch = _admitted(merger.feed(page.items), None, dedupe)
-            else:
-                batch = _admitted(page.items, page.texts, dedupe)
+            # A merged journal batch is no longer any one item, nor its text.
+            batch = _admitted(merger.feed(page.items) if merger else page.items, dedupe)
             yielded += len(batch)
             log.debug("%s: page %d, %d items (total %s)", entity.name, page.number, len(page.items), page.total_count)
             if on_page is not None:
@@ -309,7 +307,7 @@ class VismaClient:
             if batch:
                 yield batch
         if merger:
-            batch = _admitted(merger.finish(), None, dedupe)
+            batch = _admitted(merger.finish(), dedupe)
             if batch:
                 yield batch
 
@@ -372,8 +370,10 @@ class VismaClient:
                 "run the read again",
                 **context,
             )
+        keys = []
         for index, item in enumerate(document):
-            if not isinstance(item, dict) or not any(record_key(entity, item)):
+            key = record_key(entity, item) if isinstance(item, dict) else ()
+            if not any(key):
                 raise VismaPayloadError(
                     f"item {index} has no key ({', '.join(entity.key)}); it is not a "
                     f"{entity.schema}",
@@ -381,7 +381,8 @@ class VismaClient:
                     "parameters, or run the read again",
                     **context,
                 )
-        return RecordBatch(document, item_texts)
+            keys.append(key)
+        return RecordBatch(document, item_texts, keys)
 
     def _query(
         self,
@@ -453,12 +454,18 @@ def _noting_totals(pages: Iterator[Page], totals: set[int]) -> Iterator[Page]:
         yield page
 
 
-def _admitted(records: list[dict], texts: list[str | None] | None, dedupe: Deduplicator) -> RecordBatch:
-    """The records `dedupe` lets through, without metadata, each with its text (if any)."""
-    admitted = [dedupe.admit(record) for record in records]
-    if texts is None:
-        return RecordBatch(map(_without_metadata, compress(records, admitted)))
-    return RecordBatch(map(_without_metadata, compress(records, admitted)), compress(texts, admitted))
+def _admitted(records: list[dict], dedupe: Deduplicator) -> RecordBatch:
+    """The records `dedupe` lets through, without metadata, with their texts and keys."""
+    texts = records.texts if isinstance(records, RecordBatch) else None
+    keys = records.keys if isinstance(records, RecordBatch) else None
+    if keys is None:
+        keys = [record_key(dedupe.entity, record) for record in records]
+    admitted = list(map(dedupe.admit, records, keys))
+    return RecordBatch(
+        map(_without_metadata, compress(records, admitted)),
+        None if texts is None else compress(texts, admitted),
+        compress(keys, admitted),
+    )
 
 
 def _without_metadata(record: dict) -> dict:

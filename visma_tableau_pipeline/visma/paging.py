@@ -34,16 +34,23 @@ class RecordBatch(list):
     `texts[i]` is the JSON text the state store keeps for record i: Visma's own text of the item
     without its volatile fields. None where the read kept no text (a journal batch merged from
     pieces, an item whose text could not be cut safely, a read that did not ask for texts): the
-    store then writes canonical JSON.
+    store then writes canonical JSON. `keys[i]`, when given, is record i's catalogue key: worked
+    out once when the page is checked, then reused by the dedupe and the sync.
     """
 
-    __slots__ = ("texts",)
+    __slots__ = ("texts", "keys")
 
-    def __init__(self, records: Iterable[dict] = (), texts: Iterable[str | None] | None = None) -> None:
+    def __init__(
+        self,
+        records: Iterable[dict] = (),
+        texts: Iterable[str | None] | None = None,
+        keys: Iterable[tuple[str, ...]] | None = None,
+    ) -> None:
         super().__init__(records)
         self.texts: list[str | None] = [None] * len(self) if texts is None else list(texts)
-        if len(self.texts) != len(self):
-            raise ValueError(f"{len(self)} records but {len(self.texts)} texts")
+        self.keys: list[tuple[str, ...]] | None = None if keys is None else list(keys)
+        if len(self.texts) != len(self) or (self.keys is not None and len(self.keys) != len(self)):
+            raise ValueError(f"{len(self)} records, {len(self.texts)} texts, keys {self.keys!r:.80}")
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,6 @@ class Page:
 
     number: int
     items: list[dict]
-
-    @property
-    def texts(self) -> list[str | None] | None:
-        """The stored texts of the items, when the fetch kept them."""
-        return self.items.texts if isinstance(self.items, RecordBatch) else None
 
     @property
     def total_count(self) -> int | None:
@@ -197,7 +199,7 @@ class Deduplicator:
     """
 
     def __init__(self, entity: Entity) -> None:
-        self._entity = entity
+        self.entity = entity
         # key -> (modified as Visma wrote it, pass). Parsed only when a key comes back: parsing
         # every record's timestamp with strptime cost ten times the rest of the dedupe.
         self._seen: dict[tuple[str, ...], tuple[object, int]] = {}
@@ -208,9 +210,11 @@ class Deduplicator:
         self._pass += 1
         self.repeats = 0
 
-    def admit(self, record: dict) -> bool:
-        key = record_key(self._entity, record)
-        raw_modified = record.get(self._entity.modified_field)
+    def admit(self, record: dict, key: tuple[str, ...] | None = None) -> bool:
+        """Whether to hand `record` on; `key` is its catalogue key, if already worked out."""
+        if key is None:
+            key = record_key(self.entity, record)
+        raw_modified = record.get(self.entity.modified_field)
         previous = self._seen.get(key)
         if previous is not None:
             previous_raw, previous_pass = previous

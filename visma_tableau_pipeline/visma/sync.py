@@ -3,20 +3,24 @@
 A window is (company, entity, period or the whole entity). A delta read starts at the stored
 watermark (the client subtracts an overlap); a full read also reconciles: records the store holds
 for the window that Visma no longer returns are marked deleted, which neither webhooks nor
-`lastModifiedDateTime` reveal. The watermark advances in the same transaction as the last batch,
-and only after every batch it covers is stored, so a crash leaves the previous watermark.
+`lastModifiedDateTime` reveal. Each page's records are stored in their own transaction. The
+watermark advances in a final transaction, only after every batch it covers is committed, so a
+crash leaves the previous watermark.
+
+(Storing on a background thread while the next page is decoded was tried: the two threads
+contending for the GIL cost more CPU time than the overlap saved, benchmarks/visma_sync.py.)
 """
 
 from __future__ import annotations
 
-import logging
 import gc
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.records import key_string, mark_deleted, upsert_records, keys_for
+from visma_tableau_pipeline.state.records import RecordRow, key_string, keys_for, mark_deleted, upsert_records
 from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark, record_full_sync
 from visma_tableau_pipeline.visma.catalogue import Delta, Entity, record_key
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
@@ -72,10 +76,11 @@ def _store_batches(
     """
     modified_field = entity.modified_field
     for batch in batches:
-        rows = [
-            (key_string(record_key(entity, record)), period_of_record(record, period),
-             record.get(modified_field), record, text)
-            for record, text in zip(batch, batch.texts)
+        keys = batch.keys if batch.keys is not None else [record_key(entity, r) for r in batch]
+        rows: list[RecordRow] = [
+            (key_string(key), period_of_record(record, period), record.get(modified_field),
+             record, text)
+            for record, text, key in zip(batch, batch.texts, keys)
         ]
         seen.update([row[0] for row in rows])
         result.watermark = max_modified(batch, modified_field, result.watermark)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from visma_tableau_pipeline.state import StateDB, content_hashes, count, get_watermark, iter_records
 from visma_tableau_pipeline.state.payloads import canonical_json
@@ -183,3 +185,79 @@ def test_journal_transactions_split_over_pages_sync_exactly(db):
     assert [len(batch["journalTransactionLines"]) for batch in stored] == [3, 5, 1, 4]
     payloads = stored_payloads(db, "journal_transactions")
     assert sorted(payloads.values()) == sorted(canonical_json(batch) for batch in journal_batches())
+
+
+def test_a_record_edited_during_the_read_is_stored_in_its_newest_version(db):
+    records = [
+        {"number": f"1000{i}", "lastModifiedDateTime": "2024-03-01T10:00:00", "name": "old"}
+        for i in range(1, 5)
+    ]
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=2)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = fake.handle(request)
+        if request.url.params.get("pageNumber") == "1" and records[-1]["number"] != "10001":
+            # 10001 is edited right after page 1 was served: it moves to the end of the list.
+            records.append({**records.pop(0), "lastModifiedDateTime": "2024-03-01T10:05:00", "name": "new"})
+        return response
+
+    result = sync(handler, db, full=True)
+
+    # The old copy (page 1) and the new one (page 2) go to the store in that order.
+    assert (result.records_read, result.inserted, result.updated) == (5, 4, 1)
+    with db.connect() as conn:
+        stored = {record["number"]: record["name"] for record in iter_records(conn, "acme", "suppliers")}
+        assert get_watermark(conn, "acme", "suppliers") == "2024-03-01T10:05:00"
+    assert stored == {"10001": "new", "10002": "old", "10003": "old", "10004": "old"}
+
+
+class FailingStore(StateDB):
+    """The real state database, whose write transactions fail from the `fail_at`-th on."""
+
+    def __init__(self, url, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.transactions = -1  # creating the tables is one
+        super().__init__(url)
+
+    @contextmanager
+    def transaction(self):
+        self.transactions += 1
+        if self.transactions >= self.fail_at:
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        with super().transaction() as conn:
+            yield conn
+
+
+def test_a_failed_write_is_raised_by_the_sync_and_the_watermark_stays(db):
+    # Transactions: 1 reads the watermark, 2 stores page 1, 3 (page 2) fails.
+    failing = FailingStore(db.url.render_as_string(hide_password=False), fail_at=3)
+    fake = FakeVisma(lists={SUPPLIERS: suppliers(9)}, max_page_size=3)
+
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        sync(fake.handle, failing, full=True)
+
+    with db.connect() as conn:
+        assert count(conn, "acme", "suppliers") == 3  # page 1; nothing after the failure
+        assert get_watermark(conn, "acme", "suppliers") is None
+    failing.dispose()
+
+
+def test_a_failed_read_keeps_the_previous_watermark(db):
+    records = suppliers(9, modified="2024-03-01T10:00:00")
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=3)
+    sync(fake.handle, db)
+    for record in records:
+        record["lastModifiedDateTime"] = "2024-04-01T10:00:00"
+
+    def proxy_page_on_page_3(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("pageNumber") == "3" and "Authorization" in request.headers:
+            return httpx.Response(200, text="<html>proxy</html>")
+        return fake.handle(request)
+
+    with pytest.raises(VismaPayloadError) as raised:
+        sync(proxy_page_on_page_3, db)
+
+    assert raised.value.page == 3
+
+    with db.connect() as conn:
+        assert get_watermark(conn, "acme", "suppliers") == "2024-03-01T10:00:00"
