@@ -144,13 +144,13 @@ def _member_span(text: str, key_start: int, key_length: int) -> tuple[int, int] 
     """
     colon = key_start + key_length
     if text[colon] != ":":
-        colon = skip_whitespace(text, colon)
+        colon = _skip_whitespace(text, colon)
         if not text.startswith(":", colon):
             return None
     value_start = colon + 1
     if text[value_start] in _WHITESPACE:
-        value_start = skip_whitespace(text, value_start)
-    end = value_end(text, value_start)
+        value_start = _skip_whitespace(text, value_start)
+    end = _value_end(text, value_start)
     before = key_start - 1
     while text[before] in _WHITESPACE:
         before -= 1
@@ -163,7 +163,7 @@ def _member_span(text: str, key_start: int, key_length: int) -> tuple[int, int] 
 
 def _past_comma(text: str, index: int) -> int:
     """Past the comma that follows `index` (after whitespace), or `index` if none follows."""
-    after = skip_whitespace(text, index)
+    after = _skip_whitespace(text, index)
     return after + 1 if text[after] == "," else index
 
 
@@ -187,14 +187,14 @@ def _without_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def _split(text: str) -> tuple[Any, list[str]]:
-    index = skip_whitespace(text, 0)
+    index = _skip_whitespace(text, 0)
     if not text.startswith("[", index):
         value, end = _scan(text, index)
         _expect_end(text, end)
         return value, [text[index:end]]
     items: list[Any] = []
     texts: list[str] = []
-    index = skip_whitespace(text, index + 1)
+    index = _skip_whitespace(text, index + 1)
     if text.startswith("]", index):
         _expect_end(text, index + 1)
         return items, texts
@@ -204,12 +204,12 @@ def _split(text: str) -> tuple[Any, list[str]]:
         texts.append(text[index:end])
         separator = text[end]
         if separator in _WHITESPACE:  # Visma writes compact JSON: this is the rare case
-            end = skip_whitespace(text, end)
+            end = _skip_whitespace(text, end)
             separator = text[end]
         if separator == ",":
             index = end + 1
             if text[index] in _WHITESPACE:
-                index = skip_whitespace(text, index)
+                index = _skip_whitespace(text, index)
         elif separator == "]":
             _expect_end(text, end + 1)
             return items, texts
@@ -218,18 +218,18 @@ def _split(text: str) -> tuple[Any, list[str]]:
 
 
 def _expect_end(text: str, index: int) -> None:
-    if skip_whitespace(text, index) != len(text):
+    if _skip_whitespace(text, index) != len(text):
         raise NotJson(f"extra data after the JSON value at character {index}")
 
 
-def skip_whitespace(text: str, index: int) -> int:
+def _skip_whitespace(text: str, index: int) -> int:
     """The first index at or after `index` that is not JSON whitespace (len(text) at the end)."""
     while index < len(text) and text[index] in _WHITESPACE:  # Visma writes compact JSON: rare
         index += 1
     return index
 
 
-def value_end(text: str, index: int) -> int:
+def _value_end(text: str, index: int) -> int:
     """Where the JSON value that starts at `index` ends (ValueError if none starts there)."""
     try:
         return _scan(text, index)[1]
