@@ -11,6 +11,7 @@ as a full build's (`marts/test_increments.py` checks this for every such table).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 
 from sqlalchemy import Connection
@@ -39,13 +40,15 @@ def group_key(company_id: str, record_key: str) -> str:
     return key_string([company_id]) + "|" + record_key
 
 
+def tagged(company_id: str, records: Iterable[Record]) -> Iterator[Record]:
+    """Stored records with the `company_id` every table builder reads."""
+    return ({**record, "company_id": company_id} for record in records)
+
+
 def tagged_records(conn: Connection, company_ids: list[str], name: str) -> list[Record]:
     """Every live stored record of one entity, each tagged with its `company_id`."""
-    return [
-        {**record, "company_id": company_id}
-        for company_id in company_ids
-        for record in iter_records(conn, company_id, name)
-    ]
+    return [record for company_id in company_ids
+            for record in tagged(company_id, iter_records(conn, company_id, name))]
 
 
 def changed_rows(
@@ -68,8 +71,7 @@ def changed_rows(
         records: dict[str, list[Record]] = {name: [] for name in table.rows_from}
         for company_id, record_keys in keys.items():
             for name in table.rows_from:  # a group's records in every source (AR: both lists)
-                records[name].extend({**record, "company_id": company_id}
-                                     for record in live_records(conn, company_id, name, record_keys))
+                records[name].extend(tagged(company_id, live_records(conn, company_id, name, record_keys)))
         for name in table.lookups:
             records[name] = tagged_records(conn, company_ids, name)
     groups = frozenset(group_key(company_id, key) for company_id, ks in keys.items() for key in ks)

@@ -47,11 +47,9 @@ def changed_since(
     conn: Connection, company_ids: Collection[str], entities: Collection[str], since: datetime
 ) -> Iterator[ChangedRecord]:
     """Records of these companies and entities written at or after `since`, deleted ones too."""
-    stmt = (
-        select(records.c.company_id, records.c.entity, records.c.record_key)
-        .where(records.c.entity.in_(list(entities)), records.c.updated_at >= since,
-               records.c.company_id.in_(list(company_ids)))
-        .order_by(records.c.company_id, records.c.entity, records.c.record_key)
+    stmt = select(records.c.company_id, records.c.entity, records.c.record_key).where(
+        records.c.entity.in_(list(entities)), records.c.updated_at >= since,
+        records.c.company_id.in_(list(company_ids)),
     )
     for company_id, entity, key in conn.execute(stmt):
         yield ChangedRecord(company_id, entity, key)

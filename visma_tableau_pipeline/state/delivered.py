@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, select
 
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.schema import delivered_rows, table_cursors, utc_now
-from visma_tableau_pipeline.state.upsert import insert_on_conflict
+from visma_tableau_pipeline.state.upsert import insert_on_conflict, upsert_many
 
 CursorKind = Literal["extract", "delivered"]
 
@@ -58,11 +58,9 @@ def apply_delivery(
         conn.execute(delete(delivered_rows).where(
             delivered_rows.c.data_source == data_source, delivered_rows.c.row_key.in_(chunk)
         ))
-    statement = insert_on_conflict(conn, delivered_rows, key=("data_source", "row_key"),
-                                   update=("group_key", "content_hash"))
     present = ((key, digest) for key, digest in hashes.items() if digest is not None)
     for chunk in batched(present, 10_000):
-        conn.execute(statement, [
+        upsert_many(conn, delivered_rows, ("data_source", "row_key"), ("group_key", "content_hash"), [
             {"data_source": data_source, "row_key": key, "group_key": group_of(key),
              "content_hash": digest}
             for key, digest in chunk

@@ -17,7 +17,7 @@ from sqlalchemy import Column, Connection, Select, func, select
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.errors import LedgerError
 from visma_tableau_pipeline.state.schema import ledger
-from visma_tableau_pipeline.state.upsert import insert_on_conflict
+from visma_tableau_pipeline.state.upsert import upsert_many
 
 Action = Literal["insert", "update", "delete"]
 _UNIQUE = ("run_id", "data_source", "company_id", "entity", "record_key", "content_hash", "action")
@@ -49,7 +49,6 @@ class DeliveredKey(NamedTuple):
 
 def record_deliveries(conn: Connection, deliveries: Iterable[Delivery]) -> None:
     """Add deliveries to the ledger; ones already recorded for the same run are skipped."""
-    statement = insert_on_conflict(conn, ledger, key=_UNIQUE)
     for chunk in batched(deliveries):
         for delivery in chunk:
             if delivery.action not in get_args(Action):
@@ -58,7 +57,7 @@ def record_deliveries(conn: Connection, deliveries: Iterable[Delivery]) -> None:
                     run_id=delivery.run_id, data_source=delivery.data_source,
                     record_key=delivery.record_key,
                 )
-        conn.execute(statement, [vars(delivery).copy() for delivery in chunk])  # flat: no deep copy
+        upsert_many(conn, ledger, _UNIQUE, (), [vars(delivery).copy() for delivery in chunk])
 
 
 def history(
