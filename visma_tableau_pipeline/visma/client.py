@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from itertools import compress
 from typing import Any, TypeVar
@@ -40,10 +41,11 @@ from visma_tableau_pipeline.visma.items import (
     NonFiniteNumber,
     NotJson,
     decode,
-    decode_with_texts,
+    decode_for_store,
 )
 from visma_tableau_pipeline.visma.pacing import Pacer, shared_pacer
 from visma_tableau_pipeline.visma.paging import BatchMerger, Deduplicator, Page, RecordBatch, iter_pages
+from visma_tableau_pipeline.visma.periods import PERIOD_FIELDS
 from visma_tableau_pipeline.visma.retrying import RetryPolicy, call_with_retries
 from visma_tableau_pipeline.visma.stats import ClientStats
 from visma_tableau_pipeline.visma.timestamps import format_for_query, parse_timestamp
@@ -230,7 +232,7 @@ class VismaClient:
         path_params: Mapping[str, str] | None = None,
         page_size: int | None = None,
         on_page: Callable[[PageProgress], None] | None = None,
-        texts: bool = False,
+        as_stored: bool = False,
     ) -> Iterator[RecordBatch]:
         """Every record of `entity` (changed since `modified_since`, in `period`), in batches.
 
@@ -240,18 +242,20 @@ class VismaClient:
         Visma, returning the wrong rows). Records are deduplicated by the catalogue key within the
         read, journal batches split over pages are merged, and page `metadata` is removed.
 
-        Each batch is a list of records. With `texts=True` its `texts` also hold, where it can be
-        had, Visma's own JSON text of each record without volatile fields: what the state store
-        keeps, without encoding the record again (the sync asks for them).
+        Each batch is a list of records. With `as_stored=True` (the sync) the batch comes in the
+        form the state store takes, so that the store neither encodes a record again nor needs it
+        decoded whole: its `texts` hold, where it can be had, Visma's own JSON text of each record
+        without volatile fields, and a record that has a text holds only the fields the store
+        indexes (key, period, modification time); the text holds the whole record.
         """
         params = self._query(entity, modified_since, period, extra_params)
         if "{" in entity.path and not path_params:
-            yield from self._read_each_id(entity, params, on_page, texts)
+            yield from self._read_each_id(entity, params, on_page, as_stored)
             return
         path = _fill_path(entity.path, path_params or {})
         dedupe = Deduplicator(entity)
         if entity.paging is Paging.NONE:
-            page = Page(1, self._fetch_items(entity, path, params, None, texts))
+            page = Page(1, self._fetch_items(entity, path, params, None, as_stored))
             yield from self._records(entity, iter([page]), dedupe, on_page)
             return
         requested = page_size or self._page_size
@@ -262,7 +266,7 @@ class VismaClient:
                     path, {**params, "pageNumber": number, "pageSize": requested},
                     self._context(entity, number),
                 ),
-                decode=lambda number, answer: self._items(entity, path, answer, number, texts),
+                decode=lambda number, answer: self._items(entity, path, answer, number, as_stored),
                 entity=entity,
                 requested_size=requested,
                 executor=self._executor,
@@ -316,7 +320,7 @@ class VismaClient:
         entity: Entity,
         params: dict[str, Any],
         on_page: Callable[[PageProgress], None] | None,
-        texts: bool,
+        as_stored: bool,
     ) -> Iterator[RecordBatch]:
         """Entities listed by id first (dimensions): the ids, then one request per id."""
         if entity.path not in _ID_LISTS:
@@ -333,30 +337,31 @@ class VismaClient:
         log.debug("%s: %d ids to read", entity.name, len(ids))
         for number, item_id in enumerate(ids, start=1):
             path = _fill_path(entity.path, {id_param: str(item_id)})
-            page = Page(number, self._fetch_items(entity, path, params, None, texts))
+            page = Page(number, self._fetch_items(entity, path, params, None, as_stored))
             yield from self._records(entity, iter([page]), Deduplicator(entity), on_page)
 
     def _fetch_items(
-        self, entity: Entity, path: str, params: Mapping[str, Any], page: int | None, texts: bool
+        self, entity: Entity, path: str, params: Mapping[str, Any], page: int | None, as_stored: bool
     ) -> RecordBatch:
         """One response as a list of items, checked (see `_items`)."""
         answer = self._answer(path, params, self._context(entity, page))
-        return self._items(entity, path, answer, page, texts)
+        return self._items(entity, path, answer, page, as_stored)
 
     def _context(self, entity: Entity, page: int | None) -> dict[str, Any]:
         return {"company_id": self.company.company_id, "entity": entity.name, "page": page}
 
     def _items(
-        self, entity: Entity, path: str, answer: _Answer, page: int | None, texts: bool
+        self, entity: Entity, path: str, answer: _Answer, page: int | None, as_stored: bool
     ) -> RecordBatch:
         """A response as a list of items, checked: a list of objects, each with its key.
 
-        With `texts`, each item is decoded from its own slice of the answer and keeps that text,
-        without volatile fields (None where they cannot be cut safely).
+        `as_stored`: see `read_entity`. Journal batches split over pages are merged from whole
+        items, and a merged batch is no item's text, so those are decoded whole.
         """
         context = self._context(entity, page)
-        if texts:
-            document, item_texts = _decoded(answer, decode_with_texts, context)
+        if as_stored and not entity.lines_span_pages:
+            fields = _stored_fields(entity)
+            document, item_texts = _decoded(answer, lambda raw: decode_for_store(raw, fields), context)
         else:
             document, item_texts = _decoded(answer, decode, context), None
         if isinstance(document, dict) and "{" in entity.path:
@@ -469,6 +474,13 @@ def _decoded(answer: _Answer, decode: Callable[[bytes], _T], context: dict) -> _
             "persists, check VISMA_API_URL (api_url)",
             **context,
         ) from None
+
+
+@lru_cache(maxsize=None)
+def _stored_fields(entity: Entity) -> tuple[str, ...]:
+    """What a record read `as_stored` must hold: what the store indexes, and the page's metadata."""
+    roots = [field.split(".")[0] for field in entity.key]
+    return tuple(dict.fromkeys([*roots, entity.modified_field, *PERIOD_FIELDS, "metadata"]))
 
 
 def _fill_path(path: str, path_params: Mapping[str, str]) -> str:

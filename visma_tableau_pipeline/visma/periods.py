@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Iterable
 
 _YYYYPP = re.compile(r"^\d{6}$")
+PERIOD_FIELDS = ("financialPeriod", "postPeriod", "applicationPeriod")  # what `period_of_record` reads
 
 
 class PeriodError(ValueError):

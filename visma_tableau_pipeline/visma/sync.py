@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.payloads import load_payload
 from visma_tableau_pipeline.state.records import RecordRow, key_string, keys_for, mark_deleted, upsert_records
 from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark, record_full_sync
 from visma_tableau_pipeline.visma.catalogue import Delta, Entity, record_key
@@ -47,7 +48,7 @@ class WindowResult:
     unchanged: int = 0
     deleted: int = 0
     watermark: str | None = None  # the newest lastModifiedDateTime stored (advances as pages come)
-    preview: list[dict] = field(default_factory=list)  # the first records read, as Visma sent them
+    preview: list[dict] = field(default_factory=list)  # the first records read, as stored
 
 
 @contextmanager
@@ -71,8 +72,9 @@ def _store_batches(
 ) -> None:
     """Upsert each batch in its own transaction; note keys seen and the newest timestamp.
 
-    Each record is stored with the text the read kept for it (Visma's own, without volatile
-    fields), so the store does not encode it again; None makes the store write canonical JSON.
+    The batches are read `as_stored`: a record with a text holds only what the store indexes
+    it by, and the text is stored as it is; a record without one is whole, and the store writes
+    its canonical JSON.
     """
     modified_field = entity.modified_field
     for batch in batches:
@@ -91,7 +93,11 @@ def _store_batches(
         result.updated += outcome.updated
         result.unchanged += outcome.unchanged
         if len(result.preview) < PREVIEW_RECORDS:
-            result.preview.extend(batch[: PREVIEW_RECORDS - len(result.preview)])
+            wanted = PREVIEW_RECORDS - len(result.preview)
+            result.preview.extend(
+                record if text is None else load_payload(text)
+                for record, text in zip(batch[:wanted], batch.texts[:wanted])
+            )
 
 
 def sync_window(
@@ -115,7 +121,7 @@ def sync_window(
     seen: set[str] = set()
     batches = client.read_entity(
         entity, modified_since=watermark if delta else None, period=period, on_page=on_page,
-        texts=True,
+        as_stored=True,
     )
     with fewer_collections():
         _store_batches(db, entity, company_id, period, run_id, batches, result, seen)

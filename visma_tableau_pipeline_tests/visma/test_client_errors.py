@@ -183,8 +183,8 @@ def test_network_failure_that_persists_is_a_transport_error(fake, clock):
         (json_response(200, [{"name": "no number", "metadata": {"totalCount": 9, "maxPageSize": 3}}]), "no key (number)"),
     ],
 )
-@pytest.mark.parametrize("texts", [False, True])  # decoded whole, or item by item with texts
-def test_a_malformed_page_names_entity_and_page(clock, answer, what, texts):
+@pytest.mark.parametrize("as_stored", [False, True])  # decoded whole, or in the form the store takes
+def test_a_malformed_page_names_entity_and_page(clock, answer, what, as_stored):
     fake = FakeVisma(lists={SUPPLIERS: suppliers(9)}, max_page_size=3)
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -197,7 +197,7 @@ def test_a_malformed_page_names_entity_and_page(clock, answer, what, texts):
         clock=clock, sleep=clock.sleep,
     )
     with client, pytest.raises(VismaPayloadError) as raised:
-        list(client.read_entity(entity("suppliers"), texts=texts))
+        list(client.read_entity(entity("suppliers"), as_stored=as_stored))
     assert raised.value.entity == "suppliers" and raised.value.page == 2
     assert raised.value.company_id == "acme"
     assert what in str(raised.value) and "page 2" in str(raised.value)

@@ -22,6 +22,7 @@ from visma_tableau_pipeline.visma.items import (
     NonFiniteNumber,
     NotJson,
     decode,
+    decode_for_store,
     decode_with_texts,
     without_volatile_fields,
 )
@@ -85,6 +86,66 @@ def test_supplier_invoices_keep_visma_s_own_text(sandbox_pages):
         assert '"timeStamp"' not in text and '"metadata"' not in text
         # Visma's own spelling: the text is a piece of the page with the volatile tail cut off.
         assert page.find(text[:-1]) >= 0
+
+
+def assert_stored_form_holds_the_items(raw: bytes, fields: tuple[str, ...]) -> list[str | None]:
+    """decode_for_store: each record with a text holds just `fields`, its text the whole item."""
+    records, texts = decode_for_store(raw, fields)
+    items = json.loads(raw, parse_float=Decimal)
+    assert texts == decode_with_texts(raw)[1]
+    assert len(records) == len(items) == len(texts)
+    for record, text, item in zip(records, texts, items):
+        if text is None:
+            assert record == item
+        else:
+            assert record == {name: item[name] for name in fields if name in item}
+            assert loads(text) == without_volatile(item)
+    return texts
+
+
+def test_every_sandbox_page_in_the_store_s_form_holds_its_items(sandbox_pages):
+    for name, raw in sandbox_pages.items():
+        fields = ("referenceNumber", "supplier", "lastModifiedDateTime", "financialPeriod", "metadata")
+        texts = assert_stored_form_holds_the_items(raw, fields)
+        if name == "supplier_invoices":
+            assert None not in texts
+            records, _ = decode_for_store(raw, fields)
+            assert set(records[0]) == {"referenceNumber", "supplier", "lastModifiedDateTime",
+                                       "financialPeriod", "metadata"}
+            assert isinstance(records[0]["supplier"], dict)  # a field is decoded, with its nesting
+
+
+def test_in_the_store_s_form_an_item_that_cannot_be_cut_comes_whole():
+    plain = '{"number":"1","amount":1.10,"timeStamp":"AAE="}'
+    nested = '{"number":"2","amount":2.20,"lines":[{"timeStamp":"AAI="}],"timeStamp":"AAE="}'
+    raw = f"[{plain},{nested}]".encode()
+    records, texts = decode_for_store(raw, ("number",))
+    assert records == [{"number": "1"}, loads(nested)]
+    assert texts == ['{"number":"1","amount":1.10}', None]
+    assert str(records[1]["amount"]) == "2.20"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"X","timeStamp":"y"}',  # one object, not a list
+        b'[1,"x",{"a":1}]',  # items that are not objects
+        '[{"a":"é"}]'.encode("utf-16"),  # not UTF-8
+        b'\xef\xbb\xbf[{"a":1}]',  # a byte order mark
+        b'[{"a":"\\ud800","b":1}]',  # a lone surrogate, which json.loads reads
+    ],
+)
+def test_in_the_store_s_form_what_msgspec_refuses_comes_as_decode_with_texts_gives_it(raw):
+    assert decode_for_store(raw, ("a",)) == decode_with_texts(raw)
+
+
+def test_in_the_store_s_form_bad_answers_are_refused_as_everywhere():
+    with pytest.raises(NotJson):
+        decode_for_store(b'[{"a":1},{"a":"\xff"}]', ("a",))  # not UTF-8 inside a member
+    with pytest.raises(NotJson):
+        decode_for_store(b'[{"a":1},{"a":[1,}]', ("a",))
+    with pytest.raises(NonFiniteNumber):
+        decode_for_store(b'[{"a":1},{"b":NaN}]', ("a",))
 
 
 # -- hand-made items -------------------------------------------------------------------------
