@@ -21,6 +21,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+import msgspec
+
 from visma_tableau_pipeline.state.errors import PayloadError
 
 VOLATILE_FIELDS = frozenset({"metadata", "timeStamp"})
@@ -129,6 +131,17 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
 def load_payload(text: str) -> dict[str, Any]:
-    """Stored JSON back to a dict, decimals as Decimal."""
-    return json.loads(text, parse_float=Decimal)
+    """Stored JSON back to a dict, decimals as Decimal.
+
+    Every dashboard table is built from these, so msgspec reads them: about half the CPU time of
+    `json.loads` for the same values. The rare text it refuses (canonical JSON can hold a lone
+    surrogate as an escape, which only `json.loads` reads) goes to `json.loads`.
+    """
+    try:
+        return _DECODER.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text, parse_float=Decimal)

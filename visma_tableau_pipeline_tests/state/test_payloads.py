@@ -52,3 +52,19 @@ def test_values_json_cannot_hold_exactly_are_refused_by_path(payload: dict, mess
 def test_a_record_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(PayloadError, match="must be a JSON object, not list"):
         canonical_json([{"a": 1}])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"amount": Decimal("0.10"), "rate": Decimal("1.0000"), "n": 100, "big": 10**30, "neg": Decimal("-0.01")},
+        {"name": "Ørsta \"Data\" AS", "lines": [{"amount": Decimal("1E+2")}], "none": None, "flag": False},
+        {"odd": "\ud800 a lone surrogate"},  # canonical JSON escapes it; only json.loads reads that back
+    ],
+)
+def test_stored_texts_read_back_to_the_same_values_with_decimals_exact(payload: dict) -> None:
+    back = load_payload(canonical_json(payload))
+    assert back == payload
+    assert {k: str(v) for k, v in back.items() if isinstance(v, Decimal)} == {
+        k: str(v) for k, v in payload.items() if isinstance(v, Decimal)
+    }

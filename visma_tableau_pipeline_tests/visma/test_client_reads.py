@@ -13,6 +13,7 @@ from visma_tableau_pipeline.visma.catalogue import ENTITIES, entity
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.errors import VismaUnstableReadError
 from visma_tableau_pipeline.visma.pacing import Pacer
+from visma_tableau_pipeline.visma.paging import Deduplicator
 
 from .fake_visma import JOURNAL, FakeClock, FakeVisma, company, suppliers
 
@@ -263,3 +264,10 @@ def test_ipp_company_id_and_accept_headers_are_sent():
     assert request.headers["ipp-company-id"] == "1234567"
     assert request.headers["Accept"] == "application/json"
     assert request.headers["Authorization"] == "Bearer token-1"
+
+
+def test_dedupe_keeps_apart_keys_whose_parts_could_join_alike():
+    dedupe = Deduplicator(entity("supplier_invoices"))
+    assert dedupe.admit({}, ("Invoice\x1f1", "2")) and dedupe.admit({}, ("Invoice", "1\x1f2"))
+    assert not dedupe.admit({}, ("Invoice", "1\x1f2"))  # the same key again, not newer
+    assert dedupe.repeats == 1
