@@ -208,6 +208,11 @@ class VismaClient:
                 **context,
             ) from None
         self.stats.add(api_calls=1, bytes=len(response.content))
+        # A read response and its stream refer to each other, so only Python's cyclic collector
+        # would free the response and the page it holds. A read that makes few new objects runs
+        # that collector rarely, and pages piled up (a full sync of 1,000,000 invoices peaked at
+        # 2.1 GB). Without the stream, the page goes as soon as the client lets go of it.
+        response.stream = httpx.ByteStream(b"")
         self._pacer.observe(response.headers)
         error = error_for_status(response, **context)
         if isinstance(error, VismaRateLimited) and error.retry_after:

@@ -7,8 +7,11 @@ sandbox's faults are counted by request, not by time, so this changes nothing it
 
 from __future__ import annotations
 
+import gc
+import math
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from visma_tableau_pipeline.sandbox.visma import (
@@ -148,3 +151,19 @@ def test_the_client_paces_itself_instead_of_running_into_the_limit(settings):
         assert len(records) == limited.count(COMPANY, "supplier_invoices")
         assert sleeps, "the pacer never slowed down"
         assert all(status != 429 for _, _, status in limited.request_history)
+
+
+def test_pages_already_read_are_freed_without_waiting_for_the_cyclic_collector(sandbox, settings):
+    """A long read holds no more than a window of pages, however rarely Python's GC runs."""
+    gc.collect()
+    gc.disable()
+    try:
+        with make_client(settings, max_concurrency=2) as client:
+            batches = 0
+            for _ in client.read_entity(entity("supplier_invoices"), as_stored=True):
+                batches += 1
+            left = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+    assert batches == math.ceil(len(truth(sandbox, "supplier_invoices")) / MAX_PAGE_SIZES["/v1/supplierInvoice"])
+    assert len(left) <= 1  # the token's response may still be cached by the token provider
