@@ -235,3 +235,25 @@ def test_key_string_is_readable_and_unambiguous(parts: tuple, expected: str) -> 
 def test_key_string_refuses_a_missing_part() -> None:
     with pytest.raises(PayloadError):
         key_string(("Invoice", None))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("parts", "text"),
+    [
+        (("Invoice", "000123"), "Invoice|000123"),
+        (("A|B", "C"), "A\\|B|C"),
+        (("A", "B|C"), "A|B\\|C"),
+        (("A\\", "|B"), "A\\\\|\\|B"),
+        (("1", 2), "1|2"),
+        (("x",), "x"),
+    ],
+)
+def test_key_strings_tell_every_key_apart(parts, text):
+    assert key_string(parts) == text
+
+
+def test_a_key_part_that_is_no_string_or_integer_is_refused():
+    with pytest.raises(PayloadError):
+        key_string(("Invoice", None))
+    with pytest.raises(PayloadError):
+        key_string(())
