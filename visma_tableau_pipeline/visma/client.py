@@ -251,7 +251,8 @@ class VismaClient:
         form the state store takes, so that the store neither encodes a record again nor needs it
         decoded whole: its `texts` hold, where it can be had, Visma's own JSON text of each record
         without volatile fields, and a record that has a text holds only the fields the store
-        indexes (key, period, modification time); the text holds the whole record.
+        indexes (key, period, modification time) and Visma's volatile ones; the text holds the
+        whole record.
         """
         params = self._query(entity, modified_since, period, extra_params)
         if "{" in entity.path and not path_params:

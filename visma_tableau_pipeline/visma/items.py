@@ -19,10 +19,13 @@ import json
 import re
 from collections.abc import Collection
 from decimal import Decimal
+from functools import lru_cache
 from json.scanner import make_scanner
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
+from msgspec.structs import astuple
 
 from visma_tableau_pipeline.state.payloads import VOLATILE_FIELDS
 
@@ -56,7 +59,6 @@ _scan = make_scanner(_DECODER)
 # Strict JSON in UTF-8 only: NaN and Infinity are malformed to msgspec, as they should be here.
 _FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _FAST_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
-_FAST_MEMBERS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
 # msgspec's refusal: malformed JSON, or bytes that are not UTF-8
 _REFUSED = (msgspec.DecodeError, UnicodeDecodeError)
 
@@ -100,25 +102,42 @@ def decode_for_store(raw: bytes, fields: Collection[str]) -> tuple[Any, list[str
     """A list answer in the form the state store takes: each item's `fields` and its text.
 
     Each item whose text can be had (as in `decode_with_texts`) comes as a dict of only those of
-    its top-level members named in `fields`, decoded: what the store indexes a record by. The
-    text holds the rest; nothing else is decoded, which is most of the CPU a page costs. An item
-    whose text cannot be had is decoded whole, its text None. An answer that is not a list of
-    objects, or that msgspec refuses, comes as `decode_with_texts` gives it.
+    its top-level members named in `fields` (and its volatile ones), decoded: what the store
+    indexes a record by. The text holds the rest; nothing else is decoded, which is most of the
+    CPU a page costs. An item whose text cannot be had is decoded whole, its text None. An
+    answer that is not a list of objects, or that msgspec refuses, comes as `decode_with_texts`
+    gives it.
     """
+    decoder, names = _summary_decoder(tuple(fields))
     try:
-        members = _FAST_MEMBERS.decode(raw)
+        summaries = [
+            {name: value for name, value in zip(names, astuple(summary)) if value is not UNSET}
+            for summary in decoder.decode(raw)
+        ]
         pieces = [str(piece, "utf-8") for piece in _FAST_ITEMS.decode(raw)]
-        counted = _counts_explained(raw, members)
-        items: list[dict] = []
-        texts = [_stored_text(piece, item, counted) for piece, item in zip(pieces, members)]
-        for item, piece, text in zip(members, pieces, texts):
-            if text is None:
-                items.append(_FAST_DECODER.decode(piece))
-            else:
-                items.append({name: _FAST_DECODER.decode(item[name]) for name in fields if name in item})
+        counted = _counts_explained(raw, summaries)
+        texts = [_stored_text(piece, item, counted) for piece, item in zip(pieces, summaries)]
+        items = [
+            item if text is not None else _FAST_DECODER.decode(piece)
+            for item, piece, text in zip(summaries, pieces, texts)
+        ]
     except _REFUSED:
         return decode_with_texts(raw)
     return items, texts
+
+
+@lru_cache(maxsize=64)
+def _summary_decoder(fields: tuple[str, ...]) -> tuple[msgspec.json.Decoder, tuple[str, ...]]:
+    """A decoder of a list of objects into their `fields` and volatile fields, skipping the rest.
+
+    A struct whose attributes are renamed to the JSON names, so that any name can be one.
+    """
+    names = tuple(dict.fromkeys([*fields, *sorted(VOLATILE_FIELDS)]))
+    attributes = [f"f{index}" for index in range(len(names))]
+    summary = msgspec.defstruct(
+        "Summary", [(attribute, Any, UNSET) for attribute in attributes], rename=dict(zip(attributes, names))
+    )
+    return msgspec.json.Decoder(list[summary], float_hook=Decimal), names
 
 
 def _decode_with_texts_slowly(raw: bytes) -> tuple[Any, list[str | None]]:

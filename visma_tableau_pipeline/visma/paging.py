@@ -32,8 +32,8 @@ class RecordBatch(list):
     """Records (a plain list of dicts to every caller) with each record's stored text beside it.
 
     `texts[i]` is the JSON text the state store keeps for record i: Visma's own text of the item
-    without its volatile fields; record i then holds only the fields the store indexes it by
-    (a read `as_stored`). None where the read kept no text (a journal batch merged from pieces,
+    without its volatile fields; record i then holds only the fields the store indexes it by,
+    and the volatile ones (a read `as_stored`). None where the read kept no text (a journal batch merged from pieces,
     an item whose text could not be cut safely, a read not `as_stored`): record i is then whole,
     and the store writes its canonical JSON. `keys[i]`, when given, is record i's catalogue key: worked
     out once when the page is checked, then reused by the dedupe and the sync.
