@@ -45,10 +45,10 @@ def tagged(company_id: str, records: Iterable[Record]) -> Iterator[Record]:
     return ({**record, "company_id": company_id} for record in records)
 
 
-def tagged_records(conn: Connection, company_ids: list[str], name: str) -> list[Record]:
-    """Every live stored record of one entity, each tagged with its `company_id`."""
-    return [record for company_id in company_ids
-            for record in tagged(company_id, iter_records(conn, company_id, name))]
+def stored_records(conn: Connection, company_ids: list[str], name: str) -> Iterator[Record]:
+    """Every live stored record of one entity, each tagged with its `company_id`, streamed."""
+    for company_id in company_ids:
+        yield from tagged(company_id, iter_records(conn, company_id, name))
 
 
 def changed_rows(
@@ -73,6 +73,6 @@ def changed_rows(
             for name in table.rows_from:  # a group's records in every source (AR: both lists)
                 records[name].extend(tagged(company_id, live_records(conn, company_id, name, record_keys)))
         for name in table.lookups:
-            records[name] = tagged_records(conn, company_ids, name)
+            records[name] = list(stored_records(conn, company_ids, name))
     groups = frozenset(group_key(company_id, key) for company_id, ks in keys.items() for key in ks)
     return ChangedRows(build_with(table, MartInputs(records, as_of)), groups, cursor)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from visma_tableau_pipeline.marts import extracts
 from visma_tableau_pipeline.marts.extracts import build_extract, build_table
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
-from visma_tableau_pipeline.marts.increments import changed_rows, group_key, group_size
-from visma_tableau_pipeline.marts.registry import MART_TABLES, mart_table
+from visma_tableau_pipeline.marts.increments import changed_rows, group_key, group_size, stored_records
+from visma_tableau_pipeline.marts.inputs import MartInputs
+from visma_tableau_pipeline.marts.registry import MART_TABLES, build_with, mart_table
 from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import EnvSettings, build_settings
@@ -143,3 +145,16 @@ def test_no_change_gives_no_rows_with_the_tables_own_columns(synced: Synced) -> 
         assert changed is not None and changed.frame.empty and not changed.groups, table.name
         full = build_table(synced.db, synced.company_ids, table, TODAY)
         assert schema_fingerprint(changed.frame) == schema_fingerprint(full), table.name
+
+
+def test_a_table_built_chunk_by_chunk_equals_one_build_of_all_its_records(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extracts, "BUILD_CHUNK", 3)
+    for table in GROUPED:
+        with synced.db.connect() as conn:
+            records = {name: list(stored_records(conn, synced.company_ids, name)) for name in table.sources}
+        assert sum(len(records[name]) for name in table.rows_from) > 3, table.name  # several chunks
+        whole = build_with(table, MartInputs(records, TODAY))
+        chunked = build_table(synced.db, synced.company_ids, table, TODAY)
+        pd.testing.assert_frame_equal(_sorted(chunked, table.key), _sorted(whole, table.key))
