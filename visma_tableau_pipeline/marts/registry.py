@@ -33,11 +33,19 @@ class MartTable:
     # be rebuilt alone. The other sources are lookups (accounts, dimensions): when one of them
     # changes, the whole table is compared. Empty for tables that aggregate (aging, spend).
     rows_from: tuple[str, ...] = ()
+    # Entities each of whose records makes its rows alone, for tables that have no `rows_from`
+    # (an aging snapshot's rows are per document, but keyed by the snapshot day first).
+    per_record: tuple[str, ...] = ()
 
     @property
     def lookups(self) -> tuple[str, ...]:
         """Sources read whole to build any row (names, segment descriptions)."""
         return tuple(source for source in self.sources if source not in self.rows_from)
+
+    @property
+    def chunked_sources(self) -> tuple[str, ...]:
+        """Sources a whole build may take a chunk of records at a time (the rest whole)."""
+        return self.rows_from or self.per_record
 
 
 _PERIOD = "financial_period"
@@ -59,11 +67,13 @@ MART_TABLES: tuple[MartTable, ...] = (
     MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",),
               ("company_id", "snapshot_date", "document_type", "reference_number"),
               "snapshot_date",
-              "Open AP documents per snapshot day, bucketed by days past due."),
+              "Open AP documents per snapshot day, bucketed by days past due.",
+              per_record=("supplier_invoices",)),
     MartTable("ar_aging", aging.build_ar_aging, ("customer_invoices", "customer_credit_notes"),
               ("company_id", "snapshot_date", "document_type", "reference_number"),
               "snapshot_date",
-              "Open AR documents per snapshot day, bucketed by days past due."),
+              "Open AR documents per snapshot day, bucketed by days past due.",
+              per_record=("customer_invoices", "customer_credit_notes")),
     MartTable("gl_transactions", gl.build_gl_transactions,
               ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),
               ("company_id", "module", "batch_number", "line_number"), _PERIOD,
