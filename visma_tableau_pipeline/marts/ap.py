@@ -175,14 +175,26 @@ def build_vendor_spend(inputs: MartInputs) -> pd.DataFrame:
     lines = build_ap_invoice_lines(inputs)
     spend = lines[lines["document_type"].isin(SPEND_DOCUMENT_TYPES)
                   & lines["status"].isin(SPEND_STATUSES)]
-    if spend.empty:
+    return _spend_totals(spend, invoice_line_count=("line_number", "size"))
+
+
+def combine_vendor_spend(partial: pd.DataFrame) -> pd.DataFrame:
+    """Vendor spend of several chunks of invoices, their rows one after another, as one table.
+
+    Sums are summed again and names are the last seen, as in one build over every invoice.
+    """
+    return _spend_totals(partial, invoice_line_count=("invoice_line_count", "sum"))
+
+
+def _spend_totals(rows: pd.DataFrame, invoice_line_count: tuple[str, str]) -> pd.DataFrame:
+    if rows.empty:
         return VENDOR_SPEND.frame([])
-    grouped = spend.groupby(list(VENDOR_SPEND_KEY), dropna=False, sort=True).agg(
+    grouped = rows.groupby(list(VENDOR_SPEND_KEY), dropna=False, sort=True).agg(
         supplier_name=("supplier_name", "last"),
         account_description=("account_description", "last"),
         amount_doc_currency=("amount_doc_currency", "sum"),
         amount_base_currency=("amount_base_currency", "sum"),
-        invoice_line_count=("line_number", "size"),
+        invoice_line_count=invoice_line_count,
     )
     return VENDOR_SPEND.conform(grouped.reset_index())
 

@@ -33,9 +33,11 @@ class MartTable:
     # be rebuilt alone. The other sources are lookups (accounts, dimensions): when one of them
     # changes, the whole table is compared. Empty for tables that aggregate (aging, spend).
     rows_from: tuple[str, ...] = ()
-    # Entities each of whose records makes its rows alone, for tables that have no `rows_from`
-    # (an aging snapshot's rows are per document, but keyed by the snapshot day first).
+    # For tables without `rows_from`: entities a whole build may take a chunk of records at a
+    # time. Each record makes its rows alone (an aging snapshot's rows are per document, keyed
+    # by the snapshot day first), or the chunks' rows are merged by `combine` (spend sums).
     per_record: tuple[str, ...] = ()
+    combine: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     @property
     def lookups(self) -> tuple[str, ...]:
@@ -122,7 +124,8 @@ MART_TABLES: tuple[MartTable, ...] = (
               rows_from=("time_cards",)),
     MartTable("vendor_spend", ap.build_vendor_spend, ("supplier_invoices",), ap.VENDOR_SPEND_KEY,
               _PERIOD, "AP spend per company, period, supplier, account and currency, in "
-              "document and base currency."),
+              "document and base currency.",
+              per_record=("supplier_invoices",), combine=ap.combine_vendor_spend),
 )
 
 BY_NAME: dict[str, MartTable] = {table.name: table for table in MART_TABLES}
