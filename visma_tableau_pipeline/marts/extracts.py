@@ -55,14 +55,12 @@ def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: da
     with db.connect() as conn:
         whole = {name: list(stored_records(conn, company_ids, name))
                  for name in table.sources if name not in chunked}
-        if not chunked:
-            return build_with(table, MartInputs(whole, as_of))
         frames = [
             build_with(table, MartInputs({**whole, name: chunk}, as_of))
             for name in chunked
             for chunk in _chunks(stored_records(conn, company_ids, name), BUILD_CHUNK)
         ]
-    if not frames:  # no records at all: the table's empty frame, with its columns
+    if not frames:  # built whole, or no records to chunk (the table's empty frame, its columns)
         return build_with(table, MartInputs(whole, as_of))
     frame = pd.concat(frames, ignore_index=True)
     return table.combine(frame) if table.combine else frame

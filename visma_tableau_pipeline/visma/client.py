@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import compress
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from visma_tableau_pipeline.settings import CompanySettings
+from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.visma.auth import TokenProvider
 from visma_tableau_pipeline.visma.catalogue import DIMENSION_IDS_PATH, Delta, Entity, Paging, record_key
 from visma_tableau_pipeline.visma.errors import (
@@ -392,7 +393,7 @@ class VismaClient:
                     "parameters, or run the read again",
                     **context,
                 )
-            keys.append(key)
+            keys.append(key_string(key))
         return RecordBatch(document, item_texts, keys)
 
     def _query(
@@ -430,12 +431,8 @@ class VismaClient:
 
 @dataclass(frozen=True)
 class _Answer:
-    """What the client keeps of a successful response: its body, and what errors about it name.
-
-    Not the `httpx.Response` itself: it and its stream refer to each other, so only the cyclic
-    collector frees it, and pages waiting to be decoded lived long enough to be moved to the
-    older generations, which a long read rarely collects: 3 MB a page piled up (a full sync of
-    100,000 invoices peaked about 100 MB higher).
+    """What the client keeps of a successful response while it waits to be decoded: its body,
+    and what an error about it names (only the start of the body, not the whole page as text).
     """
 
     content: bytes
@@ -503,10 +500,10 @@ def _noting_totals(pages: Iterator[Page], totals: set[int]) -> Iterator[Page]:
 
 def _admitted(records: list[dict], dedupe: Deduplicator) -> RecordBatch:
     """The records `dedupe` lets through, without metadata, with their texts and keys."""
-    texts = records.texts if isinstance(records, RecordBatch) else None
-    keys = records.keys if isinstance(records, RecordBatch) else None
-    if keys is None:
-        keys = [record_key(dedupe.entity, record) for record in records]
+    if isinstance(records, RecordBatch):
+        texts, keys = records.texts, records.keys
+    else:  # journal batches merged from pieces: no item's text, keys not yet worked out
+        texts, keys = None, [key_string(record_key(dedupe.entity, record)) for record in records]
     admitted = list(map(dedupe.admit, records, keys))
     return RecordBatch(
         map(_without_metadata, compress(records, admitted)),

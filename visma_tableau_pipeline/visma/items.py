@@ -27,7 +27,7 @@ import msgspec
 from msgspec import UNSET
 from msgspec.structs import astuple
 
-from visma_tableau_pipeline.state.payloads import VOLATILE_FIELDS
+from visma_tableau_pipeline.state.payloads import EXACT_JSON, EXACT_JSON_REFUSED, VOLATILE_FIELDS, load_json
 
 _WHITESPACE = " \t\n\r"
 _QUOTED_VOLATILE = tuple((name, json.dumps(name)) for name in sorted(VOLATILE_FIELDS))
@@ -35,7 +35,7 @@ _QUOTED_VOLATILE_BYTES = tuple((name, quoted.encode()) for name, quoted in _QUOT
 # An ASCII letter written as a \u escape: a field name could then be spelt so that counting its
 # plain spelling misses it. No JSON writer does this; such items are stored as canonical JSON.
 _ESCAPED_LETTER = re.compile(r"\\u00[4-7]")
-_ESCAPED_LETTER_BYTES = re.compile(rb"\\u00[4-7]")
+_ESCAPED_LETTER_BYTES = re.compile(_ESCAPED_LETTER.pattern.encode())
 
 
 class NotJson(ValueError):
@@ -56,21 +56,13 @@ def _refuse_constant(literal: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 _scan = make_scanner(_DECODER)
-# Strict JSON in UTF-8 only: NaN and Infinity are malformed to msgspec, as they should be here.
-_FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)
-_FAST_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
-# msgspec's refusal: malformed JSON, or bytes that are not UTF-8
-_REFUSED = (msgspec.DecodeError, UnicodeDecodeError)
+_ITEM_SLICES = msgspec.json.Decoder(list[msgspec.Raw])  # each item's own bytes, undecoded
 
 
 def decode(raw: bytes) -> Any:
     """A whole answer as one value, decimals exact; NotJson or NonFiniteNumber if it cannot be."""
     try:
-        return _FAST_DECODER.decode(raw)
-    except _REFUSED:
-        pass  # the stdlib reads what msgspec cannot, or says exactly what is wrong
-    try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+        return load_json(raw, parse_constant=_refuse_constant)
     except NonFiniteNumber:
         raise
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
@@ -89,9 +81,9 @@ def decode_with_texts(raw: bytes) -> tuple[Any, list[str | None]]:
     of None: such text could be neither hashed nor stored as it is.
     """
     try:
-        document = _FAST_DECODER.decode(raw)
-        pieces = _FAST_ITEMS.decode(raw) if type(document) is list else [raw.strip(b" \t\n\r")]
-    except _REFUSED:
+        document = EXACT_JSON.decode(raw)
+        pieces = _ITEM_SLICES.decode(raw) if type(document) is list else [raw.strip(b" \t\n\r")]
+    except EXACT_JSON_REFUSED:
         return _decode_with_texts_slowly(raw)
     items = document if type(document) is list else [document]
     counted = _counts_explained(raw, items)
@@ -114,14 +106,14 @@ def decode_for_store(raw: bytes, fields: Collection[str]) -> tuple[Any, list[str
             {name: value for name, value in zip(names, astuple(summary)) if value is not UNSET}
             for summary in decoder.decode(raw)
         ]
-        pieces = [str(piece, "utf-8") for piece in _FAST_ITEMS.decode(raw)]
+        pieces = [str(piece, "utf-8") for piece in _ITEM_SLICES.decode(raw)]
         counted = _counts_explained(raw, summaries)
         texts = [_stored_text(piece, item, counted) for piece, item in zip(pieces, summaries)]
         items = [
-            item if text is not None else _FAST_DECODER.decode(piece)
+            item if text is not None else EXACT_JSON.decode(piece)
             for item, piece, text in zip(summaries, pieces, texts)
         ]
-    except _REFUSED:
+    except EXACT_JSON_REFUSED:
         return decode_with_texts(raw)
     return items, texts
 

@@ -22,6 +22,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TypeVar
 
+from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
 from visma_tableau_pipeline.visma.timestamps import parse_timestamp
 
@@ -33,25 +34,23 @@ class RecordBatch(list):
 
     `texts[i]` is the JSON text the state store keeps for record i: Visma's own text of the item
     without its volatile fields; record i then holds only the fields the store indexes it by,
-    and the volatile ones (a read `as_stored`). None where the read kept no text (a journal batch merged from pieces,
-    an item whose text could not be cut safely, a read not `as_stored`): record i is then whole,
-    and the store writes its canonical JSON. `keys[i]`, when given, is record i's catalogue key: worked
-    out once when the page is checked, then reused by the dedupe and the sync.
+    and the volatile ones (a read `as_stored`). None where the read kept no text (a journal
+    batch merged from pieces, an item whose text could not be cut safely, a read not
+    `as_stored`): record i is then whole, and the store writes its canonical JSON. `keys[i]` is
+    record i's catalogue key as the store spells it (`key_string`): worked out once when the
+    page is checked, then reused by the dedupe and the sync.
     """
 
     __slots__ = ("texts", "keys")
 
     def __init__(
-        self,
-        records: Iterable[dict] = (),
-        texts: Iterable[str | None] | None = None,
-        keys: Iterable[tuple[str, ...]] | None = None,
+        self, records: Iterable[dict], texts: Iterable[str | None] | None, keys: Iterable[str]
     ) -> None:
         super().__init__(records)
         self.texts: list[str | None] = [None] * len(self) if texts is None else list(texts)
-        self.keys: list[tuple[str, ...]] | None = None if keys is None else list(keys)
-        if len(self.texts) != len(self) or (self.keys is not None and len(self.keys) != len(self)):
-            raise ValueError(f"{len(self)} records, {len(self.texts)} texts, keys {self.keys!r:.80}")
+        self.keys: list[str] = list(keys)
+        if len(self.texts) != len(self) or len(self.keys) != len(self):
+            raise ValueError(f"{len(self)} records, {len(self.texts)} texts, {len(self.keys)} keys")
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ class Deduplicator:
     def __init__(self, entity: Entity) -> None:
         self.entity = entity
         # What it remembers is a million entries in a long read, kept where Python's cyclic
-        # collector never walks them: dicts of strings and ints, which it stops tracking, not
+        # collector never walks them: dicts of key strings and ints, which it stops tracking, not
         # tuples, which it tracks. Walking a remembered tuple per record on every full collection
         # took two thirds of the CPU of reading 1,000,000 invoices (benchmarks/visma_sync.py).
         # The modification time is kept as Visma wrote it and parsed only when a key comes back:
@@ -216,9 +215,9 @@ class Deduplicator:
         self._pass += 1
         self.repeats = 0
 
-    def admit(self, record: dict, key: tuple[str, ...] | None = None) -> bool:
-        """Whether to hand `record` on; `key` is its catalogue key, if already worked out."""
-        name = _key_text(key if key is not None else record_key(self.entity, record))
+    def admit(self, record: dict, key: str | None = None) -> bool:
+        """Whether to hand `record` on; `key` is its `key_string`, if already worked out."""
+        name = key if key is not None else key_string(record_key(self.entity, record))
         raw_modified = record.get(self.entity.modified_field)
         previous_pass = self._pass_of.get(name)
         self._pass_of[name] = self._pass
@@ -231,13 +230,6 @@ class Deduplicator:
                 return False
         self._modified[name] = raw_modified
         return True
-
-
-def _key_text(key: tuple[str, ...]) -> str:
-    """One string per key tuple (whose parts are strings): its parts joined by a separator that
-    does not occur in them, or failing that, the tuple's repr."""
-    text = "\x1f".join(key)
-    return text if text.count("\x1f") == len(key) - 1 else repr(key)
 
 
 def _modified(raw: object) -> object:

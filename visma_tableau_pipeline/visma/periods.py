@@ -12,7 +12,9 @@ from datetime import date, datetime
 from typing import Iterable
 
 _YYYYPP = re.compile(r"^\d{6}$")
-PERIOD_FIELDS = ("financialPeriod", "postPeriod", "applicationPeriod")  # what `period_of_record` reads
+_YYYYPP_FIELD = "financialPeriod"
+_MMYYYY_FIELDS = ("postPeriod", "applicationPeriod")
+PERIOD_FIELDS = (_YYYYPP_FIELD, *_MMYYYY_FIELDS)  # what `period_of_record` reads
 
 
 class PeriodError(ValueError):
@@ -62,10 +64,10 @@ def period_of_record(record: dict, requested_period: str | None = None) -> str |
     """
     if requested_period:
         return requested_period
-    value = record.get("financialPeriod")
+    value = record.get(_YYYYPP_FIELD)
     if isinstance(value, str) and _YYYYPP.match(value):
         return value
-    for field in ("postPeriod", "applicationPeriod"):
+    for field in _MMYYYY_FIELDS:
         value = record.get(field)
         if isinstance(value, str) and _YYYYPP.match(value):
             return value[2:] + value[:2]

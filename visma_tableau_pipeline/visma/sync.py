@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.payloads import load_payload
-from visma_tableau_pipeline.state.records import RecordRow, key_string, keys_for, mark_deleted, upsert_records
+from visma_tableau_pipeline.state.records import RecordRow, keys_for, mark_deleted, upsert_records
 from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark, record_full_sync
-from visma_tableau_pipeline.visma.catalogue import Delta, Entity, record_key
+from visma_tableau_pipeline.visma.catalogue import Delta, Entity
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.paging import RecordBatch
 from visma_tableau_pipeline.visma.periods import period_of_record
@@ -78,13 +78,11 @@ def _store_batches(
     """
     modified_field = entity.modified_field
     for batch in batches:
-        keys = batch.keys if batch.keys is not None else [record_key(entity, r) for r in batch]
         rows: list[RecordRow] = [
-            (key_string(key), period_of_record(record, period), record.get(modified_field),
-             record, text)
-            for record, text, key in zip(batch, batch.texts, keys)
+            (key, period_of_record(record, period), record.get(modified_field), record, text)
+            for record, text, key in zip(batch, batch.texts, batch.keys)
         ]
-        seen.update(dict.fromkeys([row[0] for row in rows]))
+        seen.update(dict.fromkeys(batch.keys))
         result.watermark = max_modified(batch, modified_field, result.watermark)
         with db.transaction() as conn:
             outcome = upsert_records(conn, company_id, entity.name, rows, run_id)

@@ -268,6 +268,8 @@ def test_ipp_company_id_and_accept_headers_are_sent():
 
 def test_dedupe_keeps_apart_keys_whose_parts_could_join_alike():
     dedupe = Deduplicator(entity("supplier_invoices"))
-    assert dedupe.admit({}, ("Invoice\x1f1", "2")) and dedupe.admit({}, ("Invoice", "1\x1f2"))
-    assert not dedupe.admit({}, ("Invoice", "1\x1f2"))  # the same key again, not newer
+    first = {"documentType": "Invoice|1", "referenceNumber": "2"}
+    second = {"documentType": "Invoice", "referenceNumber": "1|2"}
+    assert dedupe.admit(first) and dedupe.admit(second)
+    assert not dedupe.admit(second)  # the same key again, not newer
     assert dedupe.repeats == 1
