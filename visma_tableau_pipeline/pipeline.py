@@ -17,6 +17,7 @@ from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, build_extract, p
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records
 from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
 from visma_tableau_pipeline.tableau.directory import read_directory
 from visma_tableau_pipeline.tableau.publish import ensure_project
@@ -24,6 +25,8 @@ from visma_tableau_pipeline.tableau.session import TableauSession
 from visma_tableau_pipeline.visma.plan import SyncReport, sync_all
 
 log = logging.getLogger(__name__)
+
+SHOWN_HELD = 10  # held-back records the summary lists; `vtp quarantine list` shows every one
 
 
 @dataclass
@@ -34,6 +37,7 @@ class PipelineOutcome:
     extracts: dict[str, int] = field(default_factory=dict)  # table -> rows written
     published: dict[str, str] = field(default_factory=dict)  # table -> what publishing did
     extracts_dir: Path | None = None
+    held: list[HeldRecord] = field(default_factory=list)  # records held back from the tables now
 
     def summary(self) -> str:
         totals = self.sync.totals()
@@ -48,6 +52,10 @@ class PipelineOutcome:
             lines.append("Tableau: " + ", ".join(f"{n} {what}" for n, what in self.published.items()))
         else:
             lines.append("Tableau: not configured, nothing published")
+        if self.held:
+            lines.append(f"{len(self.held)} records held back from the tables "
+                         f"(all of them: vtp quarantine list):")
+            lines.extend(f"  {item.describe()}" for item in self.held[:SHOWN_HELD])
         return "\n".join(lines)
 
 
@@ -74,6 +82,8 @@ def run_pipeline(
         extract = build_extract(db, company_ids, table, as_of, settings.extracts_dir, run_id, full=full)
         extracts[table.name] = extract.path
         outcome.extracts[table.name] = extract.rows
+    with db.connect() as conn:
+        outcome.held = held_records(conn, company_ids)
     if settings.tableau is None:
         entitlements, _ = write_entitlements(settings.entitlements_path, None, settings.extracts_dir)
         outcome.extracts[ENTITLEMENTS] = len(entitlements)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
@@ -25,12 +25,14 @@ from visma_tableau_pipeline.marts.hyper import (
     replace_groups,
     write_hyper,
 )
-from visma_tableau_pipeline.marts.increments import changed_rows, group_size, stored_records
+from visma_tableau_pipeline.marts.holdback import build_holding_back
+from visma_tableau_pipeline.marts.increments import changed_rows, group_size, note_held, stored_records
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.registry import MartTable, build_with
+from visma_tableau_pipeline.marts.registry import MartTable
 from visma_tableau_pipeline.state.changes import settled_moment
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
+from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records, release_stale
 from visma_tableau_pipeline.tableau.audited import PublishTarget
 from visma_tableau_pipeline.tableau.changes import keys_frame
 
@@ -42,8 +44,12 @@ SNAPSHOT_COLUMN = "snapshot_date"
 BUILD_CHUNK = 50_000  # records of a `rows_from` entity decoded and built at a time
 
 
-def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date) -> pd.DataFrame:
-    """One dashboard table, all companies, from the state store.
+def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date,
+                run_id: str = "") -> pd.DataFrame:
+    """One dashboard table, all companies, from the state store, without held-back records.
+
+    Records the build cannot convert are held back (`marts/holdback.py`) and noted in the store
+    under `run_id`, so that later builds leave them out too.
 
     A table built record by record (`chunked_sources`) is built a chunk of its records at a
     time, each chunk with the other sources whole, and the chunks' rows put together (merged by
@@ -52,18 +58,28 @@ def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: da
     1,000,000 AP invoices, measured with `ru_maxrss`; 2.0 GB in chunks).
     """
     chunked = table.chunked_sources
+    held: list[HeldRecord] = []
+
+    def build(inputs: MartInputs) -> pd.DataFrame:
+        frame, held_now = build_holding_back(table, inputs)
+        held.extend(held_now)
+        return frame
+
     with db.connect() as conn:
         whole = {name: list(stored_records(conn, company_ids, name))
                  for name in table.sources if name not in chunked}
         frames = [
-            build_with(table, MartInputs({**whole, name: chunk}, as_of))
+            build(MartInputs({**whole, name: chunk}, as_of))
             for name in chunked
             for chunk in _chunks(stored_records(conn, company_ids, name), BUILD_CHUNK)
         ]
     if not frames:  # built whole, or no records to chunk (the table's empty frame, its columns)
-        return build_with(table, MartInputs(whole, as_of))
-    frame = pd.concat(frames, ignore_index=True)
-    return table.combine(frame) if table.combine else frame
+        frame = build(MartInputs(whole, as_of))
+    else:
+        frame = pd.concat(frames, ignore_index=True)
+        frame = table.combine(frame) if table.combine else frame
+    note_held(db, held, run_id)
+    return frame
 
 
 def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -80,6 +96,7 @@ class ExtractResult:
     frame: pd.DataFrame  # the rows built this time: the whole table, or the changed groups' rows
     mode: Literal["built", "updated"]
     reason: str
+    held: tuple[HeldRecord, ...] = ()  # records of its sources held back now (this run or before)
 
 
 def build_extract(
@@ -95,30 +112,33 @@ def build_extract(
     """
     path = hyper_path(extracts_dir, table.name)
     cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
-    with db.connect() as conn:
+    with db.transaction() as conn:
+        release_stale(conn)  # records Visma sent again are tried again
         built_up_to = get_cursor(conn, table.name, "extract")
     result, why = None, "a full build was asked for"
     if not full:
-        result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to)
+        result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
     if result is None:
-        frame = build_table(db, company_ids, table, as_of)
+        frame = build_table(db, company_ids, table, as_of, run_id)
         result = ExtractResult(write_extract(frame, extracts_dir, table, as_of), len(frame), frame,
                                "built", why)
     with db.transaction() as conn:
         set_cursor(conn, table.name, "extract", cursor, run_id)
-    return result
+        held = [item for source in table.sources
+                for item in held_records(conn, company_ids, entity=source)]
+    return replace(result, held=tuple(held))
 
 
 def _update_by_groups(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, path: Path,
-    built_up_to: datetime | None,
+    built_up_to: datetime | None, run_id: str,
 ) -> tuple[ExtractResult | None, str]:
     """The extract with the changed records' rows replaced, or None and why it must be built."""
     if not table.rows_from:
         return None, "it aggregates many records per row"
     if built_up_to is None or not path.exists():
         return None, "there is no extract to update yet"
-    changed = changed_rows(db, company_ids, table, built_up_to, as_of)
+    changed = changed_rows(db, company_ids, table, built_up_to, as_of, run_id)
     if changed is None:
         return None, "a lookup it reads whole changed"
     groups = keys_frame(sorted(changed.groups), changed.frame, table.key[: group_size(table)])

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
-from visma_tableau_pipeline.marts.records import amount, day, field, text, timestamp
+from visma_tableau_pipeline.marts.records import amount, boolean, day, integer, text, timestamp
 from visma_tableau_pipeline.marts.schema import Column, Kind, TableSchema
 
 Getter = Callable[[Record], Any]
@@ -34,13 +34,9 @@ def getter(kind: Kind, source: Source) -> Getter:
         return lambda record: timestamp(record, source)
     if kind is Kind.TEXT:
         return lambda record: text(record, source)
-    convert = bool if kind is Kind.BOOL else int
-
-    def get(record: Record) -> Any:
-        value = field(record, source)
-        return None if value is None else convert(value)
-
-    return get
+    if kind is Kind.BOOL:
+        return lambda record: boolean(record, source)
+    return lambda record: integer(record, source)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ from datetime import date, datetime
 from sqlalchemy import Connection
 
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
-from visma_tableau_pipeline.marts.registry import MartTable, build_with
+from visma_tableau_pipeline.marts.holdback import build_holding_back
+from visma_tableau_pipeline.marts.registry import MartTable
 from visma_tableau_pipeline.state.changes import any_changed_since, changed_since, live_records, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.quarantine import HeldRecord, hold_back
 from visma_tableau_pipeline.state.records import iter_records, key_string
 from visma_tableau_pipeline.tableau.audited import ChangedRows
 from visma_tableau_pipeline.visma.catalogue import entity
@@ -46,15 +48,26 @@ def tagged(company_id: str, records: Iterable[Record]) -> Iterator[Record]:
 
 
 def stored_records(conn: Connection, company_ids: list[str], name: str) -> Iterator[Record]:
-    """Every live stored record of one entity, each tagged with its `company_id`, streamed."""
+    """Every live stored record of one entity not held back, tagged with its `company_id`."""
     for company_id in company_ids:
-        yield from tagged(company_id, iter_records(conn, company_id, name))
+        yield from tagged(company_id, iter_records(conn, company_id, name, skip_held=True))
+
+
+def note_held(db: StateDB, held: list[HeldRecord], run_id: str) -> None:
+    """Note records a build held back, so that later builds leave them out too."""
+    if held:
+        with db.transaction() as conn:
+            hold_back(conn, held, run_id)
 
 
 def changed_rows(
-    db: StateDB, company_ids: list[str], table: MartTable, since: datetime, as_of: date
+    db: StateDB, company_ids: list[str], table: MartTable, since: datetime, as_of: date,
+    run_id: str = "",
 ) -> ChangedRows | None:
     """The current rows of every group with a record written at or after `since`.
+
+    A changed record the build cannot convert is held back (noted under `run_id`): its group is
+    rebuilt without it, so its rows leave the table until Visma sends a version that converts.
 
     None when the table cannot be updated group by group: it has no groups, or one of its
     lookups changed (a renamed account changes rows of records that did not change).
@@ -75,4 +88,6 @@ def changed_rows(
         for name in table.lookups:
             records[name] = list(stored_records(conn, company_ids, name))
     groups = frozenset(group_key(company_id, key) for company_id, ks in keys.items() for key in ks)
-    return ChangedRows(build_with(table, MartInputs(records, as_of)), groups, cursor)
+    frame, held = build_holding_back(table, MartInputs(records, as_of))
+    note_held(db, held, run_id)
+    return ChangedRows(frame, groups, cursor)

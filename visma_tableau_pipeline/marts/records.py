@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from visma_tableau_pipeline.marts.schema import RejectedValue
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
 
 
@@ -42,23 +43,57 @@ def text(record: Mapping[str, Any], path: str) -> str | None:
 
 
 def amount(record: Mapping[str, Any], path: str) -> Decimal | None:
-    """A numeric field as an exact Decimal (ints become Decimals; floats are refused)."""
+    """A numeric field as an exact Decimal (ints become Decimals; floats are refused).
+
+    Anything but a JSON number is outside Visma's contract: `RejectedValue` names it.
+    """
     value = field(record, path)
     if value is None:
         return None
+    if isinstance(value, Decimal):
+        return value
     if isinstance(value, float):
         raise TypeError(f"{path} is a binary float ({value!r}); parse Visma JSON with parse_float=Decimal")
-    return value if isinstance(value, Decimal) else Decimal(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    raise RejectedValue(path, value, "not a number, which the contract says it is")
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """A Visma date-time string as a naive datetime (offsets are converted to UTC first)."""
+def integer(record: Mapping[str, Any], path: str) -> int | None:
+    """An integer field; a fraction or a text is refused rather than cut or guessed."""
+    value = field(record, path)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value != int(value):
+        raise RejectedValue(path, value, "not an integer, which the contract says it is")
+    return int(value)
+
+
+def boolean(record: Mapping[str, Any], path: str) -> bool | None:
+    """A boolean field; `"false"` or 0 are refused rather than read as true or false."""
+    value = field(record, path)
+    if value is None or isinstance(value, bool):
+        return value
+    raise RejectedValue(path, value, "not true or false, which the contract says it is")
+
+
+def parse_timestamp(value: Any, path: str = "timestamp") -> datetime | None:
+    """A Visma date-time string as a naive datetime (offsets are converted to UTC first).
+
+    Every ISO 8601 form Visma writes is read (`T` or space, 0-7 fraction digits, `Z` or an
+    offset); anything else is `RejectedValue` naming `path`.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise RejectedValue(path, value, "not an ISO 8601 date-time") from None
     else:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        raise RejectedValue(path, value, "not a date-time text, which the contract says it is")
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -66,7 +101,7 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 def timestamp(record: Mapping[str, Any], path: str) -> datetime | None:
     """A date-time field as a naive datetime."""
-    return parse_timestamp(field(record, path))
+    return parse_timestamp(field(record, path), path)
 
 
 def day(record: Mapping[str, Any], path: str) -> date | None:
@@ -79,8 +114,8 @@ def period_from_post_period(value: str | None) -> str | None:
     """`postPeriod` MMYYYY as the YYYYPP financial period the tables use (`032025` → `202503`)."""
     if not value:
         return None
-    if len(value) != 6 or not value.isdigit():
-        raise ValueError(f"postPeriod {value!r} is not MMYYYY")
+    if len(value) != 6 or not value.isdigit() or not 1 <= int(value[:2]) <= 12:
+        raise RejectedValue("postPeriod", value, "not a period MMYYYY")
     return value[2:] + value[:2]
 
 

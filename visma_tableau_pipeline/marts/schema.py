@@ -4,15 +4,29 @@ Every table has a fixed column list with one dtype per column, so that a frame b
 records, from one company or from ten has the same shape, and the Hyper file Tableau sees keeps
 the same column types from run to run (a type change breaks published workbooks).
 
-Money is a pyarrow `decimal128(18, 2)` column (`pd.ArrowDtype`): exact, vectorised, and written by
-`marts.hyper` to Hyper `NUMERIC(18,2)`. A value with more decimals than its column holds is an
-error, never a silent rounding.
+Column types follow Visma's contract (its OpenAPI document types every amount, rate and quantity
+as `number`/`double`) and what a finance user reads:
+
+- Money is a pyarrow `decimal128(18, 2)` column (`pd.ArrowDtype`): exact, vectorised, written by
+  `marts.hyper` to Hyper `NUMERIC(18,2)`, so that sums reconcile to the cent. Visma sends a double,
+  so an amount may arrive as `1234.5600000000002`: digits that are only the double's own
+  representation error (the value is within 2^-50 of its magnitude from a cent) are dropped, the
+  documented rule of `money_value`. An amount with a real sub-cent part, or beyond the 16 integer
+  digits NUMERIC(18,2) holds, is not rounded: it is refused (`RejectedValue`) and its record held
+  back with that reason.
+- Rates and quantities are doubles in the contract and Hyper `DOUBLE` columns here: a double holds
+  every value the contract admits exactly (`1.0275229357798166`, a 17-digit exchange rate, did not
+  fit the NUMERIC(18,10) these were before), and nobody reconciles them to the cent.
+
+A value no column can carry raises `RejectedValue` (field, value, reason), never a silent change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import math
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
 from typing import Any
 
@@ -24,6 +38,22 @@ class MartError(ValueError):
     """A dashboard table could not be built; the message names the table and the column."""
 
 
+class RejectedValue(MartError):
+    """One value of one record that its column cannot carry: the record is held back.
+
+    `field` is the Visma field (dotted path) where known, else the table column.
+    """
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        super().__init__(f"{field} = {_shown(value)}: {reason}")
+        self.field, self.value, self.reason = field, value, reason
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Kind(Enum):
     """What a column holds; decides its pandas dtype and its Hyper type."""
 
@@ -32,9 +62,9 @@ class Kind(Enum):
     BOOL = "bool"
     DATE = "date"
     TIMESTAMP = "timestamp"
-    MONEY = "money"  # NUMERIC(18,2): amounts
-    QUANTITY = "quantity"  # NUMERIC(18,6): quantities, unit prices, hours
-    RATE = "rate"  # NUMERIC(18,10): exchange rates
+    MONEY = "money"  # NUMERIC(18,2): amounts (see the module docstring for Visma's doubles)
+    QUANTITY = "quantity"  # DOUBLE: quantities, unit prices (a double in Visma's contract)
+    RATE = "rate"  # DOUBLE: exchange rates (a double in Visma's contract)
 
     @property
     def arrow_type(self) -> pa.DataType | None:
@@ -57,9 +87,44 @@ MONEY, QUANTITY, RATE = Kind.MONEY, Kind.QUANTITY, Kind.RATE
 _ARROW_TYPES: dict[Kind, pa.DataType] = {
     Kind.DATE: pa.date32(),
     Kind.MONEY: pa.decimal128(18, 2),
-    Kind.QUANTITY: pa.decimal128(18, 6),
-    Kind.RATE: pa.decimal128(18, 10),
+    Kind.QUANTITY: pa.float64(),
+    Kind.RATE: pa.float64(),
 }
+MONEY_TYPE: pa.Decimal128Type = _ARROW_TYPES[Kind.MONEY]
+_CENT = Decimal("0.01")
+_MONEY_LIMIT = Decimal(10) ** (MONEY_TYPE.precision - MONEY_TYPE.scale)
+_DOUBLE_NOISE = Decimal(2) ** -50  # relative: a few units in the last place of a double
+
+
+def money_value(value: Any, field: str) -> Decimal | None:
+    """An amount as the cents a money column keeps, by the rule in the module docstring."""
+    if value is None:
+        return None
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise RejectedValue(field, value, "not a finite number; a money column needs one")
+    cents = value.quantize(_CENT, rounding=ROUND_HALF_EVEN) if abs(value) < _MONEY_LIMIT else None
+    if cents is None or abs(cents) >= _MONEY_LIMIT:
+        raise RejectedValue(field, value, f"too large: a money column holds at most "
+                                          f"{MONEY_TYPE.precision - MONEY_TYPE.scale} integer digits")
+    if cents != value and abs(value - cents) > abs(value) * _DOUBLE_NOISE:
+        raise RejectedValue(field, value, "has a part below the cent; a money column keeps cents "
+                                          "and does not round an amount")
+    return cents
+
+
+def double_value(value: Any, field: str) -> float | None:
+    """A rate or quantity as the double Visma's contract says it is (correctly rounded)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, float)):
+        raise RejectedValue(field, value, "not a number")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        number = math.inf
+    if not math.isfinite(number):
+        raise RejectedValue(field, value, "outside the range of a double, the contract's type")
+    return number
 _PANDAS_DTYPES: dict[Kind, str] = {
     Kind.TEXT: "string",
     Kind.INT: "Int64",
@@ -117,13 +182,29 @@ class TableSchema:
         return pd.DataFrame(data, columns=list(self.names)).reset_index(drop=True)
 
 
+_CONVERT: dict[Kind, Any] = {Kind.MONEY: money_value, Kind.QUANTITY: double_value,
+                             Kind.RATE: double_value}
+
+
 def _series(table: str, column: Column, values: list[Any]) -> pd.Series:
     arrow_type = column.kind.arrow_type
     try:
+        if column.kind in (Kind.QUANTITY, Kind.RATE):
+            values = [double_value(value, column.name) for value in values]
         if arrow_type is not None:
-            return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(values, type=arrow_type)))
+            try:
+                array = pa.array(values, type=arrow_type)
+            except (pa.ArrowException, ValueError, TypeError):
+                convert = _CONVERT.get(column.kind)
+                if convert is None:
+                    raise
+                # the rare slow path: Visma's double noise rounded away, or the value named
+                array = pa.array([convert(value, column.name) for value in values], type=arrow_type)
+            return pd.Series(pd.arrays.ArrowExtensionArray(array))
         return pd.Series(pd.array(values, dtype=column.kind.dtype))
-    except (pa.ArrowException, ValueError, TypeError) as error:
+    except RejectedValue:
+        raise
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as error:
         raise MartError(
             f"table {table}, column {column.name} ({column.kind.value}): {error}"
         ) from error

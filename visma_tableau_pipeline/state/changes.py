@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.payloads import load_payload
+from visma_tableau_pipeline.state.quarantine import not_held
 from visma_tableau_pipeline.state.schema import records, utc_now
 
 
@@ -58,11 +59,11 @@ def changed_since(
 def live_records(
     conn: Connection, company_id: str, entity: str, record_keys: Collection[str]
 ) -> Iterator[dict[str, Any]]:
-    """The stored payloads of these records that are not deleted (decimals as Decimal)."""
+    """The stored payloads of these records that are neither deleted nor held back."""
     for chunk in batched(sorted(record_keys)):
         stmt = select(records.c.payload).where(
             records.c.company_id == company_id, records.c.entity == entity,
-            records.c.record_key.in_(chunk), records.c.deleted_at.is_(None),
+            records.c.record_key.in_(chunk), records.c.deleted_at.is_(None), not_held(),
         )
         for (text,) in conn.execute(stmt):
             yield load_payload(text)

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select, update
 from visma_tableau_pipeline.state.batches import BATCH_SIZE, batched
 from visma_tableau_pipeline.state.errors import PayloadError
 from visma_tableau_pipeline.state.payloads import canonical_json, content_hash, load_payload
+from visma_tableau_pipeline.state.quarantine import not_held
 from visma_tableau_pipeline.state.schema import records, utc_now
 from visma_tableau_pipeline.state.upsert import upsert_many
 
@@ -180,11 +181,18 @@ def iter_records(
     entity: str,
     period: str | None = None,
     include_deleted: bool = False,
+    skip_held: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """The stored payloads in record-key order, decimals as Decimal, streamed in pages."""
+    """The stored payloads in record-key order, decimals as Decimal, streamed in pages.
+
+    `skip_held` leaves out records held back from the tables (`state/quarantine.py`).
+    """
+    condition = _where(company_id, entity, period, include_deleted)
+    if skip_held:
+        condition = and_(condition, not_held())
     stmt = (
         select(records.c.payload)
-        .where(_where(company_id, entity, period, include_deleted))
+        .where(condition)
         .order_by(records.c.record_key)
         .execution_options(yield_per=BATCH_SIZE)
     )

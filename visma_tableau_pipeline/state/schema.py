@@ -173,3 +173,20 @@ table_cursors = Table(
     Column("run_id", _NAME),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Records held back from the dashboard tables: one row per record version that a table could not
+# convert. It applies while the stored record still has that content; a new version is tried again.
+quarantine = Table(
+    "vtp_quarantine",
+    metadata,
+    Column("company_id", _NAME, primary_key=True),
+    Column("entity", _NAME, primary_key=True),
+    Column("record_key", String(1000), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("table_name", _NAME, nullable=False),  # the table whose build met it first
+    Column("field", String(300), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("run_id", _NAME, nullable=False),
+    Column("held_at", UTCDateTime, nullable=False),
+)
