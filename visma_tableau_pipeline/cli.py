@@ -13,6 +13,8 @@ from visma_tableau_pipeline.settings import ConfigError, get_settings
 
 log = logging.getLogger("vtp")
 
+EXIT_HELD_BACK = 2  # `vtp sync` finished, but some records are held back (1: the run failed)
+
 
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -43,6 +45,8 @@ def sync(full: bool, as_of) -> None:
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     click.echo(outcome.summary())
+    if outcome.held:
+        sys.exit(EXIT_HELD_BACK)
 
 
 @main.command()
@@ -84,7 +88,9 @@ def demo(size: int) -> None:
 def _state_db():
     from visma_tableau_pipeline.state import StateDB
 
-    return StateDB(get_settings().state_url)
+    db = StateDB(get_settings().state_url)
+    db.create_all()  # a state database from an older version gains the tables it lacks
+    return db
 
 
 @main.group()
@@ -131,6 +137,32 @@ def audit_run(run_id: str) -> None:
         raise click.ClickException(f"run {run_id!r} delivered nothing that is on the ledger")
     for data_source, actions in sorted(summary.items()):
         click.echo(f"{data_source:<20} " + ", ".join(f"{a} {n}" for a, n in sorted(actions.items())))
+
+
+@main.group()
+def quarantine() -> None:
+    """Records held back from the tables because they cannot be converted."""
+
+
+@quarantine.command("list")
+@click.option("--company", default=None, help="Company id (default: every company).")
+@click.option("--entity", default=None, help="Catalogue entity, e.g. supplier_invoices (default: every one).")
+def quarantine_list(company: str | None, entity: str | None) -> None:
+    """Each held-back record: company, entity, key, field, value and reason.
+
+    A record leaves the list by itself when Visma sends a version that converts (the next run
+    after that takes it); fix it in Visma, not here.
+    """
+    from visma_tableau_pipeline.state.quarantine import held_records
+
+    with _state_db().connect() as conn:
+        held = held_records(conn, [company] if company else None, entity)
+    if not held:
+        click.echo("No records are held back.")
+        return
+    for item in held:
+        click.echo(item.describe())
+    click.echo(f"{len(held)} records held back.")
 
 
 @main.group()

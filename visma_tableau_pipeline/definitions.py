@@ -13,13 +13,14 @@ from visma_tableau_pipeline.defs.tableau.entitlements import (
     tableau_entitlements,
 )
 from visma_tableau_pipeline.defs.visma.assets import entity_assets
+from visma_tableau_pipeline.defs.visma.checks import held_back_checks
 from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job, schedules
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor, visma_webhook_sensor
 
 defs = dg.Definitions(
     assets=[*entity_assets, *mart_assets, *tableau_assets, tableau_directory, entitlements,
             tableau_entitlements],
-    asset_checks=[*mart_checks, *pat_expiry_checks, entitlements_resolve],
+    asset_checks=[*mart_checks, *held_back_checks, *pat_expiry_checks, entitlements_resolve],
     jobs=[master_data_job, period_entities_job],
     schedules=schedules,
     sensors=[visma_polling_sensor, visma_webhook_sensor],

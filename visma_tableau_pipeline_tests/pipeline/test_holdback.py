@@ -112,3 +112,39 @@ def test_a_held_record_stays_out_until_visma_sends_a_good_version(
         assert held_records(conn) == []
     assert len(_rows(settings, "ap_invoices", company, reference)) == 1
     assert key_string(record_key(INVOICES, invoice)) not in {item.key for item in third.held}
+
+
+def test_vtp_sync_exits_2_and_vtp_quarantine_list_names_the_record(
+    visma_sandbox: VismaSandbox, tmp_path, monkeypatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from visma_tableau_pipeline.cli import main
+    from visma_tableau_pipeline.settings import get_settings
+
+    for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_CONFIG",
+                 "TABLEAU_SERVER_URL", "VTP_STATE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VTP_HOME", str(tmp_path / "vtp"))
+    monkeypatch.setenv("VTP_SANDBOX_URL", visma_sandbox.base_url)
+    monkeypatch.setenv("VTP_SANDBOX", "1")
+    get_settings.cache_clear()
+    company = "nordic-no"
+    (invoice,) = _invoices(visma_sandbox, company, 1)
+    reference = _change(visma_sandbox, company, invoice, {"date": "yesterday"})
+    runner = CliRunner()
+    try:
+        synced = runner.invoke(main, ["sync", "--as-of", TODAY.isoformat()])
+        listed = runner.invoke(main, ["quarantine", "list"])
+        _change(visma_sandbox, company, invoice, {"date": invoice["date"]})
+        clean = runner.invoke(main, ["sync", "--as-of", TODAY.isoformat()])
+        emptied = runner.invoke(main, ["quarantine", "list"])
+    finally:
+        get_settings.cache_clear()
+
+    assert synced.exit_code == 2, synced.output
+    assert "1 records held back" in synced.output
+    line = f"{company} supplier_invoices Invoice|{reference}: date = 'yesterday': not an ISO 8601 date-time"
+    assert line in listed.output and listed.exit_code == 0
+    assert clean.exit_code == 0, clean.output
+    assert "No records are held back." in emptied.output

@@ -11,6 +11,7 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
+from visma_tableau_pipeline.defs.visma.checks import held_back_table
 from visma_tableau_pipeline.marts.extracts import ExtractResult, build_extract
 from visma_tableau_pipeline.marts.aging import aging_bucket_totals
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
@@ -42,7 +43,10 @@ def _metadata(table: MartTable, extract: ExtractResult) -> dict:
         "path": dg.MetadataValue.path(str(extract.path)),
         "bytes": extract.path.stat().st_size,
         "preview": dg.MetadataValue.md(frame.head(10).to_markdown(index=False)),
+        "held_back": len(extract.held),
     }
+    if extract.held:
+        metadata["held_back_records"] = held_back_table(list(extract.held))
     if table.name in AGING_TABLES:
         metadata["aging_bucket_totals_base_currency"] = dg.MetadataValue.json(
             {bucket: str(total) for bucket, total in aging_bucket_totals(frame).items()}
@@ -70,6 +74,8 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
         extract = build_extract(state.db(), company_ids, table, as_of, settings.extracts_dir,
                                 context.run.run_id, full=config.full)
         context.log.info(f"{table.name}: {extract.mode} ({extract.reason}), {extract.rows} rows in {extract.path}")
+        for item in extract.held:
+            context.log.warning(f"held back {item.describe()}")
         return dg.MaterializeResult(metadata=_metadata(table, extract))
 
     return _mart_asset
