@@ -83,6 +83,22 @@ def test_tableau_holds_exactly_the_visma_records_to_the_cent(visma_sandbox, comp
     assert ap == visma_ap_totals(visma_sandbox, companies)
     gl = hyper_totals(tableau.datasource_path("gl_transactions"), "debit_amount_doc_currency")
     assert gl == visma_gl_debits(visma_sandbox, companies)
+    assert outcome.held == []
+
+
+def test_three_currencies_with_17_digit_rates_reach_tableau_exactly(visma_sandbox, companies, both, tableau):
+    """Visma writes rates as doubles (`9.799999999999999`); each arrives as that very double."""
+    run_pipeline(both, companies=companies, as_of=TODAY)
+    published = frame_from_hyper(tableau.datasource_path("ap_invoices"))
+    for company in companies:
+        truth = {i["referenceNumber"]: (i["currencyId"], float(i["exchangeRate"]))
+                 for i in visma_sandbox.records(company.company_id, "supplier_invoices")
+                 if i["documentType"] == "Invoice"}
+        rows = published[(published["company_id"] == company.company_id)
+                         & (published["document_type"] == "Invoice")]
+        assert dict(zip(rows["reference_number"], zip(rows["currency"], rows["exchange_rate"]))) == truth
+        assert len({currency for currency, _ in truth.values()}) == 3
+        assert any(len(repr(rate).replace(".", "").lstrip("0")) >= 16 for _, rate in truth.values())
 
 
 def test_an_incremental_run_sends_only_changes_and_equals_a_full_rebuild(visma_sandbox, companies, both, tableau):

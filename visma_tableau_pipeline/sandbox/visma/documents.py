@@ -63,7 +63,10 @@ class DocumentSource(SeriesSource):
 
 
 def rate_text(rate: int) -> str:
-    return number(f"{rate // 10_000}.{rate % 10_000:04d}")
+    """The rate as Visma writes it: a double (the contract's type), here taken through its
+    reciprocal, as a rate entered in the other direction is, so that some rates come out with 16
+    or 17 significant digits (`9.799999999999999` for 9.8). Base amounts use the exact rate."""
+    return number(repr(1 / (10_000 / rate)))
 
 
 def to_base(cents: int, rate: int) -> int:
