@@ -62,11 +62,17 @@ class DocumentSource(SeriesSource):
         return created, modified, day, self.ctx.calendar.period_of_day(day)
 
 
-def rate_text(rate: int) -> str:
+def rate_double(rate: int) -> str:
     """The rate as Visma writes it: a double (the contract's type), here taken through its
-    reciprocal, as a rate entered in the other direction is, so that some rates come out with 16
-    or 17 significant digits (`9.799999999999999` for 9.8). Base amounts use the exact rate."""
-    return number(repr(1 / (10_000 / rate)))
+    reciprocal, as a rate entered in the other direction is, so that about a quarter of the rates
+    come out with 16 or 17 significant digits (`9.799999999999999` for 9.8). Base amounts use
+    the exact rate."""
+    return repr(1 / (10_000 / rate))
+
+
+def rate_text(rate: int) -> str:
+    """`rate_double` as a marked JSON number."""
+    return number(rate_double(rate))
 
 
 def to_base(cents: int, rate: int) -> int:

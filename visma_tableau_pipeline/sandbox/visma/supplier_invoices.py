@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource, open_balance, open_state
+from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource, open_balance, open_state, rate_double
 from visma_tableau_pipeline.sandbox.visma.determinism import mix
 from visma_tableau_pipeline.sandbox.visma.masters import TERMS_DAYS, Masters, version_stamp
 from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext
@@ -150,7 +150,7 @@ class SupplierInvoiceSource(DocumentSource):
         return (
             f'{{"documentType":"{doc_type}","referenceNumber":"{index + 1:06d}","hold":false,'
             f'"status":"{"Open" if is_open else "Closed"}",{self._day_block(day)}"dueDate":"{day_text(due)}",'
-            f'{self._party_block(supplier, doc_type)}"exchangeRate":{rate // 10_000}.{rate % 10_000:04d},'
+            f'{self._party_block(supplier, doc_type)}"exchangeRate":{rate_double(rate)},'
             f'"amount":{amount_text(amount)},"detailTotal":{amount_text(detail)},'
             f'"detailTotalInCurrency":{amount_text(detail_base)},"vatTotal":{amount_text(vat)},'
             f'"vatTotalInCurrency":{amount_text(vat_base)},"balance":{amount_text(balance)},'
