@@ -163,6 +163,42 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
         assert not visma_polling_sensor(context).run_requests
 
 
+def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_once(sandbox_env):
+    from visma_tableau_pipeline.visma.plan import sync_all
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.settings import resolved_companies
+
+    settings = get_settings()
+    state = StateResource()
+    sync_all(settings, resolved_companies(settings)[:1], state.db())
+    resources = {"visma": VismaResource(), "state": state}
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(resources=resources, definitions=defs, cursor=cursor) as context:
+            return visma_polling_sensor(context)
+
+    quiet = tick(None)
+    # One import releases 1,001 invoices with one lastModifiedDateTime, more than the probe's
+    # 5 pages of 200. Visma lists them by key: the last one, in March 2025, lies past the probe.
+    invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
+    october = next(r for r in invoices if r["financialPeriod"] == "202610")
+    march = next(r for r in invoices if r["financialPeriod"] == "202503")
+    store, released = sandbox_env.company(COMPANY).store("supplier_invoices"), sandbox_env.clock.tick()
+    for number in range(100_001, 101_001):
+        store.create({**october, "documentType": "Invoice", "referenceNumber": str(number)}, released)
+    store.create({**march, "documentType": "Invoice", "referenceNumber": "199999"}, released)
+
+    busy = tick(quiet.cursor)
+    invoice_runs = [r for r in busy.run_requests if r.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]]
+    assert [(r.partition_key, r.tags) for r in invoice_runs] == [(None, {
+        "dagster/asset_partition_range_start": f"{COMPANY}|2025-01-01",
+        "dagster/asset_partition_range_end": f"{COMPANY}|{datetime.now():%Y-%m-01}",
+    })], "the run must cover March 2025 too, whose change the probe never saw"
+    launched = {r.run_key for r in busy.run_requests}
+    assert {r.run_key for r in tick(quiet.cursor).run_requests} == launched  # a retried tick: the same keys
+    assert {r.run_key for r in tick(busy.cursor).run_requests} <= launched  # the next tick: nothing new to launch
+
+
 def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_for_it(sandbox_env):
     import httpx
 
