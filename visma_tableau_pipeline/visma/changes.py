@@ -47,9 +47,9 @@ def probe_changes(
 
     try:
         for batch in client.read_entity(
-            entity, modified_since=since, page_size=PROBE_PAGE_SIZE, on_page=stop_after
+            entity, modified_since=since, news_only=True, page_size=PROBE_PAGE_SIZE, on_page=stop_after
         ):
-            # the client reads from `since` minus an overlap: only later records are news
+            # journal transactions take no `>` condition: a record at `since` itself is not news
             fresh = [r for r in batch if _later(r.get(entity.modified_field), since)]
             changes.records += len(fresh)
             changes.periods.update(p for r in fresh if (p := period_of_record(r)))

@@ -196,7 +196,14 @@ def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_on
     })], "the run must cover March 2025 too, whose change the probe never saw"
     launched = {r.run_key for r in busy.run_requests}
     assert {r.run_key for r in tick(quiet.cursor).run_requests} == launched  # a retried tick: the same keys
-    assert {r.run_key for r in tick(busy.cursor).run_requests} <= launched  # the next tick: nothing new to launch
+    calm = tick(busy.cursor)
+    assert {r.run_key for r in calm.run_requests} <= launched  # the next tick: nothing new to launch
+
+    june = next(r for r in invoices if r["financialPeriod"] == "202506")
+    sandbox_env.modify(COMPANY, "supplier_invoices", (june["documentType"], june["referenceNumber"]))
+    later = tick(calm.cursor)  # the 1,001 sit just before the cursor: the probe must still see past them
+    assert [(r.partition_key, r.run_key not in launched) for r in later.run_requests] == [
+        (dg.MultiPartitionKey({"company": COMPANY, "month": "2025-06-01"}), True)]
 
 
 def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_for_it(sandbox_env):
