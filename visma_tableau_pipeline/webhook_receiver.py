@@ -1,8 +1,16 @@
 """The webhook receiver (`vtp webhooks serve`): stores Visma and Tableau notifications in the inbox.
 
 Webhooks are hints (ARCHITECTURE.md, invariant 3): the receiver checks who sent a delivery, stores
-it as received in the state database's inbox (deduplicated) and answers at once; a Dagster sensor
-later turns the inbox into runs that re-read Visma. Nothing here calls Visma or Tableau.
+it as received in the state database's inbox (deduplicated on the raw body, which is what Visma
+signs) and answers at once; a Dagster sensor later turns the inbox into runs that re-read Visma.
+Nothing here calls Visma or Tableau.
+
+There is no window that refuses old notifications. The only signed time is in the body, whose
+format Visma does not publish (the sandbox's `timestamp` is the record's lastModifiedDateTime, in
+a timezone Visma does not document), so a window would refuse genuine late deliveries on a clock
+skew. It is not needed either: every body ever stored stays in the inbox, so a replay of it is a
+duplicate however old, and a notification is only a hint: the sensor re-reads Visma from its own
+cursor, so even an old body never shown before makes no run for a change that is not there.
 
     POST /webhooks/visma            signed by Visma (x-vwd-signature-v1 over the raw body)
     POST /webhooks/tableau/{token}  Tableau signs nothing: the long secret token in the URL
@@ -79,9 +87,8 @@ def build_receiver_app(
                 "Visma webhook for unknown tenant %r (entity %s, key %s): stored without a company",
                 note.tenant_id, note.entity_name, note.record_key,
             )
-        notification_id = note.notification_id or _body_digest(body)
         return await _store(
-            db, "visma", notification_id, company_id, note.entity_name, note.record_key, note.raw
+            db, "visma", _body_digest(body), company_id, note.entity_name, note.record_key, note.raw
         )
 
     async def receive_tableau(request: Request) -> Response:
@@ -182,7 +189,16 @@ async def _http_error(_request: Request, exc: HTTPException) -> Response:
 
 
 def _body_digest(body: bytes) -> str:
-    """The id of a delivery that has none of its own: identical payloads are the same delivery."""
+    """The inbox id of a delivery: SHA-256 of its raw body, so identical bodies are one notification.
+
+    For Visma this is the part the signature covers; the `x-vwd-notification-id` and
+    `x-vwd-tenant-id` headers are not signed, so anyone who saw one delivery could replay its
+    body and signature under a new id or tenant. Keyed on the body, such a replay is a duplicate,
+    while a new change still differs: the body names the record and its new modification time
+    (the ERP's body format is not published; one without anything per change would make a second
+    change of a record look like a replay, and polling would pick it up). Tableau signs nothing,
+    and its retries send identical payloads.
+    """
     return hashlib.sha256(body).hexdigest()
 
 

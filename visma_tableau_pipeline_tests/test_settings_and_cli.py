@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,6 +96,16 @@ def test_secrets_cli_round_trip_and_settings_use_the_store(home, monkeypatch):
     assert runner.invoke(main, ["secrets", "remove", "visma/acme/client_secret"]).exit_code == 0
     missing = runner.invoke(main, ["secrets", "remove", "visma/acme/client_secret"])
     assert missing.exit_code != 0 and "no secret named" in missing.output
+
+
+def test_vtp_secrets_commands_leave_the_key_and_the_state_database_readable_by_their_owner_only(home):
+    vtp = Path(sys.executable).parent / "vtp"
+    for command in (["secrets", "init"], ["secrets", "set", "tableau/pat_secret", "--value", SECRET]):
+        done = subprocess.run([str(vtp), *command], env=os.environ.copy(), umask=0o022,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in home.iterdir()}
+    assert modes == {"secret.key": 0o600, "state.db": 0o600}
 
 
 def test_a_wrong_key_is_a_clear_error_not_a_traceback(home, monkeypatch):

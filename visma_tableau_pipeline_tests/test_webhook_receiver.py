@@ -7,6 +7,7 @@ webhooks at it, exactly as the real services would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -118,13 +119,53 @@ def test_a_forged_or_missing_signature_is_refused_and_not_stored(
                for r in caplog.records)
 
 
+REPLAYS = {
+    "another notification id": {"x-vwd-notification-id": "replayed-1"},
+    "no notification id": {},
+    "another tenant": {"x-vwd-notification-id": "replayed-2", "x-vwd-tenant-id": COMPANY_TENANT_IDS["nordic-se"]},
+}
+
+
+@pytest.mark.parametrize("replay_headers", REPLAYS.values(), ids=list(REPLAYS))
+def test_a_replayed_signed_body_is_a_duplicate_whatever_its_unsigned_headers(
+    receiver: str, state: StateDB, replay_headers: dict[str, str]
+) -> None:
+    sandbox = visma_sandbox(receiver)
+    sandbox.modify("nordic-no", "supplier_invoices", ("Invoice", "000003"))
+    sandbox.webhooks.wait_idle()
+    sandbox.stop()
+    [original] = inbox(state, 1)
+    replay = signed_post(receiver, original.raw_body.encode("utf-8"), **replay_headers)  # same body, same signature
+    assert (replay.status_code, replay.json()) == (200, {"status": "duplicate"})
+    [note] = inbox(state, 2, timeout=0.3)
+    assert (note.id, note.company_id) == (original.id, "nordic-no")
+
+
+def test_a_second_change_of_the_same_record_is_a_new_notification(receiver: str, state: StateDB) -> None:
+    sandbox = visma_sandbox(receiver)
+    for _ in range(2):
+        sandbox.modify("nordic-no", "customers", "10001")
+    sandbox.webhooks.wait_idle()
+    sandbox.stop()
+    assert [(n.entity, n.record_key) for n in inbox(state, 2)] == [("customers", "10001")] * 2
+
+
+def test_the_tenant_named_in_the_signed_body_wins_over_the_header(receiver: str, state: StateDB) -> None:
+    body = json.dumps({"tenantId": COMPANY_TENANT_IDS["nordic-no"], "event": "Customer", "id": "10002"}).encode()
+    answer = signed_post(receiver, body, **{"x-vwd-tenant-id": COMPANY_TENANT_IDS["nordic-se"]})
+    assert answer.status_code == 202
+    [note] = inbox(state, 1)
+    assert (note.company_id, note.entity, note.record_key) == ("nordic-no", "customers", "10002")
+
+
 def test_a_signed_body_that_is_not_json_is_still_kept(receiver: str, state: StateDB) -> None:
-    answer = signed_post(receiver, b"SupplierInvoice 000007 changed",
+    body = b"SupplierInvoice 000007 changed"
+    answer = signed_post(receiver, body,
                          **{"x-vwd-notification-id": "n-2", "x-vwd-tenant-id": COMPANY_TENANT_IDS["nordic-no"]})
     assert answer.status_code == 202
     [note] = inbox(state, 1)
     assert (note.notification_id, note.company_id, note.raw_body) == (
-        "n-2", "nordic-no", "SupplierInvoice 000007 changed")
+        hashlib.sha256(body).hexdigest(), "nordic-no", "SupplierInvoice 000007 changed")
 
 
 def test_raw_body_is_logged_at_debug(receiver: str, caplog: pytest.LogCaptureFixture) -> None:

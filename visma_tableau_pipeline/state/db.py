@@ -10,6 +10,7 @@ lock half-way through a transaction.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PAGE_SIZE = 16_384
+OWNER_ONLY = 0o600  # mode of a new SQLite state file: it holds financial records and secrets
 _POSTGRES_DRIVER = "postgresql+psycopg2"
 _CREATE_LOCK_ID = 0x565450  # pg advisory lock id for create_all ("VTP")
 _READ_ONLY = "vtp_read_only"
@@ -88,7 +90,7 @@ class StateDB:
             )
         database = self.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(Path(database).expanduser())
         engine = create_engine(
             self.url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         )
@@ -127,6 +129,23 @@ class StateDB:
     def dispose(self) -> None:
         """Close pooled connections (tests, and processes that fork)."""
         self.engine.dispose()
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the SQLite file empty with mode 0600, unless it exists.
+
+    It holds the company's financial records and the encrypted secrets, and SQLite would create
+    it readable by everyone (0644 under the usual umask). SQLite gives the `-wal` and `-shm` files
+    the mode of the database file, so they are owner-only too. An existing file keeps its mode:
+    its owner may have chosen it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+    log.info("created the state database %s (mode %o)", path, OWNER_ONLY)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:

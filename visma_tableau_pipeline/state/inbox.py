@@ -2,7 +2,8 @@
 
 Webhooks are hints (ARCHITECTURE.md, invariant 3): the receiver stores each one and answers at
 once; a sensor later turns pending notifications into runs that re-read the records from Visma.
-Senders deliver duplicates, so a notification id already stored is ignored.
+Senders deliver duplicates, so a notification id already stored is ignored; the receiver decides
+what the id is (a digest of the body, see `webhook_receiver`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The probe reads changed records with `lastModifiedDateTime` (webhooks are only hints), and
 answers which periods of which entities need a run. It reads at most `max_pages` pages per entity
 so that a sensor tick stays short; when more changed, it says so (`truncated`) and the caller
-falls back to every open month.
+falls back to every month it keeps (`defs/visma/sensors.runs_for_changes`).
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def probe_changes(
 
     try:
         for batch in client.read_entity(
-            entity, modified_since=since, page_size=PROBE_PAGE_SIZE, on_page=stop_after
+            entity, modified_since=since, news_only=True, page_size=PROBE_PAGE_SIZE, on_page=stop_after
         ):
-            # the client reads from `since` minus an overlap: only later records are news
+            # journal transactions take no `>` condition: a record at `since` itself is not news
             fresh = [r for r in batch if _later(r.get(entity.modified_field), since)]
             changes.records += len(fresh)
             changes.periods.update(p for r in fresh if (p := period_of_record(r)))

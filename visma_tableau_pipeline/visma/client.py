@@ -239,14 +239,17 @@ class VismaClient:
         page_size: int | None = None,
         on_page: Callable[[PageProgress], None] | None = None,
         as_stored: bool = False,
+        news_only: bool = False,
     ) -> Iterator[RecordBatch]:
         """Every record of `entity` (changed since `modified_since`, in `period`), in batches.
 
         `modified_since` is a watermark: the read asks for records modified at or after it minus
-        the client's overlap. `period` is a YYYYPP financial period. `extra_params` must use
-        parameter names from Visma's OpenAPI document (unknown names are silently ignored by
-        Visma, returning the wrong rows). Records are deduplicated by the catalogue key within the
-        read, journal batches split over pages are merged, and page `metadata` is removed.
+        the client's overlap. With `news_only` it asks for records modified after it, with no
+        overlap (a sensor's probe: records it has seen already would fill its few pages). `period`
+        is a YYYYPP financial period. `extra_params` must use parameter names from Visma's OpenAPI
+        document (unknown names are silently ignored by Visma, returning the wrong rows). Records
+        are deduplicated by the catalogue key within the read, journal batches split over pages are
+        merged, and page `metadata` is removed.
 
         Each batch is a list of records. With `as_stored=True` (the sync) the batch comes in the
         form the state store takes, so that the store neither encodes a record again nor needs it
@@ -255,7 +258,7 @@ class VismaClient:
         indexes (key, period, modification time) and Visma's volatile ones; the text holds the
         whole record.
         """
-        params = self._query(entity, modified_since, period, extra_params)
+        params = self._query(entity, modified_since, period, extra_params, news_only)
         if "{" in entity.path and not path_params:
             yield from self._read_each_id(entity, params, on_page, as_stored)
             return
@@ -402,6 +405,7 @@ class VismaClient:
         modified_since: str | datetime | None,
         period: str | None,
         extra_params: Mapping[str, Any] | None,
+        news_only: bool = False,
     ) -> dict[str, Any]:
         """The query parameters of a read, by their OpenAPI names; httpx encodes them once."""
         params: dict[str, Any] = {}
@@ -409,7 +413,7 @@ class VismaClient:
             if entity.period_param is None:
                 raise ValueError(f"{entity.name} has no period filter; read it without period=")
             params[entity.period_param] = period
-        since = self.delta_since(modified_since)
+        since = self.delta_since(modified_since, overlap=not news_only)
         if since is None and entity.path in _NEEDS_A_FILTER and period is None:
             since = FULL_READ_SINCE
         if since is not None:
@@ -418,15 +422,16 @@ class VismaClient:
             else:
                 params["lastModifiedDateTime"] = since
                 if entity.delta is Delta.WITH_CONDITION:
-                    params["lastModifiedDateTimeCondition"] = ">="
+                    params["lastModifiedDateTimeCondition"] = ">" if news_only else ">="
         params.update(extra_params or {})
         return params
 
-    def delta_since(self, modified_since: str | datetime | None) -> str | None:
+    def delta_since(self, modified_since: str | datetime | None, *, overlap: bool = True) -> str | None:
         """The `lastModifiedDateTime` to ask for: the watermark minus the overlap, Visma's format."""
         if modified_since is None:
             return None
-        return format_for_query(parse_timestamp(modified_since) - self._delta_overlap)
+        shift = self._delta_overlap if overlap else timedelta(0)
+        return format_for_query(parse_timestamp(modified_since) - shift)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,11 @@ def sign(body: bytes, secret: str | bytes) -> str:
 
 
 def parse_notification(body: bytes, headers: Mapping[str, str]) -> VismaNotification:
-    """A notification from a delivery of any shape; never fails on an unknown body."""
+    """A notification from a delivery of any shape; never fails on an unknown body.
+
+    Only the body is signed, so the tenant comes from the body when it names one: a replay of a
+    signed body under another `x-vwd-tenant-id` header cannot move it to another company.
+    """
     raw = body.decode("utf-8", errors="replace")
     try:
         document = json.loads(raw)
@@ -73,7 +77,7 @@ def parse_notification(body: bytes, headers: Mapping[str, str]) -> VismaNotifica
     fields = _flatten(document) if isinstance(document, dict) else {}
     return VismaNotification(
         notification_id=_header(headers, "x-vwd-notification-id") or fields.get("notificationid"),
-        tenant_id=_header(headers, "x-vwd-tenant-id") or fields.get("tenantid"),
+        tenant_id=fields.get("tenantid") or _header(headers, "x-vwd-tenant-id"),
         event_id=_header(headers, "x-vwd-event-id") or fields.get("eventid"),
         timestamp=_header(headers, "x-vwd-notification-timestamp") or fields.get("timestamp"),
         entity_name=next(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from sqlalchemy import func, select
 
 from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
@@ -18,6 +19,7 @@ from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.state.schema import inbox
 from visma_tableau_pipeline.visma.catalogue import ENTITIES
 
 COMPANY, MONTH = "nordic-no", "2025-03-01"
@@ -159,6 +161,105 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
 
     with dg.build_sensor_context(resources=resources, definitions=defs, cursor=changed.cursor) as context:
         assert not visma_polling_sensor(context).run_requests
+
+
+def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_once(sandbox_env):
+    from visma_tableau_pipeline.visma.plan import sync_all
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.settings import resolved_companies
+
+    settings = get_settings()
+    state = StateResource()
+    sync_all(settings, resolved_companies(settings)[:1], state.db())
+    resources = {"visma": VismaResource(), "state": state}
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(resources=resources, definitions=defs, cursor=cursor) as context:
+            return visma_polling_sensor(context)
+
+    quiet = tick(None)
+    # One import releases 1,001 invoices with one lastModifiedDateTime, more than the probe's
+    # 5 pages of 200. Visma lists them by key: the last one, in March 2025, lies past the probe.
+    invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
+    october = next(r for r in invoices if r["financialPeriod"] == "202610")
+    march = next(r for r in invoices if r["financialPeriod"] == "202503")
+    store, released = sandbox_env.company(COMPANY).store("supplier_invoices"), sandbox_env.clock.tick()
+    for number in range(100_001, 101_001):
+        store.create({**october, "documentType": "Invoice", "referenceNumber": str(number)}, released)
+    store.create({**march, "documentType": "Invoice", "referenceNumber": "199999"}, released)
+
+    busy = tick(quiet.cursor)
+    invoice_runs = [r for r in busy.run_requests if r.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]]
+    assert [(r.partition_key, r.tags) for r in invoice_runs] == [(None, {
+        "dagster/asset_partition_range_start": f"{COMPANY}|2025-01-01",
+        "dagster/asset_partition_range_end": f"{COMPANY}|{datetime.now():%Y-%m-01}",
+    })], "the run must cover March 2025 too, whose change the probe never saw"
+    launched = {r.run_key for r in busy.run_requests}
+    assert {r.run_key for r in tick(quiet.cursor).run_requests} == launched  # a retried tick: the same keys
+    calm = tick(busy.cursor)
+    assert {r.run_key for r in calm.run_requests} <= launched  # the next tick: nothing new to launch
+
+    june = next(r for r in invoices if r["financialPeriod"] == "202506")
+    sandbox_env.modify(COMPANY, "supplier_invoices", (june["documentType"], june["referenceNumber"]))
+    later = tick(calm.cursor)  # the 1,001 sit just before the cursor: the probe must still see past them
+    assert [(r.partition_key, r.run_key not in launched) for r in later.run_requests] == [
+        (dg.MultiPartitionKey({"company": COMPANY, "month": "2025-06-01"}), True)]
+
+
+def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_for_it(sandbox_env):
+    import httpx
+
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
+    from visma_tableau_pipeline.sandbox.server import ServerThread
+    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.visma.plan import sync_all
+    from visma_tableau_pipeline.visma.webhooks import sign
+    from visma_tableau_pipeline.webhook_receiver import build_receiver_app
+
+    settings, state, secret = get_settings(), StateResource(), "visma-subscription-secret-for-tests"
+    companies = resolved_companies(settings)
+    sync_all(settings, companies, state.db())
+    resources = {"visma": VismaResource(), "state": state}
+    tenants = {sandbox_env.tenant_id(c.company_id): c.company_id for c in companies}
+    app = build_receiver_app(state.db(), visma_secret=secret, tableau_token=None, tenant_companies=tenants)
+    invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
+    key = (invoice["documentType"], invoice["referenceNumber"])
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(resources=resources, definitions=defs, cursor=cursor) as context:
+            return visma_webhook_sensor(context)
+
+    with ServerThread(app) as receiver:
+        sandbox_env.webhooks.configure(f"{receiver}/webhooks/visma", secret)
+        sandbox_env.modify(COMPANY, "supplier_invoices", key)
+        sandbox_env.webhooks.wait_idle()
+        first = tick(None)
+        assert [r.partition_key for r in first.run_requests] == [
+            dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})]
+
+        with state.db().connect() as conn:
+            [delivered] = conn.execute(select(inbox.c.raw_body)).scalars().all()
+        body = delivered.encode("utf-8")
+        replays = [{"x-vwd-notification-id": "replayed-1", "x-vwd-tenant-id": sandbox_env.tenant_id(COMPANY)},
+                   {}, {"x-vwd-tenant-id": sandbox_env.tenant_id("nordic-se")}]
+        answers = [httpx.post(f"{receiver}/webhooks/visma", content=body,
+                              headers={"x-vwd-signature-v1": sign(body, secret), **headers}).status_code
+                   for headers in replays]
+        assert answers == [200, 200, 200]  # duplicates, stored once
+        calls_before = sum(sandbox_env.request_log.values())
+        replayed = tick(first.cursor)
+        assert not replayed.run_requests and replayed.skip_reason
+        assert sum(sandbox_env.request_log.values()) == calls_before  # not even a probe of Visma
+
+        sandbox_env.modify(COMPANY, "supplier_invoices", key)  # a real second change is news
+        sandbox_env.webhooks.wait_idle()
+        again = tick(first.cursor)  # a skipped tick keeps the cursor it had
+        assert [r.partition_key for r in again.run_requests] == [
+            dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})]
+        assert {r.run_key for r in again.run_requests}.isdisjoint(r.run_key for r in first.run_requests)
+    with state.db().connect() as conn:
+        assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 2
 
 
 def test_entitlements_are_checked_against_visma_and_tableau_and_published(tableau_env, tmp_path, monkeypatch):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -52,6 +54,21 @@ def test_sqlite_file_is_created_under_a_new_home_in_wal_mode(tmp_path: Path) -> 
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert (tmp_path / "new" / "home" / "state.db").exists()
     StateDB(f"sqlite:///{tmp_path / 'new' / 'home' / 'state.db'}")  # tables exist: no error
+
+
+def test_a_new_sqlite_file_and_its_wal_and_shm_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    previous = os.umask(0o022)  # the usual umask, under which SQLite would make them 0644
+    try:
+        db = StateDB(f"sqlite:///{home / 'state.db'}")
+        with db.transaction() as conn:
+            upsert_records(conn, "acme", "suppliers", [("1", None, None, {"n": 1})], "run-1")
+        with db.connect():  # an open connection keeps the -wal and -shm files on disk
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in home.iterdir()}
+        db.dispose()
+    finally:
+        os.umask(previous)
+    assert modes == {"state.db": 0o600, "state.db-wal": 0o600, "state.db-shm": 0o600}
 
 
 def test_a_new_sqlite_file_has_large_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:

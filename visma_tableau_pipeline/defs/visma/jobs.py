@@ -32,10 +32,13 @@ period_entities_job = dg.define_asset_job(
 )
 
 
-def month_range(company_id: str, today: date) -> tuple[str, str]:
-    """The partition keys of a company's first and current month."""
-    first = get_settings().first_month
-    return f"{company_id}|{first:%Y-%m-%d}", f"{company_id}|{today:%Y-%m-01}"
+def month_range_tags(company_id: str, first_month: date, today: date) -> dict[str, str]:
+    """Run tags that make one run over every month of a company, from its first month to the
+    current one (a single-run backfill)."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: f"{company_id}|{first_month:%Y-%m-01}",
+        ASSET_PARTITION_RANGE_END_TAG: f"{company_id}|{today:%Y-%m-01}",
+    }
 
 
 TIMEZONE = "Europe/Oslo"
@@ -73,10 +76,9 @@ def _schedules(name: str, cron: str, full: bool, what: str) -> list[dg.ScheduleD
         scheduled = context.scheduled_execution_time
         config = _full_config(PERIOD_ENTITY_KEYS) if full else None
         for company in get_settings().companies:
-            start, end = month_range(company.company_id, scheduled.date())
             yield dg.RunRequest(
                 run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=config,
-                tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+                tags=month_range_tags(company.company_id, get_settings().first_month, scheduled.date()),
             )
 
     return [master, periods]

@@ -1,8 +1,9 @@
 """Sensors that launch runs for what changed in Visma: polling (the truth) and webhooks (hints).
 
 Both ask the same question through `probe_changes` and request runs only for the partitions that
-changed. Run keys carry the newest `lastModifiedDateTime` seen, so a change launches one run
-however many ticks (or duplicate webhooks) report it.
+changed (every month of an entity when more changed than a probe reads). Run keys carry the newest
+`lastModifiedDateTime` seen, so a change launches one run however many ticks (or duplicate
+webhooks) report it.
 """
 
 import json
@@ -13,23 +14,63 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
-from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job
+from visma_tableau_pipeline.defs.visma.jobs import master_data_job, month_range_tags, period_entities_job
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state import mark_processed, newest_watermark, pending
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity, entity as catalogue_entity
-from visma_tableau_pipeline.visma.changes import probe_changes
+from visma_tableau_pipeline.visma.changes import EntityChanges, probe_changes
 from visma_tableau_pipeline.visma.periods import FinancialPeriod
-from visma_tableau_pipeline.visma.plan import stored_periods
+from visma_tableau_pipeline.visma.plan import periods_in_window, stored_periods
 
 POLL_SECONDS = 300
 
 
-def _months_of(periods: list[FinancialPeriod], period_ids: set[str]) -> list[str]:
-    """Month partition keys (first days) of the given financial periods."""
-    first = get_settings().first_month
-    return sorted(
-        f"{max(p.start, first):%Y-%m-01}" for p in periods if p.period_id in period_ids and p.end >= first
-    )
+def _months_of(periods: list[FinancialPeriod], period_ids: set[str], first_month: date, today: date) -> list[str]:
+    """Month partition keys (first days) of the given financial periods, in the window the nightly
+    run reads: periods before VTP_FIRST_MONTH are never kept, and a period that has not begun has
+    no partition yet (the nightly run reads it in full once it begins)."""
+    wanted = period_ids & set(periods_in_window(periods, first_month, today))
+    return sorted(f"{max(p.start, first_month):%Y-%m-01}" for p in periods if p.period_id in wanted)
+
+
+def runs_for_changes(
+    company_id: str,
+    entity: Entity,
+    changes: EntityChanges,
+    periods: list[FinancialPeriod],
+    first_month: date,
+    today: date,
+) -> list[dg.RunRequest]:
+    """The runs that re-read every change `changes` stands for, so a cursor may move to its newest.
+
+    A truncated probe saw only its first pages. The changes past them can be in any month:
+    Visma's list order is not documented, and records sharing one lastModifiedDateTime are cut
+    apart, the rest never "later" than the cursor again. So a truncated period entity is re-read
+    over every month of the company, in one run over the partition range (like the nightly run).
+    Run keys name the newest change: each piece of work is launched once, however many ticks see it.
+    """
+    if not changes.records and not changes.truncated:
+        return []
+    key = entity_asset_key(entity)
+    version = changes.newest or "unknown"
+    if not entity.by_period:
+        return [dg.RunRequest(
+            run_key=f"{company_id}:{entity.name}:{version}", job_name=master_data_job.name,
+            partition_key=company_id, asset_selection=[key],
+        )]
+    if changes.truncated:
+        return [dg.RunRequest(
+            run_key=f"{company_id}:{entity.name}:every-month:{version}", job_name=period_entities_job.name,
+            asset_selection=[key], tags=month_range_tags(company_id, first_month, today),
+        )]
+    return [
+        dg.RunRequest(
+            run_key=f"{company_id}:{entity.name}:{month}:{version}", job_name=period_entities_job.name,
+            partition_key=dg.MultiPartitionKey({"company": company_id, "month": month}),
+            asset_selection=[key],
+        )
+        for month in _months_of(periods, changes.periods, first_month, today)
+    ]
 
 
 def change_requests(
@@ -39,7 +80,12 @@ def change_requests(
     wanted: dict[str, list[Entity]],
     log: dg.DagsterLogManager,
 ) -> Iterator[dg.RunRequest]:
-    """Run requests for what changed since the cursor; updates `cursor` in place."""
+    """Run requests for what changed since the cursor; updates `cursor` in place.
+
+    The cursor of an entity moves to the newest change only together with the runs that cover
+    every change up to it (`runs_for_changes`), so nothing it passes is left unrun.
+    """
+    first_month, today = get_settings().first_month, date.today()
     for company_id, entities in wanted.items():
         seen = cursor.setdefault(company_id, {})
         periods = stored_periods(state.db(), company_id)
@@ -52,27 +98,16 @@ def change_requests(
                 if since is None:
                     continue  # never synced: the nightly run or a backfill reads it first
                 changes = probe_changes(client, entity, since)
+                requests = runs_for_changes(company_id, entity, changes, periods, first_month, today)
+                if requests:
+                    log.info(
+                        f"{company_id} {entity.name}: {changes.records} changed records in periods "
+                        f"{sorted(changes.periods) or '-'}"
+                        + (" and more past the probe's page limit: every month" if changes.truncated else "")
+                    )
+                yield from requests
                 if changes.newest:
                     seen[entity.name] = changes.newest
-                if not changes.records and not changes.truncated:
-                    continue
-                log.info(f"{company_id} {entity.name}: {changes.records} changed records "
-                         f"in periods {sorted(changes.periods) or '-'}")
-                key = entity_asset_key(entity)
-                version = changes.newest or "unknown"
-                if not entity.by_period:
-                    yield dg.RunRequest(
-                        run_key=f"{company_id}:{entity.name}:{version}", job_name=master_data_job.name,
-                        partition_key=company_id, asset_selection=[key],
-                    )
-                    continue
-                for month in _months_of(periods, changes.periods):
-                    yield dg.RunRequest(
-                        run_key=f"{company_id}:{entity.name}:{month}:{version}",
-                        job_name=period_entities_job.name,
-                        partition_key=dg.MultiPartitionKey({"company": company_id, "month": month}),
-                        asset_selection=[key],
-                    )
 
 
 @dg.sensor(

@@ -1,0 +1,61 @@
+"""The sensors' decision, as a plain function: which runs cover what a probe of Visma found.
+
+The real sensors against the sandbox are in test_definitions.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from visma_tableau_pipeline.defs.visma.sensors import runs_for_changes
+from visma_tableau_pipeline.visma.catalogue import entity
+from visma_tableau_pipeline.visma.changes import EntityChanges
+from visma_tableau_pipeline.visma.periods import FinancialPeriod
+
+FIRST_MONTH, TODAY = date(2025, 1, 1), date(2026, 12, 3)
+PERIODS = [
+    FinancialPeriod("202412", date(2024, 12, 1), date(2024, 12, 31)),
+    FinancialPeriod("202503", date(2025, 3, 1), date(2025, 3, 31)),
+    FinancialPeriod("202610", date(2026, 10, 1), date(2026, 10, 31)),
+    FinancialPeriod("202701", date(2027, 1, 1), date(2027, 1, 31)),
+]
+NEWEST = "2026-11-01T08:00:01.013"
+
+
+def month(key: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"company": "acme", "month": key})
+
+
+def test_changes_seen_whole_run_their_months_in_the_window_the_pipeline_keeps():
+    changes = EntityChanges("supplier_invoices", records=4, periods={"202412", "202503", "202610", "202701"},
+                            newest=NEWEST)
+    requests = runs_for_changes("acme", entity("supplier_invoices"), changes, PERIODS, FIRST_MONTH, TODAY)
+    # 2024-12 is before VTP_FIRST_MONTH (never kept); 2027-01 has not begun (no partition yet)
+    assert [r.partition_key for r in requests] == [month("2025-03-01"), month("2026-10-01")]
+    assert [r.run_key for r in requests] == [f"acme:supplier_invoices:2025-03-01:{NEWEST}",
+                                             f"acme:supplier_invoices:2026-10-01:{NEWEST}"]
+
+
+def test_a_truncated_probe_runs_every_month_in_one_run_keyed_by_the_newest_change():
+    changes = EntityChanges("supplier_invoices", records=1000, periods={"202610"}, newest=NEWEST, truncated=True)
+    [request] = runs_for_changes("acme", entity("supplier_invoices"), changes, PERIODS, FIRST_MONTH, TODAY)
+    assert request.partition_key is None and request.tags == {
+        "dagster/asset_partition_range_start": "acme|2025-01-01",
+        "dagster/asset_partition_range_end": "acme|2026-12-01",
+    }
+    assert request.run_key == f"acme:supplier_invoices:every-month:{NEWEST}"
+    assert request.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]
+
+
+def test_master_data_runs_the_company_whether_or_not_the_probe_was_truncated():
+    for truncated in (False, True):
+        changes = EntityChanges("suppliers", records=3, newest=NEWEST, truncated=truncated)
+        [request] = runs_for_changes("acme", entity("suppliers"), changes, PERIODS, FIRST_MONTH, TODAY)
+        assert (request.partition_key, request.run_key) == ("acme", f"acme:suppliers:{NEWEST}")
+
+
+def test_nothing_changed_runs_nothing():
+    changes = EntityChanges("supplier_invoices", newest=NEWEST)
+    assert runs_for_changes("acme", entity("supplier_invoices"), changes, PERIODS, FIRST_MONTH, TODAY) == []
