@@ -11,10 +11,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from visma_tableau_pipeline.definitions import defs
@@ -26,6 +28,7 @@ from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import get_settings, resolved_companies
+from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.visma.plan import sync_all
 
 COMPANY = "nordic-no"
@@ -50,6 +53,13 @@ def _point_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def _downstream_of_visma() -> list[dg.AssetKey]:
     graph = defs.resolve_asset_graph()
     return sorted(key for key in graph.get_all_asset_keys() if key.path[0] != "visma")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings_after() -> Iterator[None]:
+    """Tests here point the settings elsewhere; the next test reads its own again."""
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +109,7 @@ def _check_key(table: str, name: str) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(mart_asset_key(mart_table(table)), name)
 
 
-def _extract(name: str):
+def _extract(name: str) -> pd.DataFrame:
     return frame_from_hyper(get_settings().extracts_dir / f"{name}.hyper")
 
 
@@ -222,6 +232,31 @@ def test_an_unbalanced_batch_fails_the_check_and_is_not_published(copy_of_built:
         after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
         assert after.get_requested_partitions(tableau_asset_key("suppliers")) == {None}
         assert not after.get_requested_partitions(published)
+
+
+@pytest.mark.parametrize(("days_unused", "passed", "severity"), [
+    (1, True, dg.AssetCheckSeverity.WARN),
+    (12, False, dg.AssetCheckSeverity.WARN),
+    (16, False, dg.AssetCheckSeverity.ERROR),
+])
+def test_pat_expiry_warns_then_fails_as_the_cloud_pat_goes_unused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, days_unused: int, passed: bool,
+        severity: dg.AssetCheckSeverity):
+    """Tableau Cloud revokes a PAT unused for 15 days: the check warns 5 days ahead, then fails."""
+    for name, value in {"TABLEAU_SERVER_URL": "https://prod-uk-a.online.tableau.com", "TABLEAU_SITE": "nordic",
+                        "TABLEAU_PAT_NAME": "vtp", "TABLEAU_PAT_SECRET": "secret",
+                        "TABLEAU_DEPLOYMENT": "cloud"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("VTP_SANDBOX_URL", "http://127.0.0.1:9")  # never read: the check asks only the file
+    _point_at(tmp_path / "vtp", monkeypatch)
+    PatUsageFile.under(get_settings().home).record_use("vtp", datetime.now(UTC) - timedelta(days=days_unused))
+
+    evaluation = _run_check(dg.AssetCheckKey(tableau_asset_key("suppliers"), "pat_expiry"))
+
+    assert evaluation.passed is passed
+    assert evaluation.severity == severity
+    if not passed:
+        assert "'vtp'" in evaluation.description
 
 
 def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
