@@ -8,13 +8,15 @@ past due are never negative: a document not yet due is 0 days past due and `curr
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pandas as pd
 
 from visma_tableau_pipeline.marts.ap import build_ap_invoices
 from visma_tableau_pipeline.marts.ar import build_ar_invoices
+from visma_tableau_pipeline.marts.decimals import EXACT
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.schema import (
     DATE,
@@ -34,6 +36,7 @@ AGING_BUCKETS: tuple[tuple[int | None, str], ...] = (
     (None, "over 90"),
 )
 OPEN_STATUSES = frozenset({"Open"})
+DOCUMENT_KEY = ("company_id", "document_type", "reference_number")
 
 
 def aging_bucket(days_past_due: int) -> tuple[int, str]:
@@ -60,13 +63,19 @@ AP_AGING = _schema("ap_aging", "supplier")
 AR_AGING = _schema("ar_aging", "customer")
 
 
-def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date) -> pd.DataFrame:
-    """The aging snapshot of a subledger document table (`ap_invoices` or `ar_invoices`)."""
-    open_documents = documents[
+def open_on(documents: pd.DataFrame, as_of: date) -> pd.Series:
+    """Which rows of a subledger document table are open on `as_of`: an open status, a balance,
+    and not dated after `as_of` (a document without a date counts as open)."""
+    return (
         documents["status"].isin(OPEN_STATUSES)
         & documents["balance_doc_currency"].fillna(0).ne(0)
         & ~(documents["document_date"] > as_of).fillna(False).astype(bool)
-    ]
+    )
+
+
+def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date) -> pd.DataFrame:
+    """The aging snapshot of a subledger document table (`ap_invoices` or `ar_invoices`)."""
+    open_documents = documents[open_on(documents, as_of)]
     rows = []
     for document in open_documents.to_dict("records"):
         aged_from = document["due_date"]
@@ -102,3 +111,36 @@ def aging_bucket_totals(snapshot: pd.DataFrame) -> dict[str, Decimal]:
     for label, total in snapshot.groupby("aging_bucket")["open_balance_base_currency"].sum().items():
         totals[str(label)] = Decimal("0.00") if pd.isna(total) else total
     return totals
+
+
+def _by_document(frame: pd.DataFrame, amount_column: str) -> dict[tuple[Hashable, ...], Decimal]:
+    """Amount per document key, exactly (a null amount counts as 0; a repeated key adds up)."""
+    amounts: dict[tuple[Hashable, ...], Decimal] = {}
+    keys = zip(*(frame[column].tolist() for column in DOCUMENT_KEY), strict=True)
+    with localcontext(EXACT):
+        for key, value in zip(keys, frame[amount_column].tolist(), strict=True):
+            amounts[key] = amounts.get(key, Decimal(0)) + (Decimal(0) if pd.isna(value) else value)
+    return amounts
+
+
+def aging_differences(snapshot: pd.DataFrame, documents: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Documents whose open balance in base currency differs between the aging snapshot of
+    `as_of` and the document table it was built from, as open on that day.
+
+    Base currency, because a company's documents come in several currencies and only their
+    base-currency balances add up to what the subledger owes. A document on one side only
+    counts as 0 on the other. Columns: the document key, `aged_base_currency`,
+    `open_base_currency`, `difference_base_currency` (aged minus open); empty when it reconciles.
+    """
+    aged = _by_document(snapshot[snapshot["snapshot_date"] == as_of], "open_balance_base_currency")
+    still_open = _by_document(documents[open_on(documents, as_of)], "balance_base_currency")
+    rows = []
+    with localcontext(EXACT):
+        for key in sorted(aged.keys() | still_open.keys(), key=str):
+            aged_amount, open_amount = aged.get(key, Decimal(0)), still_open.get(key, Decimal(0))
+            if aged_amount != open_amount:
+                rows.append({**dict(zip(DOCUMENT_KEY, key, strict=True)),
+                             "aged_base_currency": aged_amount, "open_base_currency": open_amount,
+                             "difference_base_currency": aged_amount - open_amount})
+    return pd.DataFrame(rows, columns=[*DOCUMENT_KEY, "aged_base_currency", "open_base_currency",
+                                       "difference_base_currency"])

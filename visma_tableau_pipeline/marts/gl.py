@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pandas as pd
 
+from visma_tableau_pipeline.marts.decimals import EXACT, decimal_totals
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.records import amount, field, financial_period, text
@@ -200,14 +201,16 @@ def build_dimensions(inputs: MartInputs) -> pd.DataFrame:
 def unbalanced_journal_batches(transactions: pd.DataFrame) -> pd.DataFrame:
     """Batches of `gl_transactions` whose debits and credits differ, in either currency.
 
-    An accountant's first check: an empty result means every batch balances.
+    An accountant's first check: an empty result means every batch balances. Per batch, the
+    debit and credit totals and `difference_doc_currency` / `difference_base_currency` (debits
+    minus credits), as exact Python Decimals (see `marts.decimals`).
     """
-    totals = transactions.groupby(["company_id", "module", "batch_number"], dropna=False).agg(
-        debit_doc_currency=("debit_amount_doc_currency", "sum"),
-        credit_doc_currency=("credit_amount_doc_currency", "sum"),
-        debit_base_currency=("debit_amount_base_currency", "sum"),
-        credit_base_currency=("credit_amount_base_currency", "sum"),
-    ).reset_index()
-    unbalanced = (totals["debit_doc_currency"] != totals["credit_doc_currency"]) | (
-        totals["debit_base_currency"] != totals["credit_base_currency"])
-    return totals[unbalanced.fillna(True).astype(bool)].reset_index(drop=True)
+    totals = decimal_totals(transactions, ["company_id", "module", "batch_number"], [
+        "debit_amount_doc_currency", "credit_amount_doc_currency",
+        "debit_amount_base_currency", "credit_amount_base_currency",
+    ]).rename(columns=lambda column: column.replace("_amount", ""))
+    with localcontext(EXACT):
+        for currency in ("doc_currency", "base_currency"):
+            totals[f"difference_{currency}"] = totals[f"debit_{currency}"] - totals[f"credit_{currency}"]
+    unbalanced = (totals["difference_doc_currency"] != 0) | (totals["difference_base_currency"] != 0)
+    return totals[unbalanced].reset_index(drop=True)

@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from visma_tableau_pipeline.marts.aging import aging_bucket_totals
-from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
+from visma_tableau_pipeline.marts.aging import aging_bucket_totals, aging_differences
+from visma_tableau_pipeline.marts.decimals import decimal_totals
+from visma_tableau_pipeline.marts.gl import GL_TRANSACTIONS, unbalanced_journal_batches
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MART_TABLES, build_mart, build_with, duplicate_keys
 from visma_tableau_pipeline.marts.schema import MartError
@@ -81,6 +82,36 @@ def test_aging_without_due_date_ages_from_document_date() -> None:
     assert aging["days_past_due"].tolist() == [(AS_OF - date(2025, 3, 1)).days]
     assert aging["aging_bucket"].tolist() == ["31-60"]
     assert aging["open_balance_doc_currency"].tolist() == [Decimal("-100.00")]
+
+
+def test_aging_reconciles_to_its_invoices_in_base_currency_with_credit_notes_signed_once() -> None:
+    euro = supplier_invoice("inv", due=AS_OF, currency="EUR", balance="1000.00")
+    credit = supplier_invoice("credit", document_type="DebitAdj", due=AS_OF, balance="250.00")
+    invoices = build("ap_invoices", supplier_invoices=[{**euro, "balanceInCurrency": Decimal("11520.00")}, credit])
+    aging = build("ap_aging", supplier_invoices=[{**euro, "balanceInCurrency": Decimal("11520.00")}, credit])
+    assert aging_differences(aging, invoices, AS_OF).empty
+
+    stale = build("ap_aging", supplier_invoices=[{**euro, "balanceInCurrency": Decimal("11000.00")}, credit])
+    differences = aging_differences(stale, invoices, AS_OF)
+    assert differences[["reference_number", "aged_base_currency", "open_base_currency",
+                        "difference_base_currency"]].values.tolist() == [
+        ["inv", Decimal("11000.00"), Decimal("11520.00"), Decimal("-520.00")]]
+
+
+def test_totals_of_the_largest_amounts_subtract_exactly() -> None:
+    """pyarrow widens a decimal sum to precision 38, and refuses arithmetic on two such sums
+    (it would need 39); the totals are exact Python Decimals instead."""
+    largest = Decimal("9999999999999999.99")  # NUMERIC(18,2) at its limit
+    frame = GL_TRANSACTIONS.schema.frame(
+        {"company_id": "c1", "module": "GL", "batch_number": str(n % 2),
+         "debit_amount_doc_currency": largest, "credit_amount_doc_currency": -largest,
+         "debit_amount_base_currency": largest, "credit_amount_base_currency": largest}
+        for n in range(4))
+    totals = decimal_totals(frame, ["batch_number"], ["debit_amount_doc_currency"])
+    assert totals["debit_amount_doc_currency"].tolist() == [2 * largest, 2 * largest]
+    unbalanced = unbalanced_journal_batches(frame)
+    assert unbalanced["difference_doc_currency"].tolist() == [4 * largest, 4 * largest]
+    assert unbalanced["difference_base_currency"].tolist() == [Decimal("0.00"), Decimal("0.00")]
 
 
 # --- signs and currencies ----------------------------------------------------------------------

@@ -4,16 +4,28 @@ Every table: no duplicate keys (Tableau upserts by key, so a duplicate would dou
 GL: every journal batch balances, in document and base currency. Aging: the snapshot reconciles
 to the open balances of the invoice table it was built from. (Freshness of the Visma
 entities is their FreshnessPolicy, in defs/visma/assets.py.)
+
+All three are blocking: each failure means numbers in Tableau that are wrong, so the Tableau data
+source downstream is not published in that run (nor later by its automation condition, see
+defs/tableau/assets.py). A failure says what is wrong in its description (keys, amounts) and
+keeps examples in its metadata.
 """
+
+from collections.abc import Iterable
+from datetime import date
 
 import dagster as dg
 import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
+from visma_tableau_pipeline.marts.aging import aging_differences
+from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplicate_keys, mart_table
 from visma_tableau_pipeline.settings import get_settings
+
+EXAMPLES = 5  # rows named in a failure's description; the metadata table holds ten
 
 
 def read_extract(name: str) -> pd.DataFrame | None:
@@ -26,22 +38,35 @@ def _missing(name: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=False, description=f"{name}.hyper has not been written yet")
 
 
+def _examples(rows: Iterable[str], total: int) -> str:
+    """The first few of `total` problems, for a description a user can act on."""
+    listed = list(rows)[:EXAMPLES]
+    return "; ".join(listed) + (f"; and {total - len(listed)} more" if total > len(listed) else "")
+
+
+def _examples_table(frame: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(10).astype(str).to_markdown(index=False))
+
+
 def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=mart_asset_key(table), name="unique_keys", blocking=True,
         description=f"No two rows share the key ({', '.join(table.key)}).",
     )
     def _check() -> dg.AssetCheckResult:
+        """Blocking: Tableau upserts by this key, so a duplicate doubles or drops a row there."""
         frame = read_extract(table.name)
         if frame is None:
             return _missing(table.name)
         duplicates = duplicate_keys(table, frame)
+        keys = duplicates[list(table.key)].astype(str).drop_duplicates()
         return dg.AssetCheckResult(
             passed=duplicates.empty,
-            metadata={
-                "duplicate_rows": len(duplicates),
-                "examples": dg.MetadataValue.md(duplicates.head(10).to_markdown(index=False)),
-            },
+            description=f"every key of {table.name} is unique" if duplicates.empty else
+            f"{len(duplicates)} rows of {table.name} share a key ({', '.join(table.key)}) with "
+            "another row: "
+            + _examples((" ".join(key) for key in keys.itertuples(index=False)), len(keys)),
+            metadata={"duplicate_rows": len(duplicates), "examples": _examples_table(duplicates)},
         )
 
     return _check
@@ -52,45 +77,56 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
     description="Every journal batch balances: debits equal credits, in both currencies.",
 )
 def journal_batches_balance() -> dg.AssetCheckResult:
+    """Blocking: an unbalanced batch makes every GL total built from it wrong in Tableau."""
     frame = read_extract("gl_transactions")
     if frame is None:
         return _missing("gl_transactions")
     unbalanced = unbalanced_journal_batches(frame)
     return dg.AssetCheckResult(
         passed=unbalanced.empty,
-        metadata={
-            "unbalanced_batches": len(unbalanced),
-            "examples": dg.MetadataValue.md(unbalanced.head(10).astype(str).to_markdown(index=False)),
-        },
+        description="every journal batch balances" if unbalanced.empty else
+        f"{len(unbalanced)} journal batches do not balance (debit minus credit): " + _examples((
+            f"{row.company_id} {row.module} {row.batch_number}: {row.difference_doc_currency} "
+            f"document currency, {row.difference_base_currency} base currency"
+            for row in unbalanced.itertuples()), len(unbalanced)),
+        metadata={"unbalanced_batches": len(unbalanced), "examples": _examples_table(unbalanced)},
     )
 
 
 def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=mart_asset_key(mart_table(aging_name)), name="reconciles_to_open_invoices",
-        additional_deps=[mart_asset_key(mart_table(invoices_name))],
+        additional_deps=[mart_asset_key(mart_table(invoices_name))], blocking=True,
         description=f"The latest {aging_name} snapshot totals the open balances in {invoices_name}, "
         "per company, to the cent (base currency).",
     )
     def _check() -> dg.AssetCheckResult:
+        """Blocking: an aging that does not match the subledger shows finance a payable or
+        receivable that is not the one in its ledger."""
         aging, invoices = read_extract(aging_name), read_extract(invoices_name)
         if aging is None or invoices is None:
             return _missing(aging_name if aging is None else invoices_name)
-        latest = aging[aging["snapshot_date"] == aging["snapshot_date"].max()]
-        as_of = latest["snapshot_date"].max()
-        open_docs = invoices[
-            (invoices["status"] == "Open") & (invoices["balance_doc_currency"] != 0)
-            & (invoices["document_date"] <= as_of)
-        ]
-        aged = latest.groupby("company_id")["open_balance_doc_currency"].sum()
-        expected = (open_docs["balance_doc_currency"] * open_docs["sign"]).groupby(open_docs["company_id"]).sum()
-        differences = {
-            str(company): str(aged.get(company, 0) - expected.get(company, 0))
-            for company in set(aged.index) | set(expected.index)
-        }
+        as_of = aging["snapshot_date"].max() if not aging.empty else date.today()
+        differences = aging_differences(aging, invoices, as_of)
+        by_company = dict(decimal_totals(differences, ["company_id"], ["difference_base_currency"])
+                          .itertuples(index=False))
         return dg.AssetCheckResult(
-            passed=all(pd.Series(aged).sub(pd.Series(expected), fill_value=0) == 0),
-            metadata={"snapshot_date": str(as_of), "difference_by_company": differences},
+            passed=differences.empty,
+            description=f"the {aging_name} snapshot of {as_of} matches the open {invoices_name}"
+            if differences.empty else
+            f"the {aging_name} snapshot of {as_of} differs from the open {invoices_name} "
+            "(aged minus open, base currency): "
+            + ", ".join(f"{company} {difference}" for company, difference in by_company.items())
+            + "; documents: " + _examples((
+                f"{row.company_id} {row.document_type} {row.reference_number} aged "
+                f"{row.aged_base_currency}, open {row.open_base_currency}"
+                for row in differences.itertuples()), len(differences)),
+            metadata={
+                "snapshot_date": str(as_of),
+                "difference_by_company": {str(c): str(d) for c, d in by_company.items()},
+                "documents_differing": len(differences),
+                "examples": _examples_table(differences),
+            },
         )
 
     return _check

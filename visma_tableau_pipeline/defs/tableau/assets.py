@@ -26,6 +26,11 @@ from visma_tableau_pipeline.tableau.session import TableauSession
 
 GROUP = "tableau_data_sources"
 PAT_WARN_DAYS = 5
+# A failed blocking check stops the publish in its own run; this keeps a later automation tick
+# from publishing the same extract anyway.
+PUBLISH_CONDITION = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+)
 
 
 def tableau_pool() -> str:
@@ -62,7 +67,7 @@ def build_tableau_asset(
         "row version goes on the audit ledger.",
         deps=[upstream],
         pool=tableau_pool(),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=PUBLISH_CONDITION,
     )
     def _tableau_asset(
         context: dg.AssetExecutionContext, config: PublishConfig, state: StateResource
@@ -136,6 +141,8 @@ def _pat_expiry_check(table: MartTable) -> dg.AssetChecksDefinition:
         "Cloud, its configured lifetime on Server).",
     )
     def _check() -> dg.AssetCheckResult:
+        """Not blocking: an expiring PAT is a warning about the next publish, not about the
+        numbers of this one (and nothing is downstream of a data source)."""
         return _pat_result()
 
     return _check

@@ -84,6 +84,8 @@ def entitlements(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     "in Visma, and a Tableau user or group that exists on the site.",
 )
 def entitlements_resolve() -> dg.AssetCheckResult:
+    """Blocking: an entitlement naming what does not exist hides rows from the people meant to
+    see them (or, with a misspelt principal, shows nobody), so Tableau keeps the last good one."""
     settings = get_settings()
     rules = load_entitlements(settings.entitlements_path) if settings.entitlements_path else []
     frames = {name: read_extract(name) for name in VISMA_MASTER_TABLES}

@@ -1,0 +1,271 @@
+"""Every asset check of the Definitions, run by Dagster on the data it checks: the bundled Visma
+sandbox read into a state store, the dashboard tables built from it as Hyper extracts.
+
+Good data passes every check; wrong data (a duplicated row, an unbalanced journal batch, an
+aging row that does not match its invoice) fails the check with the keys and amounts in its
+description; and a failed blocking check keeps the Tableau data source from being published.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from visma_tableau_pipeline.definitions import defs
+from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
+from visma_tableau_pipeline.defs.resources import StateResource
+from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
+from visma_tableau_pipeline.marts.registry import mart_table
+from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
+from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+from visma_tableau_pipeline.settings import get_settings, resolved_companies
+from visma_tableau_pipeline.tableau.pat import PatUsageFile
+from visma_tableau_pipeline.visma.plan import sync_all
+
+COMPANY = "nordic-no"
+SETTINGS_TO_CLEAR = ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "TABLEAU_SERVER_URL",
+                     "VTP_CONFIG", "VTP_ENTITLEMENTS")
+
+
+@dataclass
+class Built:
+    """The sandbox, its VTP_HOME after one run of everything below the Visma entities, that run."""
+
+    sandbox: VismaSandbox
+    home: Path
+    result: dg.ExecuteInProcessResult
+
+
+def _point_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VTP_HOME", str(home))
+    get_settings.cache_clear()
+
+
+def _downstream_of_visma() -> list[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    return sorted(key for key in graph.get_all_asset_keys() if key.path[0] != "visma")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings_after() -> Iterator[None]:
+    """Tests here point the settings elsewhere; the next test reads its own again."""
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """Sync the sandbox into a state store, then materialize every dashboard table, the
+    entitlements and the (unconfigured) Tableau data sources in one run, with every check."""
+    home = tmp_path_factory.mktemp("checks") / "vtp"
+    with VismaSandbox(40, seed=5) as sandbox, pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("VTP_SANDBOX_URL", sandbox.base_url)
+        for name in SETTINGS_TO_CLEAR:
+            monkeypatch.delenv(name, raising=False)
+        _point_at(home, monkeypatch)
+        sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+        selection = _downstream_of_visma()
+        result = defs.resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False)
+        yield Built(sandbox, home, result)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def copy_of_built(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Built:
+    """The built VTP_HOME copied, for a test that spoils its data, with the settings on it."""
+    home = tmp_path / "vtp"
+    shutil.copytree(built.home, home)
+    monkeypatch.setenv("VTP_SANDBOX_URL", built.sandbox.base_url)
+    for name in SETTINGS_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    _point_at(home, monkeypatch)
+    return Built(built.sandbox, home, built.result)
+
+
+def _evaluations(result: dg.ExecuteInProcessResult) -> dict[dg.AssetCheckKey, dg.AssetCheckEvaluation]:
+    return {event.event_specific_data.asset_check_key: event.event_specific_data
+            for event in result.all_events if event.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+
+def _run_check(key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation:
+    """Run one check alone, as the UI's "Execute" on a check does, on the extracts as they are."""
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks], selection=dg.AssetSelection.checks(key),
+        resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return _evaluations(result)[key]
+
+
+def _check_key(table: str, name: str) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(mart_asset_key(mart_table(table)), name)
+
+
+def _extract(name: str) -> pd.DataFrame:
+    return frame_from_hyper(get_settings().extracts_dir / f"{name}.hyper")
+
+
+def test_every_check_of_the_definitions_runs_on_the_sandbox_data_and_passes(built: Built):
+    """A new check without a test shows up here: every check in the Definitions must run in one
+    materialization of the tables it checks, and pass on the sandbox's (correct) data."""
+    evaluations = _evaluations(built.result)
+    crashed = [event.event_specific_data.error.to_string() for event in built.result.get_step_failure_events()]
+    assert set(evaluations) == set(defs.resolve_asset_graph().asset_check_keys), crashed
+    failed = {str(key): evaluation.description for key, evaluation in evaluations.items()
+              if not evaluation.passed}
+    assert not failed
+    assert built.result.success
+    published = {event.asset_key for event in built.result.get_asset_materialization_events()}
+    assert set(_downstream_of_visma()) <= published
+
+
+def test_the_checks_ran_on_real_rows(built: Built, monkeypatch: pytest.MonkeyPatch):
+    """The checks above passed on tables that hold what they check, not on empty ones."""
+    _point_at(built.home, monkeypatch)
+    for aging_name, invoices_name in (("ap_aging", "ap_invoices"), ("ar_aging", "ar_invoices")):
+        aging = _extract(aging_name)
+        assert aging["company_id"].nunique() == 2, aging_name
+        assert aging["currency"].nunique() > 2, f"{aging_name} holds no foreign-currency documents"
+        evaluation = _evaluations(built.result)[_check_key(aging_name, "reconciles_to_open_invoices")]
+        assert f"matches the open {invoices_name}" in evaluation.description
+    assert (_extract("ar_aging")["open_balance_base_currency"] < 0).any(), "no open credit notes"
+    assert _extract("gl_transactions")["batch_number"].nunique() > 10
+
+
+def test_the_aging_check_compares_base_currency_and_names_the_document(copy_of_built: Built):
+    """An aging row whose base-currency balance does not match its invoice fails the check with
+    the company's difference and the document. (Before, this check crashed on pandas 3 with
+    "Decimal precision out of range [1, 38]: 39", and compared document-currency amounts
+    across currencies with the credit notes' sign applied twice.)"""
+    aging = _extract("ap_aging")
+    row = aging.index[(aging["company_id"] == COMPANY) & (aging["currency"] != "NOK")][0]
+    document = aging.loc[row, "reference_number"]
+    aging.loc[row, "open_balance_base_currency"] += Decimal("0.01")
+    write_hyper(aging, get_settings().extracts_dir, "ap_aging")
+
+    evaluation = _run_check(_check_key("ap_aging", "reconciles_to_open_invoices"))
+
+    assert not evaluation.passed
+    assert f"{COMPANY} 0.01" in evaluation.description
+    assert document in evaluation.description
+    assert evaluation.metadata["difference_by_company"].value == {COMPANY: "0.01"}
+
+
+def test_a_document_missing_from_the_aging_fails_the_check(copy_of_built: Built):
+    aging = _extract("ar_aging")
+    dropped = aging[aging["company_id"] == COMPANY].iloc[0]
+    write_hyper(aging.drop(index=dropped.name), get_settings().extracts_dir, "ar_aging")
+
+    evaluation = _run_check(_check_key("ar_aging", "reconciles_to_open_invoices"))
+
+    assert not evaluation.passed
+    assert f"{COMPANY} {-dropped['open_balance_base_currency']}" in evaluation.description
+    assert f"{dropped['reference_number']} aged 0, open {dropped['open_balance_base_currency']}" \
+        in evaluation.description
+
+
+def test_a_duplicated_row_fails_unique_keys_naming_the_key(copy_of_built: Built):
+    suppliers = _extract("suppliers")
+    write_hyper(suppliers.iloc[[*range(len(suppliers)), 0]], get_settings().extracts_dir, "suppliers")
+
+    evaluation = _run_check(_check_key("suppliers", "unique_keys"))
+
+    assert not evaluation.passed
+    first = suppliers.iloc[0]
+    assert "2 rows of suppliers share a key (company_id, supplier_number)" in evaluation.description
+    assert f"{first['company_id']} {first['supplier_number']}" in evaluation.description
+
+
+def _unbalance_a_batch(sandbox: VismaSandbox) -> dict:
+    """Add one cent to a journal line's debit in Visma; returns the batch as it was."""
+    batch = next(iter(sandbox.records(COMPANY, "journal_transactions")))
+
+    def unbalanced(record: dict) -> dict:
+        lines = [dict(line) for line in record["journalTransactionLines"]]
+        lines[0]["debitAmount"] = lines[0]["debitAmount"] + Decimal("0.01")
+        return {"journalTransactionLines": lines}
+
+    sandbox.modify(COMPANY, "journal_transactions", (batch["module"], batch["batchNumber"]), unbalanced)
+    return batch
+
+
+def test_an_unbalanced_batch_fails_the_check_and_is_not_published(copy_of_built: Built, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    """The blocking check in action: Visma answers with a batch that does not balance; the
+    journal is read and gl_transactions built, the check fails naming the batch and the cent,
+    and the Tableau data source is published neither in that run nor by its automation
+    condition after a run that built gl_transactions alone."""
+    batch = _unbalance_a_batch(copy_of_built.sandbox)
+    sync_all(get_settings(), resolved_companies(get_settings())[:1], StateResource().db())
+    tableau = TableauSandbox(tmp_path / "tableau")
+    with tableau.serve():
+        for name, value in tableau.settings_env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        gl, published = mart_asset_key(mart_table("gl_transactions")), tableau_asset_key("gl_transactions")
+        suppliers = mart_asset_key(mart_table("suppliers"))
+        instance = dg.DagsterInstance.ephemeral()
+        before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        result = defs.resolve_implicit_job_def_def_for_assets([gl, published]).execute_in_process(
+            instance=instance, asset_selection=[gl, published], raise_on_error=False)
+
+        evaluation = _evaluations(result)[dg.AssetCheckKey(gl, "journal_batches_balance")]
+        assert not evaluation.passed
+        assert f"{COMPANY} {batch['module']} {batch['batchNumber']}: 0.01 document currency" \
+            in evaluation.description
+        materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+        assert gl in materialized and published not in materialized
+        with pytest.raises(KeyError):
+            tableau.datasource_path("gl_transactions")
+
+        for alone in (gl, suppliers):  # as when the tables are built by a run of their own
+            defs.resolve_implicit_job_def_def_for_assets([alone]).execute_in_process(
+                instance=instance, asset_selection=[alone], raise_on_error=False)
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+        assert after.get_requested_partitions(tableau_asset_key("suppliers")) == {None}
+        assert not after.get_requested_partitions(published)
+
+
+@pytest.mark.parametrize(("days_unused", "passed", "severity"), [
+    (1, True, dg.AssetCheckSeverity.WARN),
+    (12, False, dg.AssetCheckSeverity.WARN),
+    (16, False, dg.AssetCheckSeverity.ERROR),
+])
+def test_pat_expiry_warns_then_fails_as_the_cloud_pat_goes_unused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, days_unused: int, passed: bool,
+        severity: dg.AssetCheckSeverity):
+    """Tableau Cloud revokes a PAT unused for 15 days: the check warns 5 days ahead, then fails."""
+    for name, value in {"TABLEAU_SERVER_URL": "https://prod-uk-a.online.tableau.com", "TABLEAU_SITE": "nordic",
+                        "TABLEAU_PAT_NAME": "vtp", "TABLEAU_PAT_SECRET": "secret",
+                        "TABLEAU_DEPLOYMENT": "cloud"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("VTP_SANDBOX_URL", "http://127.0.0.1:9")  # never read: the check asks only the file
+    _point_at(tmp_path / "vtp", monkeypatch)
+    PatUsageFile.under(get_settings().home).record_use("vtp", datetime.now(UTC) - timedelta(days=days_unused))
+
+    evaluation = _run_check(dg.AssetCheckKey(tableau_asset_key("suppliers"), "pat_expiry"))
+
+    assert evaluation.passed is passed
+    assert evaluation.severity == severity
+    if not passed:
+        assert "'vtp'" in evaluation.description
+
+
+def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
+    """Blocking: duplicate keys, unbalanced batches, an aging off its ledger, unresolved
+    entitlements (each means wrong or wrongly visible numbers in Tableau). Not blocking: the
+    PAT's expiry, a warning about the next publish."""
+    graph = defs.resolve_asset_graph()
+    blocking = {key.name for key in graph.asset_check_keys if graph.get(key).blocking}
+    warnings = {key.name for key in graph.asset_check_keys if not graph.get(key).blocking}
+    assert blocking == {"unique_keys", "journal_batches_balance", "reconciles_to_open_invoices",
+                        "entitlements_resolve"}
+    assert warnings == {"pat_expiry"}
