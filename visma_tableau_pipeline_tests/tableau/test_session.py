@@ -18,7 +18,7 @@ from visma_tableau_pipeline.tableau.connected_app import connected_app_jwt
 from visma_tableau_pipeline.tableau.errors import (
     TableauConfigError,
     TableauSignInError,
-    TableauThrottled,
+    TableauUnavailable,
 )
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
@@ -155,7 +155,7 @@ def test_throttling_beyond_the_retry_budget_raises(
 ) -> None:
     session = make_session(retry=RetryPolicy(attempts=3, sleep=waits))
     served.throttle_next(5)
-    with pytest.raises(TableauThrottled, match="429"):
+    with pytest.raises(TableauUnavailable, match="429"):
         session.call(project_names)
     assert len(waits) == 2
 
