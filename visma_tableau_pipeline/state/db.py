@@ -64,7 +64,7 @@ def normalise_url(url: str) -> URL:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise StateConfigError(
             "the state database URL cannot be parsed; expected e.g. sqlite:///path/state.db or "
             "postgresql+psycopg2://user@host/db"
