@@ -79,3 +79,44 @@ def test_the_installed_command_shows_the_traceback_only_with_v(home):
     assert verbose.returncode == 1
     assert "Traceback" in verbose.stderr
     assert verbose.stderr.strip().splitlines()[-1].startswith("Error: vtp sync failed: VTP_FIRST_MONTH=")
+
+
+def test_a_data_source_deleted_in_tableau_is_published_again_in_full(home, tmp_path, monkeypatch, caplog):
+    import logging
+
+    import tableauserverclient as TSC
+
+    from visma_tableau_pipeline.marts.hyper import frame_from_hyper
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_NAME, DEMO_PAT_SECRET, TableauSandbox
+    from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+
+    tableau = TableauSandbox(tmp_path / "tableau", pats={DEMO_PAT_NAME: DEMO_PAT_SECRET})
+    with VismaSandbox(30, seed=2) as visma, tableau.serve():
+        for name, value in {"VTP_SANDBOX_URL": visma.base_url, "VTP_FIRST_MONTH": "2026-06-01",
+                            **tableau.settings_env()}.items():
+            monkeypatch.setenv(name, value)
+        first = vtp("sync", "--as-of", "2026-11-24")
+        assert first.exit_code == 0, first.output
+
+        server = TSC.Server(tableau.base_url, use_server_version=True)
+        server.auth.sign_in(TSC.PersonalAccessTokenAuth(DEMO_PAT_NAME, DEMO_PAT_SECRET,
+                                                        site_id=tableau.site_content_url))
+        (deleted,) = [d for d in TSC.Pager(server.datasources) if d.name == "ap_invoices"]
+        server.datasources.delete(deleted.id)
+        server.auth.sign_out()
+        invoice = next(visma.records("nordic-no", "supplier_invoices"))
+        visma.modify("nordic-no", "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+
+        caplog.set_level(logging.WARNING)
+        second = vtp("sync", "--as-of", "2026-11-24")
+    assert second.exit_code == 0, second.output
+    assert "ap_invoices create" in second.output
+    assert any("ap_invoices" in r.getMessage() and deleted.id in r.getMessage()
+               and "no longer exists in Tableau" in r.getMessage() for r in caplog.records)
+    published = frame_from_hyper(tableau.datasource_path("ap_invoices"))
+    extract = frame_from_hyper(home / "extracts" / "ap_invoices.hyper")
+    assert len(published) == len(extract) > 0
+    key = list(mart_table("ap_invoices").key)
+    assert published.sort_values(key).reset_index(drop=True).equals(
+        extract.sort_values(key).reset_index(drop=True))
