@@ -44,8 +44,10 @@ def explain(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return plain_problems(error, lambda loc: ".".join(map(str, loc)))
     if isinstance(error, OSError):
-        where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror or error}; check the path, its permissions and free space"
+        if error.filename:
+            return (f"{error.filename}: {error.strerror or error}; check the path, its "
+                    "permissions and free space")
+        return _one_line(f"{error.strerror or error} ({type(error).__name__}); {RUN_AGAIN}")
     return _one_line(f"unexpected {type(error).__name__}: {_first_line(error)}. This is a bug in "
                      f"vtp: {RUN_AGAIN} and report the traceback")
 
