@@ -35,8 +35,8 @@ class _Vtp(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own ways to end: a usage error, ctx.exit(code), Ctrl-C
         except Exception as error:  # noqa: BLE001 - every failure ends as one message
             from visma_tableau_pipeline.failures import explain
 

@@ -79,7 +79,8 @@ def run_pipeline(
         log.info("No Tableau settings: extracts written to %s, nothing published.", settings.extracts_dir)
         return outcome
     retry = RetryPolicy.from_settings(settings.retries)
-    with TableauSession(settings.tableau, retry=retry) as session, tempfile.TemporaryDirectory() as workdir:
+    with TableauSession(settings.tableau, retry=retry) as session, \
+            tempfile.TemporaryDirectory() as workdir:
         project_id = ensure_project(session, settings.tableau.project)
         users, _ = read_directory(session)  # entitlements may name a user by email
         entitlements, extracts[ENTITLEMENTS] = write_entitlements(

@@ -310,7 +310,8 @@ def _validated(model: type[BaseModel], values: dict[str, Any], where: str) -> An
     try:
         return model(**{str(key): value for key, value in values.items()})
     except ValidationError as error:
-        raise ConfigError(plain_problems(error, lambda loc: f"{where}.{'.'.join(map(str, loc))}")) from None
+        named = plain_problems(error, lambda loc: f"{where}.{'.'.join(map(str, loc))}")
+        raise ConfigError(named) from None
 
 
 def plain_problems(error: ValidationError, name_of: Callable[[tuple], str]) -> str:

@@ -79,9 +79,12 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, retries: RetrySettings) -> RetryPolicy:
         """The policy the settings ask for (VTP_TABLEAU_RETRY_SECONDS, VTP_RETRY_BACKOFF_SECONDS)."""
-        return cls(initial_wait_s=retries.backoff_s, max_wait_s=min(cls.max_wait_s, 30 * retries.backoff_s),
-                   max_retry_after_s=min(cls.max_retry_after_s, retries.tableau_s),
-                   budget_s=retries.tableau_s)
+        return cls(
+            initial_wait_s=retries.backoff_s,
+            max_wait_s=min(cls.max_wait_s, 30 * retries.backoff_s),
+            max_retry_after_s=min(cls.max_retry_after_s, retries.tableau_s),
+            budget_s=retries.tableau_s,
+        )
 
 
 class TableauSession:
