@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date
 from collections.abc import Callable
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +43,9 @@ class RetrySettings(BaseModel):
     visma_s: float = Field(default=300.0, gt=0)
     state_s: float = Field(default=30.0, ge=0)
     tableau_s: float = Field(default=300.0, gt=0)
+
+
+_RETRY_DEFAULTS = RetrySettings()
 
 
 class CompanySettings(BaseModel):
@@ -120,10 +123,10 @@ class EnvSettings(BaseSettings):
     vtp_entitlements: Path | None = None
     vtp_sandbox_size: int = Field(default=300, ge=1)
 
-    vtp_retry_backoff_seconds: float = Field(default=1.0, gt=0)
-    vtp_visma_retry_seconds: float = Field(default=300.0, gt=0)
-    vtp_state_retry_seconds: float = Field(default=30.0, ge=0)
-    vtp_tableau_retry_seconds: float = Field(default=300.0, gt=0)
+    vtp_retry_backoff_seconds: float = Field(default=_RETRY_DEFAULTS.backoff_s, gt=0)
+    vtp_visma_retry_seconds: float = Field(default=_RETRY_DEFAULTS.visma_s, gt=0)
+    vtp_state_retry_seconds: float = Field(default=_RETRY_DEFAULTS.state_s, ge=0)
+    vtp_tableau_retry_seconds: float = Field(default=_RETRY_DEFAULTS.tableau_s, gt=0)
 
     @classmethod
     def read(cls) -> EnvSettings:
