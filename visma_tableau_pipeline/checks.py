@@ -10,9 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies, TableauSettings
+from visma_tableau_pipeline.settings import (
+    CompanySettings,
+    RetrySettings,
+    Settings,
+    TableauSettings,
+    resolved_companies,
+)
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.errors import VismaError
+from visma_tableau_pipeline.visma.retrying import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +33,10 @@ class CheckResult:
     message: str
 
 
-def check_company(company: CompanySettings) -> CheckResult:
+def check_company(company: CompanySettings, policy: RetryPolicy = RetryPolicy()) -> CheckResult:
     target = f"Visma company {company.company_id} ({company.api_url})"
     try:
-        with VismaClient(company) as client:
+        with VismaClient(company, retry_policy=policy) as client:
             periods = client.get(SMALL_ENDPOINT, entity="financial_periods")
     except VismaError as error:
         return CheckResult(target, False, str(error))
@@ -39,12 +46,13 @@ def check_company(company: CompanySettings) -> CheckResult:
     return CheckResult(target, True, f"token issued; {len(periods)} financial periods ({span})")
 
 
-def check_tableau(tableau: TableauSettings) -> CheckResult:
+def check_tableau(tableau: TableauSettings, retries: RetrySettings) -> CheckResult:
+    from visma_tableau_pipeline.tableau.session import RetryPolicy as TableauRetry
     from visma_tableau_pipeline.tableau.session import TableauSession
 
     target = f"Tableau {tableau.server_url} site {tableau.site or '(default)'}"
     try:
-        with TableauSession(tableau) as session:
+        with TableauSession(tableau, retry=TableauRetry.from_settings(retries)) as session:
             version = session.server.version
     except Exception as error:  # noqa: BLE001 - every failure becomes a reason the user reads
         return CheckResult(target, False, f"{type(error).__name__}: {error}")
@@ -55,9 +63,10 @@ def run_checks(settings: Settings, companies: list[CompanySettings] | None = Non
     """One result per company and one for Tableau (or a note that publishing is off)."""
     if settings.sandbox:
         log.info("No Visma credentials set: checking the bundled Visma sandbox.")
-    results = [check_company(c) for c in (companies or resolved_companies(settings))]
+    policy = RetryPolicy.from_settings(settings.retries)
+    results = [check_company(c, policy) for c in (companies or resolved_companies(settings))]
     if settings.tableau is None:
         results.append(CheckResult("Tableau", True, "not configured: extracts are written, nothing is published"))
     else:
-        results.append(check_tableau(settings.tableau))
+        results.append(check_tableau(settings.tableau, settings.retries))
     return results

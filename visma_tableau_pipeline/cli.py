@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import date
 
 import click
 
-from visma_tableau_pipeline.settings import ConfigError, get_settings
+from visma_tableau_pipeline.settings import get_settings
 
 log = logging.getLogger("vtp")
 
@@ -25,8 +26,30 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+class _Vtp(click.Group):
+    """The `vtp` group: the one place where a failed command becomes one line and exit code 1.
+
+    Commands raise the project's typed errors (or a library's) and never catch them for display;
+    here each becomes a message that says what failed and what to do (`failures.explain`). The
+    traceback is shown only with `-v`. Exits a command chooses itself (`sys.exit(2)`) pass through.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own ways to end: a usage error, ctx.exit(code), Ctrl-C
+        except Exception as error:  # noqa: BLE001 - every failure ends as one message
+            from visma_tableau_pipeline.failures import explain
+
+            if ctx.params.get("verbose"):
+                click.echo("".join(traceback.format_exception(error)), err=True, nl=False)
+            command = " ".join(filter(None, ["vtp", ctx.invoked_subcommand]))
+            raise click.ClickException(f"{command} failed: {explain(error)}") from error
+
+
+@click.group(cls=_Vtp)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks of failures.")
 def main(verbose: bool) -> None:
     """Keeps Tableau dashboards current with Visma.net ERP."""
     _configure_logging(verbose)
@@ -40,10 +63,7 @@ def sync(full: bool, as_of) -> None:
     """One headless sync: the same work the nightly schedule launches."""
     from visma_tableau_pipeline.pipeline import run_pipeline
 
-    try:
-        outcome = run_pipeline(get_settings(), full=full, as_of=as_of.date() if as_of else date.today())
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    outcome = run_pipeline(get_settings(), full=full, as_of=as_of.date() if as_of else date.today())
     click.echo(outcome.summary())
     if outcome.held:
         sys.exit(EXIT_HELD_BACK)
@@ -54,10 +74,7 @@ def check() -> None:
     """Ping your real systems: a Visma token and one small read per company, a Tableau sign-in."""
     from visma_tableau_pipeline.checks import run_checks
 
-    try:
-        results = run_checks(get_settings())
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    results = run_checks(get_settings())
     for result in results:
         click.echo(f"{'ok ' if result.ok else 'FAIL'} {result.target}: {result.message}")
     if not all(result.ok for result in results):
@@ -88,7 +105,7 @@ def demo(size: int) -> None:
 def _state_db():
     from visma_tableau_pipeline.state import StateDB
 
-    db = StateDB(get_settings().state_url)
+    db = StateDB.for_settings(get_settings())
     db.create_all()  # a state database from an older version gains the tables it lacks
     return db
 
@@ -171,24 +188,18 @@ def secrets() -> None:
 
 
 def _secret_store():
-    from visma_tableau_pipeline.state import SecretStore, StateError, default_key_file, load_key
+    from visma_tableau_pipeline.state import SecretStore, default_key_file, load_key
 
-    try:
-        return SecretStore(_state_db(), load_key(default_key_file(get_settings().home)))
-    except StateError as error:
-        raise click.ClickException(str(error)) from None
+    return SecretStore(_state_db(), load_key(default_key_file(get_settings().home)))
 
 
 @secrets.command("init")
 def secrets_init() -> None:
     """Create the key file $VTP_HOME/secret.key (mode 600)."""
-    from visma_tableau_pipeline.state import StateError, default_key_file, generate_key_file
+    from visma_tableau_pipeline.state import default_key_file, generate_key_file
 
     path = default_key_file(get_settings().home)
-    try:
-        generate_key_file(path)
-    except StateError as error:
-        raise click.ClickException(str(error)) from None
+    generate_key_file(path)
     click.echo(f"created {path}; keep a copy: secrets stored with it cannot be read without it")
 
 
@@ -198,12 +209,7 @@ def secrets_init() -> None:
               help="The secret (prompted without echo when omitted).")
 def secrets_set(name: str, value: str) -> None:
     """Store NAME, e.g. visma/<company_id>/client_secret or tableau/pat_secret."""
-    from visma_tableau_pipeline.state import StateError
-
-    try:
-        _secret_store().set(name, value)
-    except StateError as error:
-        raise click.ClickException(str(error)) from None
+    _secret_store().set(name, value)
     click.echo(f"stored {name}")
 
 
@@ -239,18 +245,15 @@ def webhooks_serve(host: str, port: int) -> None:
     """
     import os
 
-    from visma_tableau_pipeline.webhook_receiver import ReceiverConfigError, serve
+    from visma_tableau_pipeline.webhook_receiver import serve
 
     settings = get_settings()
-    try:
-        serve(
-            settings.state_url, host, port,
-            visma_secret=os.environ.get("VTP_VISMA_WEBHOOK_SECRET"),
-            tableau_token=os.environ.get("VTP_TABLEAU_WEBHOOK_TOKEN"),
-            tenant_companies={c.tenant_id: c.company_id for c in settings.companies},
-        )
-    except ReceiverConfigError as error:
-        raise click.ClickException(str(error)) from None
+    serve(
+        settings.state_url, host, port,
+        visma_secret=os.environ.get("VTP_VISMA_WEBHOOK_SECRET"),
+        tableau_token=os.environ.get("VTP_TABLEAU_WEBHOOK_TOKEN"),
+        tenant_companies={c.tenant_id: c.company_id for c in settings.companies},
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records
 from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
 from visma_tableau_pipeline.tableau.directory import read_directory
 from visma_tableau_pipeline.tableau.publish import ensure_project
-from visma_tableau_pipeline.tableau.session import TableauSession
+from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
 from visma_tableau_pipeline.visma.plan import SyncReport, sync_all
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,7 @@ def run_pipeline(
         log.info("No Visma credentials set: reading the bundled Visma sandbox.")
     companies = companies or resolved_companies(settings)
     as_of = as_of or date.today()
-    db = StateDB(settings.state_url)
-    db.create_all()
+    db = StateDB.for_settings(settings)
     outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of),
                               extracts_dir=settings.extracts_dir)
     company_ids = [c.company_id for c in companies]
@@ -89,7 +88,9 @@ def run_pipeline(
         outcome.extracts[ENTITLEMENTS] = len(entitlements)
         log.info("No Tableau settings: extracts written to %s, nothing published.", settings.extracts_dir)
         return outcome
-    with TableauSession(settings.tableau) as session, tempfile.TemporaryDirectory() as workdir:
+    retry = RetryPolicy.from_settings(settings.retries)
+    with TableauSession(settings.tableau, retry=retry) as session, \
+            tempfile.TemporaryDirectory() as workdir:
         project_id = ensure_project(session, settings.tableau.project)
         users, _ = read_directory(session)  # entitlements may name a user by email
         entitlements, extracts[ENTITLEMENTS] = write_entitlements(

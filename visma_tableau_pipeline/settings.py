@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,23 @@ DEMO_ENTITLEMENTS = Path(__file__).parent / "sandbox" / "entitlements.yaml"
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it and what to do."""
+
+
+class RetrySettings(BaseModel):
+    """How long short outages are ridden out before a run fails with a clear error.
+
+    Waits start at `backoff_s` and double (jittered) up to a cap; each system has a total budget
+    per request (Visma, Tableau) or per transaction start (the state database). Tests shorten
+    them; production keeps the defaults.
+    """
+
+    backoff_s: float = Field(default=1.0, gt=0)
+    visma_s: float = Field(default=300.0, gt=0)
+    state_s: float = Field(default=30.0, ge=0)
+    tableau_s: float = Field(default=300.0, gt=0)
+
+
+_RETRY_DEFAULTS = RetrySettings()
 
 
 class CompanySettings(BaseModel):
@@ -103,6 +121,20 @@ class EnvSettings(BaseSettings):
     vtp_config: Path | None = None
     vtp_first_month: date = date(2025, 1, 1)
     vtp_entitlements: Path | None = None
+    vtp_sandbox_size: int = Field(default=300, ge=1)
+
+    vtp_retry_backoff_seconds: float = Field(default=_RETRY_DEFAULTS.backoff_s, gt=0)
+    vtp_visma_retry_seconds: float = Field(default=_RETRY_DEFAULTS.visma_s, gt=0)
+    vtp_state_retry_seconds: float = Field(default=_RETRY_DEFAULTS.state_s, ge=0)
+    vtp_tableau_retry_seconds: float = Field(default=_RETRY_DEFAULTS.tableau_s, gt=0)
+
+    @classmethod
+    def read(cls) -> EnvSettings:
+        """The environment, or a `ConfigError` naming every bad variable in plain words."""
+        try:
+            return cls()
+        except ValidationError as error:
+            raise ConfigError(plain_problems(error, lambda loc: str(loc[0]).upper())) from None
 
 
 class Settings(BaseModel):
@@ -117,6 +149,8 @@ class Settings(BaseModel):
     entitlements_path: Path | None = Field(
         default=None, description="YAML mapping of Tableau users and groups to what they may see"
     )
+    sandbox_size: int = Field(default=300, description="Supplier invoices of an in-process sandbox")
+    retries: RetrySettings = Field(default_factory=RetrySettings)
 
     @property
     def extracts_dir(self) -> Path:
@@ -214,36 +248,122 @@ def _from_yaml(
     path: Path, env: EnvSettings, secrets: StoredSecrets
 ) -> tuple[list[CompanySettings], TableauSettings | None]:
     """Read the several-companies file. Secrets in it may be given as `env:NAME`."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"VTP_CONFIG names {path}, which does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"VTP_CONFIG file {path} is not valid YAML: {exc}") from None
+    document = _yaml_document(path)
     companies_doc = document.get("companies")
     if not isinstance(companies_doc, list) or not companies_doc:
-        raise ConfigError(f"{path}: 'companies' must be a non-empty list")
+        raise ConfigError(f"VTP_CONFIG file {path}: 'companies' must be a non-empty list")
     companies = []
     for index, item in enumerate(companies_doc):
-        try:
-            values = {key: _resolve_env_ref(value) for key, value in item.items()}
-            for field in ("client_id", "client_secret"):
-                if not values.get(field) and values.get("company_id"):
-                    values[field] = secrets.get(f"visma/{values['company_id']}/{field}")
-            companies.append(
-                CompanySettings(
-                    **{"api_url": env.visma_api_url, "token_url": env.visma_token_url, **values}
-                )
-            )
-        except ValueError as exc:
-            raise ConfigError(f"{path}: companies[{index}] is invalid: {exc}") from None
+        where = f"VTP_CONFIG file {path}: companies[{index}]"
+        values = {key: _resolve_env_ref(value) for key, value in _mapping(item, where).items()}
+        for field in ("client_id", "client_secret"):
+            if not values.get(field) and values.get("company_id"):
+                values[field] = secrets.get(f"visma/{values['company_id']}/{field}")
+        companies.append(_validated(
+            CompanySettings, {"api_url": env.visma_api_url, "token_url": env.visma_token_url, **values},
+            where,
+        ))
     tableau_doc = document.get("tableau")
-    tableau = (
-        TableauSettings(**{k: _resolve_env_ref(v) for k, v in tableau_doc.items()})
-        if tableau_doc
-        else _tableau_from_env(env, secrets)
-    )
-    return companies, tableau
+    if not tableau_doc:
+        return companies, _tableau_from_env(env, secrets)
+    where = f"VTP_CONFIG file {path}: tableau"
+    values = {key: _resolve_env_ref(value) for key, value in _mapping(tableau_doc, where).items()}
+    return companies, _validated(TableauSettings, values, where)
+
+
+def _yaml_document(path: Path) -> dict:
+    """The VTP_CONFIG file as a mapping; every way it can be unusable is a `ConfigError`."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"VTP_CONFIG names {path}, which does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"VTP_CONFIG file {path} cannot be read ({exc.strerror}); "
+                          "point VTP_CONFIG at a readable YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"VTP_CONFIG file {path} is not UTF-8 text (byte {exc.start} is not "
+                          "valid); save it as UTF-8") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"VTP_CONFIG file {path} is not valid YAML: {exc}") from None
+    if document is None:
+        document = {}
+    return _mapping(document, f"VTP_CONFIG file {path}")
+
+
+def _mapping(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where} is {_kind(value)}, not a mapping of settings (name: value lines); see the "
+            "README's VTP_CONFIG example"
+        )
+    return value
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _validated(model: type[BaseModel], values: dict[str, Any], where: str) -> Any:
+    try:
+        return model(**{str(key): value for key, value in values.items()})
+    except ValidationError as error:
+        named = plain_problems(error, lambda loc: f"{where}.{'.'.join(map(str, loc))}")
+        raise ConfigError(named) from None
+
+
+def plain_problems(error: ValidationError, name_of: Callable[[tuple], str]) -> str:
+    """A pydantic error in the user's words: which setting, its value, what is wrong, what to do.
+
+    `name_of` turns a field location into the name the user wrote (an environment variable, a
+    key in the YAML file). Values of secret fields are never repeated.
+    """
+    problems = []
+    for item in error.errors():
+        name = name_of(item["loc"]) if item["loc"] else "the settings"
+        shown = "" if "secret" in name.lower() or item["type"] == "missing" else f"={item['input']!r}"
+        problems.append(f"{name}{shown}: {_problem(item)}")
+    return "; ".join(problems)
+
+
+_DATE_ERRORS = {"date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact", "date_type"}
+_INT_ERRORS = {"int_parsing", "int_type", "int_from_float"}
+_FLOAT_ERRORS = {"float_parsing", "float_type"}
+_BOUNDS = {
+    "greater_than_equal": ("too small; use at least", "ge"),
+    "greater_than": ("too small; use more than", "gt"),
+    "less_than_equal": ("too large; use at most", "le"),
+    "less_than": ("too large; use less than", "lt"),
+}
+
+
+def _problem(item: Any) -> str:
+    kind, ctx = item["type"], item.get("ctx", {})
+    if kind in _DATE_ERRORS:
+        return "not a date; use YYYY-MM-DD"
+    if kind in _INT_ERRORS:
+        return "not a whole number; use digits only, e.g. 300"
+    if kind in _FLOAT_ERRORS:
+        return "not a number; use e.g. 30 or 0.5"
+    if kind == "literal_error":
+        return f"not a known choice; use {ctx['expected']}"
+    if kind in _BOUNDS:
+        words, bound = _BOUNDS[kind]
+        return f"{words} {ctx[bound]}"
+    if kind == "string_type":
+        return "not text; quote it"
+    if kind == "bool_parsing":
+        return "not true or false"
+    if kind == "missing":
+        return "missing; set it"
+    if kind == "value_error":
+        return str(ctx.get("error", item["msg"]))
+    return item["msg"][:1].lower() + item["msg"][1:]
 
 
 def _resolve_env_ref(value: object) -> object:
@@ -251,16 +371,18 @@ def _resolve_env_ref(value: object) -> object:
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
-            raise ConfigError(f"the config refers to environment variable {name}, which is not set")
+            raise ConfigError(f"the VTP_CONFIG file refers to environment variable {name} "
+                              f"(env:{name}), which is not set; set it or change the file")
         return os.environ[name]
     return value
 
 
 def build_settings(env: EnvSettings | None = None) -> Settings:
     """Settings from the environment (and VTP_CONFIG), with the sandbox as the default target."""
-    env = env or EnvSettings()
+    env = env or EnvSettings.read()
     home = env.vtp_home.expanduser().resolve()
     state_url = env.vtp_state_url or f"sqlite:///{home / 'state.db'}"
+    _check_state_url(state_url)
     secrets = StoredSecrets(home, state_url)
     sandbox = False
     if env.vtp_config:
@@ -282,7 +404,23 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         sandbox=sandbox,
         first_month=env.vtp_first_month.replace(day=1),
         entitlements_path=env.vtp_entitlements or (DEMO_ENTITLEMENTS if sandbox else None),
+        sandbox_size=env.vtp_sandbox_size,
+        retries=RetrySettings(
+            backoff_s=env.vtp_retry_backoff_seconds, visma_s=env.vtp_visma_retry_seconds,
+            state_s=env.vtp_state_retry_seconds, tableau_s=env.vtp_tableau_retry_seconds,
+        ),
     )
+
+
+def _check_state_url(state_url: str) -> None:
+    """VTP_STATE_URL must name SQLite or PostgreSQL; the value is never repeated (a password)."""
+    from visma_tableau_pipeline.state.db import normalise_url
+    from visma_tableau_pipeline.state.errors import StateConfigError
+
+    try:
+        normalise_url(state_url)
+    except StateConfigError as error:
+        raise ConfigError(f"VTP_STATE_URL cannot be used: {error}") from None
 
 
 def resolved_companies(settings: Settings) -> list[CompanySettings]:
@@ -291,7 +429,7 @@ def resolved_companies(settings: Settings) -> list[CompanySettings]:
         return settings.companies
     from visma_tableau_pipeline.sandbox.local import sandbox_company_settings
 
-    return sandbox_company_settings()
+    return sandbox_company_settings(settings.sandbox_size)
 
 
 @lru_cache(maxsize=1)

@@ -10,20 +10,20 @@ import dagster as dg
 from visma_tableau_pipeline.settings import CompanySettings, get_settings, resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.retrying import RetryPolicy
 
 
 @lru_cache(maxsize=4)
-def _state_db(url: str) -> StateDB:
-    db = StateDB(url)
-    db.create_all()
-    return db
+def _state_db(url: str, connect_budget_s: float, backoff_s: float) -> StateDB:
+    return StateDB(url, connect_budget_s=connect_budget_s, backoff_s=backoff_s)
 
 
 class StateResource(dg.ConfigurableResource):
     """The project's state database (records, watermarks, inbox, ledger, secrets)."""
 
     def db(self) -> StateDB:
-        return _state_db(get_settings().state_url)
+        settings = get_settings()
+        return _state_db(settings.state_url, settings.retries.state_s, settings.retries.backoff_s)
 
 
 class VismaResource(dg.ConfigurableResource):
@@ -37,5 +37,6 @@ class VismaResource(dg.ConfigurableResource):
 
     @contextmanager
     def client(self, company_id: str) -> Iterator[VismaClient]:
-        with VismaClient(self.company(company_id)) as client:
+        policy = RetryPolicy.from_settings(get_settings().retries)
+        with VismaClient(self.company(company_id), retry_policy=policy) as client:
             yield client

@@ -29,15 +29,15 @@ _lock = threading.Lock()
 _in_process: VismaSandbox | None = None
 
 
-def sandbox_company_settings() -> list[CompanySettings]:
-    """The demo companies, pointing at a running Visma sandbox (started here if need be)."""
+def sandbox_company_settings(size: int = DEFAULT_SIZE) -> list[CompanySettings]:
+    """The demo companies, pointing at a running Visma sandbox (started here, of `size` supplier
+    invoices, if need be)."""
     global _in_process
     url = os.environ.get("VTP_SANDBOX_URL")
     if url:
         return sandbox_companies(url)
     with _lock:
         if _in_process is None:
-            size = int(os.environ.get("VTP_SANDBOX_SIZE", DEFAULT_SIZE))
             _in_process = VismaSandbox(size)
             _in_process.serve()
             log.info("Visma sandbox started in this process at %s (%d supplier invoices)",

@@ -17,6 +17,7 @@ from visma_tableau_pipeline.state.errors import (
     SecretTamperedError,
     StateConfigError,
     StateError,
+    StateUnavailableError,
     WatermarkError,
 )
 from visma_tableau_pipeline.state.inbox import Notification, add_notification, mark_processed, pending
@@ -71,6 +72,7 @@ __all__ = [
     "StateConfigError",
     "StateDB",
     "StateError",
+    "StateUnavailableError",
     "UpsertResult",
     "WatermarkError",
     "add_notification",

@@ -19,6 +19,12 @@ class StateConfigError(StateError, ValueError):
     """The state database URL or its settings cannot be used."""
 
 
+class StateUnavailableError(StateError):
+    """The state database could not be reached within the retry budget, or the connection was
+    lost during a transaction (nothing of which was committed). Names the database, never its
+    password."""
+
+
 class PayloadError(StateError, ValueError):
     """A record payload cannot be stored exactly (a float, NaN, or a value JSON cannot hold)."""
 

@@ -38,6 +38,7 @@ from visma_tableau_pipeline.tableau.delivery import (
     deliver_table,
     replace_partition,
 )
+from visma_tableau_pipeline.tableau.publish import datasource_exists
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ def publish_extract(
     one request). A run that died after Tableau confirmed but before this commit sends the same
     change set again, which keyed upserts and deletes apply without doubling. The ledger rows,
     the rows held and the publication record commit together.
+
+    A data source the state store remembers but Tableau no longer has (deleted there, or the
+    settings now name another site) is published again in full, with a warning, and what the
+    store remembered of its rows is replaced by what was sent.
     """
     name = target.name
     with db.connect() as conn:
@@ -96,6 +101,9 @@ def publish_extract(
         since = get_cursor(conn, name, "delivered")
         extract_cursor = get_cursor(conn, name, "extract")
         kept = has_delivered_rows(conn, name)
+    gone = _gone_from_tableau(session, publication)
+    if gone:
+        publication, since, kept = None, None, False  # Tableau holds none of it now
     changed = _changed_rows(target, publication, since, full)
     if changed is not None:
         with db.connect() as conn:
@@ -110,7 +118,8 @@ def publish_extract(
     else:
         frame, cursor = frame_from_hyper(extract), extract_cursor
         with db.connect() as conn:
-            previous = delivered_hashes(conn, name) if kept else _from_ledger(conn, name)
+            previous = ({} if gone else delivered_hashes(conn, name) if kept
+                        else _from_ledger(conn, name))
         outcome = _deliver_extract(session, project_id, target, frame, publication, previous,
                                    workdir, run_id, full)
     delivered_at = datetime.now(UTC)
@@ -131,6 +140,20 @@ def publish_extract(
     log.info("%s: %s (%s), %d upserted, %d deleted, %d bytes sent", name, outcome.mode,
              outcome.reason, outcome.rows_upserted, outcome.rows_deleted, outcome.bytes_sent)
     return outcome
+
+
+def _gone_from_tableau(session: TableauSession, publication: Publication | None) -> bool:
+    """Whether the data source the store remembers is missing from Tableau (warned about)."""
+    if publication is None or publication.datasource_id is None:
+        return False
+    if datasource_exists(session, publication.datasource_id):
+        return False
+    log.warning(
+        "%s: data source %s, which the state store remembers, no longer exists in Tableau "
+        "(deleted there, or another site or server is configured): publishing it again in full",
+        publication.data_source, publication.datasource_id,
+    )
+    return True
 
 
 def _changed_rows(

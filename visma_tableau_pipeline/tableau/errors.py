@@ -32,6 +32,11 @@ class TableauThrottled(TableauError):
         self.retry_after_s = retry_after_s
 
 
+class TableauUnavailable(TableauError):
+    """Tableau kept answering 429 or 5xx, or the connection kept dropping, through the whole
+    retry budget. The last failure is the `__cause__`."""
+
+
 class TableauJobFailed(TableauError):
     """A Tableau job (publish, incremental update) finished without success; `notes` says why."""
 

@@ -81,6 +81,21 @@ def find_datasource(session: TableauSession, project_id: str, name: str) -> str 
     return session.call(find)
 
 
+def datasource_exists(session: TableauSession, datasource_id: str) -> bool:
+    """Whether Tableau still has the data source `datasource_id` (a person may have deleted it,
+    or the settings now name another site or server)."""
+    def get(server: TSC.Server) -> bool:
+        try:
+            server.datasources.get_by_id(datasource_id)
+        except TSC.ServerResponseError as error:
+            if str(error.code).startswith("404"):
+                return False
+            raise
+        return True
+
+    return session.call(get)
+
+
 def publish_full(
     session: TableauSession, project_id: str, name: str, hyper_path: Path,
     mode: PublishModeName = "Overwrite",

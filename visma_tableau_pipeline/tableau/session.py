@@ -8,8 +8,12 @@ TSC never signs in again by itself and never retries, so this wrapper does, with
 - One session per PAT: another sign-in with the same PAT (a parallel run, a person testing)
   ends ours, and the next call answers 401002. `call` then signs in again and retries once; a
   second 401002 means something keeps taking the PAT over, which a retry loop would only worsen.
-- 429 (Tableau Cloud limits concurrent requests per site), 5xx and connection errors are retried
-  with jittered exponential backoff, honouring `Retry-After` up to a cap, a bounded number of times.
+- 429 (Tableau Cloud limits concurrent requests per site), 5xx, timeouts and connections dropped
+  before or during an answer are retried with jittered exponential backoff, honouring
+  `Retry-After` up to a cap, within a number of attempts and a time budget; each retry is logged,
+  and the end of the budget is a `TableauUnavailable` that says what to do. Every call the
+  project makes is safe to repeat: reads, sign-in, a project created or found by name, a publish
+  that overwrites, an incremental update whose request id Tableau applies at most once.
 
 No secret or session token is ever logged or put into an exception.
 """
@@ -36,16 +40,18 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_before_delay,
     wait_random_exponential,
 )
 
-from visma_tableau_pipeline.settings import TableauSettings
+from visma_tableau_pipeline.settings import RetrySettings, TableauSettings
 from visma_tableau_pipeline.tableau.connected_app import connected_app_jwt
 from visma_tableau_pipeline.tableau.errors import (
     TableauConfigError,
     TableauError,
     TableauSignInError,
     TableauThrottled,
+    TableauUnavailable,
 )
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 
@@ -61,13 +67,24 @@ HTTP_TIMEOUT_S = (30, 900)  # connect, read: a large publish can take minutes to
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to retry 429, 5xx and connection errors."""
+    """How hard to retry 429, 5xx and connection errors: attempts, and seconds in all."""
 
-    attempts: int = 5
+    attempts: int = 8
     initial_wait_s: float = 1.0
     max_wait_s: float = 30.0
     max_retry_after_s: float = 120.0  # a longer Retry-After is capped to this
+    budget_s: float = 300.0  # no retry starts after this long since the first attempt
     sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_settings(cls, retries: RetrySettings) -> RetryPolicy:
+        """The policy the settings ask for (VTP_TABLEAU_RETRY_SECONDS, VTP_RETRY_BACKOFF_SECONDS)."""
+        return cls(
+            initial_wait_s=retries.backoff_s,
+            max_wait_s=min(cls.max_wait_s, 30 * retries.backoff_s),
+            max_retry_after_s=min(cls.max_retry_after_s, retries.tableau_s),
+            budget_s=retries.tableau_s,
+        )
 
 
 class TableauSession:
@@ -202,14 +219,24 @@ class TableauSession:
     def _retrying(self, attempt: Callable[[], T]) -> T:
         policy = self._retry
         retrying = Retrying(
-            stop=stop_after_attempt(policy.attempts),
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.budget_s),
             wait=_wait(policy),
             retry=retry_if_exception(_is_transient),
             sleep=policy.sleep,
             before_sleep=_log_retry,
             reraise=True,
         )
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except Exception as error:
+            if not _is_transient(error):
+                raise
+            raise TableauUnavailable(
+                f"Tableau at {self.settings.server_url} kept failing ({type(error).__name__}: "
+                f"{_describe(error)}) through {retrying.statistics.get('attempt_number', 1)} "
+                "attempts; check Tableau's status and the network, then run again (nothing is "
+                "published twice)", site=self.settings.site,
+            ) from error
 
 
 def _session_ended(error: NotSignedInError) -> bool:
@@ -220,7 +247,8 @@ def _session_ended(error: NotSignedInError) -> bool:
 def _is_transient(error: BaseException) -> bool:
     if isinstance(error, InternalServerError):
         return int(error.code) >= 500
-    return isinstance(error, (TableauThrottled, requests.ConnectionError, requests.Timeout))
+    return isinstance(error, (TableauThrottled, requests.ConnectionError, requests.Timeout,
+                              requests.exceptions.ChunkedEncodingError))
 
 
 def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,6 +18,7 @@ from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.retrying import RetryPolicy
 from visma_tableau_pipeline.visma.periods import FinancialPeriod, parse_periods
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
@@ -109,10 +111,13 @@ def sync_all(
     full: bool = False,
     today: date | None = None,
     run_id: str | None = None,
-    client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
+    client_factory: Callable[[CompanySettings], VismaClient] | None = None,
 ) -> SyncReport:
-    """Read every company's windows into the state store."""
+    """Read every company's windows into the state store (clients retry as the settings say)."""
     report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
+    client_factory = client_factory or partial(
+        VismaClient, retry_policy=RetryPolicy.from_settings(settings.retries)
+    )
     for company in companies:
         sync_company(
             company, db,

@@ -3,6 +3,11 @@
 Other 4xx answers are never retried: the request itself is wrong, and Visma also limits repeated
 identical failing requests. A wait Visma asks for (`Retry-After`) is honoured in full; when it
 would overrun the policy's time budget, the call gives up at once with the error that says so.
+
+The default budget rides out a burst of ten 503s (or dropped connections) in a row: up to 12
+attempts within 300 s, waits doubling from 1 s to at most 30 s (at most 181 s of waiting for ten
+retries). Every retry is logged with the status, company, entity and page; the error that ends
+the budget says how long it tried and what to do.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from visma_tableau_pipeline.settings import RetrySettings
 from visma_tableau_pipeline.visma.errors import (
     VismaError,
     VismaRateLimited,
@@ -39,10 +45,16 @@ RETRYABLE = (VismaRateLimited, VismaServerError, VismaTransportError)
 class RetryPolicy:
     """How hard to try: attempts per request, a time budget per request, backoff bounds (s)."""
 
-    max_attempts: int = 6
+    max_attempts: int = 12
     max_seconds: float = 300.0
     backoff_initial: float = 1.0
-    backoff_max: float = 60.0
+    backoff_max: float = 30.0
+
+    @classmethod
+    def from_settings(cls, retries: RetrySettings) -> RetryPolicy:
+        """The policy the settings ask for (VTP_VISMA_RETRY_SECONDS, VTP_RETRY_BACKOFF_SECONDS)."""
+        return cls(max_seconds=retries.visma_s, backoff_initial=retries.backoff_s,
+                   backoff_max=min(cls.backoff_max, 30 * retries.backoff_s))
 
 
 def call_with_retries(
@@ -54,7 +66,8 @@ def call_with_retries(
 ) -> T:
     """`attempt()` until it succeeds, raises a non-retryable error, or the policy is spent.
 
-    The error raised at the end is the last attempt's, with `attempts` set.
+    The error raised at the end is the last attempt's, with `attempts` set and, when it has
+    none, a hint that says what to do.
     """
     backoff = wait_random_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max)
 
@@ -69,7 +82,9 @@ def call_with_retries(
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception()
         seconds = state.next_action.sleep if state.next_action else 0.0
-        log.warning("retrying Visma call in %.1f s (attempt %d): %s", seconds, state.attempt_number, error)
+        log.warning("retrying Visma call in %.1f s (attempt %d of %d, %.0f of %.0f s spent): %s",
+                    seconds, state.attempt_number, policy.max_attempts, state.seconds_since_start,
+                    policy.max_seconds, error)
         if on_retry is not None:
             on_retry(error, seconds)
 
@@ -94,6 +109,10 @@ def call_with_retries(
         return retrying(counted)
     except RETRYABLE as error:
         error.attempts = attempts
+        if error.hint is None:
+            error.hint = (f"Visma kept failing through {attempts} attempts; nothing was lost (the "
+                          "watermark did not move past what was stored). Run the sync again later; "
+                          "if it persists, check Visma's service status and VISMA_API_URL")
         raise
 
 

@@ -60,3 +60,23 @@ class LoseFirstResponse:
 
         await self.app(scope, receive, swallow)
         await Response("Bad Gateway", status_code=502)(scope, receive, send)
+
+
+class DropFirst:
+    """Starts the answer of the first `count` matching requests, sends a part of it, and drops
+    the connection (a proxy or the network cutting it half way)."""
+
+    def __init__(self, app: ASGIApp, matches: Matcher, count: int = 1) -> None:
+        self.app, self.matches, self.left = app, matches, count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (scope["type"] == "http" and self.left and self.matches(scope["method"], scope["path"])):
+            await self.app(scope, receive, send)
+            return
+        self.left -= 1
+        body = b'<?xml version="1.0" encoding="UTF-8"?><tsResponse xmlns="http://tableau.com/api">'
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/xml"),
+                                (b"content-length", str(len(body) * 4).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        raise ConnectionResetError("the sandbox dropped the connection half way through its answer")

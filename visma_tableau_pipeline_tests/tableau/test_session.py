@@ -18,11 +18,11 @@ from visma_tableau_pipeline.tableau.connected_app import connected_app_jwt
 from visma_tableau_pipeline.tableau.errors import (
     TableauConfigError,
     TableauSignInError,
-    TableauThrottled,
+    TableauUnavailable,
 )
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
-from visma_tableau_pipeline_tests.tableau.asgi import FailFirst
+from visma_tableau_pipeline_tests.tableau.asgi import DropFirst, FailFirst
 from visma_tableau_pipeline_tests.tableau.conftest import (
     APP,
     PAT_NAME,
@@ -155,7 +155,7 @@ def test_throttling_beyond_the_retry_budget_raises(
 ) -> None:
     session = make_session(retry=RetryPolicy(attempts=3, sleep=waits))
     served.throttle_next(5)
-    with pytest.raises(TableauThrottled, match="429"):
+    with pytest.raises(TableauUnavailable, match="429"):
         session.call(project_names)
     assert len(waits) == 2
 
@@ -166,6 +166,23 @@ def test_server_errors_are_retried(sandbox: TableauSandbox, waits: Waits) -> Non
         with TableauSession(settings_for(sandbox), retry=RetryPolicy(sleep=waits)) as session:
             assert "default" in session.call(project_names)
     assert len(waits) == 2
+
+
+def test_answers_dropped_half_way_are_retried(sandbox: TableauSandbox, waits: Waits) -> None:
+    sandbox.app = DropFirst(sandbox.app, lambda method, path: path.endswith("/projects"), 2)
+    with sandbox.serve():
+        with TableauSession(settings_for(sandbox), retry=RetryPolicy(sleep=waits)) as session:
+            assert "default" in session.call(project_names)
+    assert len(waits) == 2
+
+
+def test_tableau_that_never_recovers_is_one_typed_error(sandbox: TableauSandbox, waits: Waits) -> None:
+    sandbox.app = FailFirst(sandbox.app, lambda method, path: path.endswith("/projects"), 503, 99)
+    with sandbox.serve():
+        with TableauSession(settings_for(sandbox), retry=RetryPolicy(sleep=waits)) as session:
+            with pytest.raises(TableauUnavailable, match="HTTP 503 .* through 8 attempts; check Tableau"):
+                session.call(project_names)
+    assert len(waits) == 7
 
 
 def test_successful_pat_sign_in_is_recorded_for_expiry_tracking(
