@@ -4,6 +4,10 @@
 tests run in a database of their own (CREATE DATABASE vtp_test_<random>, dropped at the end), so
 they never touch other users of the `test` database; with VTP_REQUIRE_POSTGRES set (as in CI) an
 unreachable server fails them instead of skipping them.
+
+Property tests (hypothesis) run the settings profile named by HYPOTHESIS_PROFILE: `ci` (the
+default: 200 examples, what every test run does) or `long` (2,000 examples with longer runs of
+steps, for a search before a release or after a change to paging or reconciliation).
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from visma_tableau_pipeline.state import StateDB
 from visma_tableau_pipeline.state.schema import metadata
+
+settings.register_profile("ci", max_examples=200, stateful_step_count=8, deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=2000, stateful_step_count=16, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 OPENAPI_PATH = Path(__file__).parent / "reference" / "visma-net-erp-openapi-2025-04-24.json"
 

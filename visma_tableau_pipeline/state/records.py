@@ -88,6 +88,30 @@ def key_string(parts: Sequence[str | int]) -> str:
     return KEY_SEPARATOR.join(texts)
 
 
+def key_parts(key: str) -> tuple[str, ...]:
+    """The parts of a `key_string`, e.g. 'Invoice|000123' -> ('Invoice', '000123').
+
+    Reconciliation reads a record back from Visma by the key the store holds, so it needs the
+    parts again (integers come back as their text, as Visma's path parameters take them).
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in key:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == KEY_SEPARATOR:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return tuple(parts)
+
+
 def upsert_records(
     conn: Connection, company_id: str, entity: str, rows: Iterable[RecordRow], run_id: str
 ) -> UpsertResult:

@@ -44,6 +44,11 @@ class Entity:
     modified_field: str = "lastModifiedDateTime"
     description: str = ""
     webhook_resource: str | None = None  # Visma webhook resource name, when events exist
+    # The OpenAPI path that reads one record by its whole key: its placeholders take the key's
+    # fields in order. Only where the path names every key field: a path by number alone (purchase
+    # orders, customer invoices, payments, journal batches) may look in one document type only, so
+    # its 404 could not prove that a record of another type is gone.
+    by_key_path: str | None = None
 
     @property
     def by_period(self) -> bool:
@@ -66,6 +71,7 @@ ENTITIES: tuple[Entity, ...] = (
         "subaccounts", "/v1/subaccount", "SubAccountDto", ("subaccountNumber",),
         Paging.PAGED, Delta.WITH_CONDITION,
         description="Subaccounts: combinations of dimension segment values.",
+        by_key_path="/v1/subaccount/{subAccountNumber}",
     ),
     Entity(
         "dimensions", "/v1/dimension/{dimensionId}", "DtoDimension", ("id",),
@@ -77,18 +83,20 @@ ENTITIES: tuple[Entity, ...] = (
         "suppliers", "/v1/supplier", "SupplierDto", ("number",),
         Paging.PAGED, Delta.WITH_CONDITION,
         description="Suppliers (vendors).", webhook_resource="Supplier",
+        by_key_path="/v1/supplier/{supplierCd}",
     ),
     Entity(
         "supplier_invoices", "/v1/supplierInvoice", "SupplierInvoiceDto",
         ("documentType", "referenceNumber"), Paging.PAGED, Delta.WITH_CONDITION,
         period_param="financialPeriod", lines_field="invoiceLines",
         description="AP documents: supplier invoices, credit and debit adjustments, with lines.",
-        webhook_resource="SupplierInvoice",
+        webhook_resource="SupplierInvoice", by_key_path="/v1/supplierInvoice/{documentType}/{invoiceNumber}",
     ),
     Entity(
         "supplier_payments", "/v1/supplierPayment", "SupplierPaymentDto", ("type", "refNbr"),
         Paging.PAGED, Delta.WITH_CONDITION, period_param="financialPeriod",
         description="Payments to suppliers.",
+        by_key_path="/v1/supplierPayment/{paymentType}/{paymentNumber}",
     ),
     Entity(
         "purchase_orders", "/v1/purchaseorder", "PurchaseOrderDto", ("orderType", "orderNbr"),
@@ -105,6 +113,7 @@ ENTITIES: tuple[Entity, ...] = (
         "customers", "/v1/customer", "CustomerDto", ("number",),
         Paging.PAGED, Delta.WITH_CONDITION,
         description="Customers.", webhook_resource="Customer",
+        by_key_path="/v1/customer/{customerCd}",
     ),
     Entity(
         "customer_invoices", "/v1/customerinvoice", "CustomerInvoiceDto",
@@ -139,6 +148,7 @@ ENTITIES: tuple[Entity, ...] = (
         "employees", "/v1/employee", "EmployeeDto", ("employeeNumber",),
         Paging.PAGED, Delta.WITH_CONDITION,
         description="Employees.", webhook_resource="Employee",
+        by_key_path="/v1/employee/{employeeCd}",
     ),
     Entity(
         "time_cards", "/v1/timeCard", "TimeCardDto", ("refNbr",),

@@ -12,11 +12,13 @@ of the same company and client id in this process), its own statistics. It only 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from itertools import compress
 from typing import Any, TypeVar
@@ -63,6 +65,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=15.0)
 _NEEDS_A_FILTER = frozenset({"/v1/timeCard", "/v2/journaltransaction", "/v2/generalLedgerBalance"})
 FULL_READ_SINCE = "1900-01-01"
 
+# ASP.NET's answer when no route matches a path: said of the path, not of any record.
+_ROUTING_MISS = "No HTTP resource was found"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
 # Entities read one id at a time: the list of ids comes from another path.
 _ID_LISTS = {"/v1/dimension/{dimensionId}": (DIMENSION_IDS_PATH, "dimensionId")}
 
@@ -73,6 +79,23 @@ _TENANT_HINT = (
     "{company} (see docs.vismasoftware.no/vismanetapi/how-tos/fix401error). Otherwise the "
     "application may not be approved for this company, or lack the read scope."
 )
+
+
+class Presence(str, Enum):
+    """What Visma's answer to a read by key says about the record."""
+
+    EXISTS = "exists"  # 200 with the record
+    GONE = "gone"  # 404 about the record: Visma confirms it no longer exists
+    UNCLEAR = "unclear"  # an answer that proves neither (see `VismaClient.read_by_key`)
+
+
+@dataclass(frozen=True)
+class KeyedRead:
+    """The answer to a read of one record by its key."""
+
+    presence: Presence
+    detail: str  # the path and what Visma answered, for the log
+    records: RecordBatch | None = None  # the one record as stored, when it EXISTS
 
 
 @dataclass(frozen=True)
@@ -355,18 +378,54 @@ class VismaClient:
     ) -> RecordBatch:
         """One response as a list of items, checked (see `_items`)."""
         answer = self._answer(path, params, self._context(entity, page))
-        return self._items(entity, path, answer, page, as_stored)
+        return self._items(entity, path, answer, page, as_stored, single="{" in entity.path)
+
+    def read_by_key(self, entity: Entity, key: tuple[str, ...]) -> KeyedRead:
+        """What Visma says about one record of `entity`, read by its key (`entity.by_key_path`).
+
+        Reconciliation asks this about a record a list read did not see: rows shift between pages
+        while Visma changes, so a record missing from a list may still exist. A 404 about the
+        record confirms it is gone; ASP.NET's routing 404 ("No HTTP resource was found") says
+        nothing about the record (the path did not match), and neither does a 200 holding another
+        record: both are UNCLEAR. A record that exists comes in the form the state store takes
+        (`as_stored`, see `read_entity`). Other failures raise, as any read does.
+        """
+        if entity.by_key_path is None:
+            raise ValueError(f"{entity.name}: Visma offers no read of one record by its key")
+        names = _PLACEHOLDER.findall(entity.by_key_path)
+        if len(names) != len(key):
+            raise ValueError(f"{entity.name}: {entity.by_key_path} takes {len(names)} key parts, not {key}")
+        path = _fill_path(entity.by_key_path, dict(zip(names, key)))
+        context = self._context(entity, None)
+        try:
+            answer = self._answer(path, None, context)
+        except VismaRequestError as error:
+            if error.status != 404:
+                raise
+            said = error.visma_message or "nothing"
+            if said.startswith(_ROUTING_MISS):
+                return KeyedRead(Presence.UNCLEAR, f"{path}: 404 from routing ({said})")
+            return KeyedRead(Presence.GONE, f"{path}: 404 ({said})")
+        found = self._items(entity, path, answer, None, as_stored=True, single=True)
+        if found.keys != [key_string(key)]:
+            return KeyedRead(Presence.UNCLEAR, f"{path}: 200 with records {found.keys}")
+        return KeyedRead(
+            Presence.EXISTS, f"{path}: 200", RecordBatch(map(_without_metadata, found), found.texts, found.keys)
+        )
 
     def _context(self, entity: Entity, page: int | None) -> dict[str, Any]:
         return {"company_id": self.company.company_id, "entity": entity.name, "page": page}
 
     def _items(
-        self, entity: Entity, path: str, answer: _Answer, page: int | None, as_stored: bool
+        self, entity: Entity, path: str, answer: _Answer, page: int | None, as_stored: bool,
+        single: bool = False,
     ) -> RecordBatch:
         """A response as a list of items, checked: a list of objects, each with its key.
 
         `as_stored`: see `read_entity`. Journal batches split over pages are merged from whole
-        items, and a merged batch is no item's text, so those are decoded whole.
+        items, and a merged batch is no item's text, so those are decoded whole. `single`: the
+        path names one record (a dimension, a record by its key), which Visma answers with the
+        object itself.
         """
         context = self._context(entity, page)
         if as_stored and not entity.lines_span_pages:
@@ -374,8 +433,8 @@ class VismaClient:
             document, item_texts = _decoded(answer, lambda raw: decode_for_store(raw, fields), context)
         else:
             document, item_texts = _decoded(answer, decode, context), None
-        if isinstance(document, dict) and "{" in entity.path:
-            document = [document]  # /v1/dimension/{id} answers with the one object
+        if isinstance(document, dict) and single:
+            document = [document]
         context["url"] = path
         if not isinstance(document, list):
             raise VismaPayloadError(

@@ -19,6 +19,7 @@ from visma_tableau_pipeline.state import (
     count,
     get_watermark,
     iter_records,
+    key_parts,
     key_string,
     keys_for,
     mark_deleted,
@@ -230,6 +231,7 @@ def test_a_run_that_fails_after_upserting_leaves_records_and_watermark_unchanged
 )
 def test_key_string_is_readable_and_unambiguous(parts: tuple, expected: str) -> None:
     assert key_string(parts) == expected
+    assert key_parts(expected) == tuple(str(part) for part in parts)  # and reads back
 
 
 def test_key_string_refuses_a_missing_part() -> None:

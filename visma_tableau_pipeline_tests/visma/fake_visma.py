@@ -1,27 +1,32 @@
 """A wire-faithful stand-in for Visma Connect and the Visma.net ERP API, as an httpx handler.
 
 It replaces the server, never the client: the client under test sends real httpx requests through
-`httpx.MockTransport(fake.handle)`. It follows API-FACTS: a form-encoded client-credentials token
+`httpx.MockTransport(fake.handle)`, or over a real socket to `OverHttp(fake.handle)` served by
+uvicorn. It follows API-FACTS: a form-encoded client-credentials token
 endpoint, Bearer tokens, `pageNumber`/`pageSize` silently capped at `maxPageSize`, `metadata`
 {totalCount, maxPageSize} on every item, `/v2/journaltransaction` paged by lines, delta filters,
-`X-RateLimit-*` headers on every answer, and scripted faults served before normal answers.
+reads of one record by the catalogue's `by_key_path` (404 in Visma's IPPException shape when there
+is none), `X-RateLimit-*` headers on every answer, and scripted faults served before normal answers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import parse_qs
+from functools import lru_cache
+from urllib.parse import parse_qs, unquote
 
 import httpx
 from pydantic import SecretStr
 
 from visma_tableau_pipeline.settings import CompanySettings
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, record_key
 from visma_tableau_pipeline.visma.timestamps import parse_timestamp
 
 API_URL = "https://visma.test"
@@ -150,6 +155,9 @@ class FakeVisma:
         path = request.url.path
         if path in self.unpaged:
             return json_response(200, self.unpaged[path], headers)
+        by_key = self._by_key(path)
+        if by_key is not None:
+            return by_key
         if path not in self.lists:
             return json_response(404, {"message": f"No HTTP resource was found that matches {path}"})
         records = [r for r in self.lists[path] if self._matches_delta(r, params)]
@@ -162,6 +170,22 @@ class FakeVisma:
         for item in items:
             item["metadata"] = {"totalCount": total, "maxPageSize": self.max_page_size}
         return json_response(200, items, headers)
+
+    def _by_key(self, path: str) -> httpx.Response | None:
+        """The answer to a read of one record by its key, or None when `path` is no such read."""
+        for listed in ENTITIES:
+            match = _by_key_pattern(listed.by_key_path).fullmatch(path) if listed.by_key_path else None
+            if match is None or listed.path not in self.lists:
+                continue
+            key = tuple(unquote(part) for part in match.groups())
+            for record in self.lists[listed.path]:
+                if record_key(listed, record) == key:
+                    return json_response(200, record, self._rate_headers())
+            return json_response(404, {
+                "ExceptionType": "IPPException", "ExceptionMessage": f"{listed.name} {'/'.join(key)} not found.",
+                "ExceptionFaultCode": "12011", "ExceptionMessageID": "12011_fake", "ExceptionDetails": "",
+            }, self._rate_headers())
+        return None
 
     def _journal_page(self, batches: list[dict], start: int, applied: int) -> tuple[list[dict], int]:
         """Pages count lines; a batch's lines may continue on the next page."""
@@ -202,6 +226,49 @@ class FakeVisma:
         if callable(fault):
             return fault(request)
         return fault
+
+
+@lru_cache(maxsize=None)
+def _by_key_pattern(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(path)))
+
+
+class OverHttp:
+    """Serves an httpx handler (`FakeVisma.handle`) over a real socket, as an ASGI app for uvicorn.
+
+    The client then crosses real HTTP (connections, encoding, headers) as it does to Visma. Each
+    request reaches the handler as the httpx request it expects: the token path as TOKEN_URL,
+    every other path under API_URL, percent-encoding as sent. `handle` may be replaced between
+    tests, so one server serves many. Handlers answer at once: they run on the server's loop.
+    """
+
+    def __init__(self, handle: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.handle = handle
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        path = scope["raw_path"].decode("ascii")
+        query = scope["query_string"].decode("ascii")
+        url = TOKEN_URL if path == "/connect/token" else f"{API_URL}{path}{'?' + query if query else ''}"
+        headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+        response = self.handle(httpx.Request(scope["method"], url, headers=headers, content=body))
+        content = response.read()
+        answer_headers = [
+            (name.encode(), value.encode()) for name, value in response.headers.items()
+            if name.lower() not in ("content-length", "content-encoding")
+        ]
+        await send({
+            "type": "http.response.start", "status": response.status_code,
+            "headers": [*answer_headers, (b"content-length", str(len(content)).encode())],
+        })
+        await send({"type": "http.response.body", "body": content})
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, entity
-from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
+from visma_tableau_pipeline.visma.client import PageProgress, Presence, VismaClient
 from visma_tableau_pipeline.visma.errors import VismaUnstableReadError
 from visma_tableau_pipeline.visma.pacing import Pacer
 from visma_tableau_pipeline.visma.paging import Deduplicator
@@ -273,3 +273,17 @@ def test_dedupe_keeps_apart_keys_whose_parts_could_join_alike():
     assert dedupe.admit(first) and dedupe.admit(second)
     assert not dedupe.admit(second)  # the same key again, not newer
     assert dedupe.repeats == 1
+
+
+@pytest.mark.parametrize("listed", [e for e in ENTITIES if e.by_key_path], ids=lambda e: e.name)
+def test_a_read_by_key_is_a_get_of_the_openapi_document_naming_every_key_field(openapi, listed):
+    """The path answers with the entity's own schema, and each key field fills one placeholder."""
+    answer = openapi["paths"][listed.by_key_path]["get"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"] == {"$ref": f"#/components/schemas/{listed.schema}"}
+    assert listed.by_key_path.count("{") == len(listed.key)
+    fake = FakeVisma(lists={listed.path: []})
+    with make_client(fake) as client:
+        answer = client.read_by_key(listed, ("A B&C",) * len(listed.key))
+    assert answer.presence is Presence.GONE  # the fake has none: Visma's 404 about the record
+    (request,) = fake.api_requests()
+    assert request.url.raw_path.decode().count("/A%20B%26C") == len(listed.key)  # each part encoded once

@@ -22,7 +22,8 @@ from visma_tableau_pipeline.sandbox.visma import (
 )
 from visma_tableau_pipeline.settings import CompanySettings
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, entity, record_key
-from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.state.records import key_parts
+from visma_tableau_pipeline.visma.client import Presence, VismaClient
 from visma_tableau_pipeline.visma.errors import VismaAuthError, VismaTenantError
 from visma_tableau_pipeline.visma.pacing import Pacer
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
@@ -120,6 +121,35 @@ def test_rows_moving_during_the_read_end_in_their_newest_version(sandbox, settin
     expected = {record_key(entity("customer_invoices"), r): r for r in truth(sandbox, "customer_invoices")}
     assert set(latest) == set(expected)
     assert all(latest[k]["lastModifiedDateTime"] == r["lastModifiedDateTime"] for k, r in expected.items())
+
+
+@pytest.mark.parametrize("name", [e.name for e in ENTITIES if e.by_key_path])
+def test_a_record_read_by_its_key_is_stored_as_its_list_wrote_it_and_a_missing_one_is_gone(
+    sandbox, settings, name
+):
+    with make_client(settings) as client:
+        *_, listed = client.read_entity(entity(name), as_stored=True)
+        key = key_parts(listed.keys[-1])
+        found = client.read_by_key(entity(name), key)
+        missing = client.read_by_key(entity(name), (*key[:-1], f"{key[-1]}NOSUCH"))
+    assert found.presence is Presence.EXISTS and found.records is not None
+    assert (found.records.keys, found.records.texts) == (listed.keys[-1:], listed.texts[-1:])
+    assert missing.presence is Presence.GONE and "not found" in missing.detail
+
+
+def test_a_deleted_record_read_by_its_key_is_gone_and_a_path_that_matches_no_route_is_unclear(
+    sandbox, settings
+):
+    invoices = entity("supplier_invoices")
+    created = record_key(invoices, sandbox.create(COMPANY, "supplier_invoices"))
+    with make_client(settings) as client:
+        assert client.read_by_key(invoices, created).presence is Presence.EXISTS
+        sandbox.delete(COMPANY, "supplier_invoices", created)
+        gone = client.read_by_key(invoices, created)
+        unclear = client.read_by_key(invoices, ("Invoice", "000001/lines"))  # %2F: two segments
+    assert gone.presence is Presence.GONE
+    assert f"/v1/supplierInvoice/{created[0]}/{created[1]}: 404" in gone.detail
+    assert unclear.presence is Presence.UNCLEAR and "routing" in unclear.detail
 
 
 def test_expired_tokens_are_renewed(sandbox, settings):

@@ -26,7 +26,7 @@ from visma_tableau_pipeline.visma.errors import VismaPayloadError
 from visma_tableau_pipeline.visma.pacing import Pacer
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
-from .fake_visma import JOURNAL, FakeClock, FakeVisma, company, suppliers
+from .fake_visma import JOURNAL, FakeClock, FakeVisma, company, json_response, suppliers
 
 SUPPLIERS = "/v1/supplier"
 
@@ -247,3 +247,113 @@ def test_a_failed_write_is_raised_by_the_sync_and_the_watermark_stays(db):
         assert count(conn, "acme", "suppliers") == 3  # page 1; nothing after the failure
         assert get_watermark(conn, "acme", "suppliers") is None
     failing.dispose()
+
+
+PURCHASE_ORDERS = "/v1/purchaseorder"
+
+
+def purchase_orders(count: int) -> list[dict]:
+    return [
+        {"orderType": "RegularOrder", "orderNbr": f"{10000 + i}", "description": f"Order {i}",
+         "lastModifiedDateTime": "2024-03-01T10:00:00"}
+        for i in range(count)
+    ]
+
+
+def delete_first_and_insert_after_page_1(fake: FakeVisma, path: str, inserted: dict):
+    """Visma deletes a record of page 1 once page 1 is served, and inserts one at the end.
+
+    totalCount stays the same and no key is served twice, so the read sees nothing amiss; but the
+    first record of page 2 slides onto page 1, already read, and this pass never lists it.
+    """
+    done = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = fake.handle(request)
+        if request.url.path == path and request.url.params.get("pageNumber") == "1" and not done:
+            done.append(fake.lists[path].pop(0))
+            fake.lists[path].append(inserted)
+        return response
+
+    return handler
+
+
+def stored_state(db: StateDB, name: str) -> tuple[set[str], set[str]]:
+    """(live keys, keys marked deleted)."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(records_table.c.record_key, records_table.c.deleted_at).where(records_table.c.entity == name)
+        ).all()
+    return {key for key, deleted in rows if deleted is None}, {key for key, deleted in rows if deleted is not None}
+
+
+def test_a_record_that_slid_onto_a_page_already_read_is_read_by_its_key_and_kept(db):
+    records = suppliers(9)  # 10000 .. 10008, three a page
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=3)
+    sync(fake.handle, db, full=True)
+
+    during = sync(delete_first_and_insert_after_page_1(fake, SUPPLIERS, suppliers(10)[9]), db, full=True)
+
+    # 10000 was listed before Visma deleted it; 10003 slid onto page 1 and was never listed.
+    assert (during.missed, during.deleted) == (1, 0)
+    assert [r.url.path for r in fake.api_requests() if r.url.path != SUPPLIERS] == ["/v1/supplier/10003"]
+    assert stored_state(db, "suppliers") == ({f"{10000 + i}" for i in range(10)}, set())
+    assert len(fake.api_requests(SUPPLIERS)) == 3 + 3  # a sync, then one read: no second read needed
+
+    after = sync(fake.handle, db, full=True)  # the next reconciling read misses 10000: Visma says 404
+
+    assert (after.missed, after.deleted) == (1, 1)
+    assert fake.api_requests()[-1].url.path == "/v1/supplier/10000"
+    assert stored_state(db, "suppliers") == ({f"{10001 + i}" for i in range(9)}, {"10000"})
+
+
+def test_without_a_read_by_key_a_second_read_confirms_what_the_first_missed(db):
+    fake = FakeVisma(lists={PURCHASE_ORDERS: purchase_orders(9)}, max_page_size=3)
+    sync(fake.handle, db, "purchase_orders", full=True)
+
+    during = sync(delete_first_and_insert_after_page_1(fake, PURCHASE_ORDERS, purchase_orders(10)[9]), db,
+                  "purchase_orders", full=True)
+
+    assert (during.missed, during.deleted) == (1, 0)
+    assert len(fake.api_requests(PURCHASE_ORDERS)) == 3 + 3 + 3  # a sync, then the read and a second read
+    assert stored_state(db, "purchase_orders") == ({f"RegularOrder|{10000 + i}" for i in range(10)}, set())
+
+    after = sync(fake.handle, db, "purchase_orders", full=True)
+
+    assert (after.missed, after.deleted) == (1, 1)
+    assert stored_state(db, "purchase_orders") == (
+        {f"RegularOrder|{10001 + i}" for i in range(9)}, {"RegularOrder|10000"}
+    )
+
+
+def test_when_many_records_vanish_one_second_read_confirms_them_instead_of_a_read_each(db):
+    records = suppliers(9)
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=3)
+    sync(fake.handle, db, full=True)
+    records[:] = [{**record, "number": f"2{record['number']}"} for record in records]  # re-keyed
+
+    result = sync(fake.handle, db, full=True, max_key_reads=5)
+
+    live, deleted = stored_state(db, "suppliers")
+    assert deleted == {f"{10000 + i}" for i in range(9)}
+    assert live == {f"2{10000 + i}" for i in range(9)}
+    assert (result.missed, result.deleted) == (9, 9)
+    assert {r.url.path for r in fake.api_requests()} == {SUPPLIERS}  # no read by key
+    assert len(fake.api_requests(SUPPLIERS)) == 3 + 3 + 3  # a sync, then the read and a second read
+
+
+def test_a_read_by_key_that_proves_nothing_falls_back_to_a_second_read(db):
+    records = suppliers(6)
+    fake = FakeVisma(lists={SUPPLIERS: records}, max_page_size=3)
+    sync(fake.handle, db, full=True)
+    gone = records.pop(4)
+    fake.fail(f"{SUPPLIERS}/{gone['number']}", json_response(
+        404, {"Message": "No HTTP resource was found that matches the request URI 'https://visma.test/...'."}
+    ))
+
+    result = sync(fake.handle, db, full=True)
+
+    assert stored_state(db, "suppliers")[1] == {gone["number"]}
+    assert (result.missed, result.deleted) == (1, 1)
+    # a sync, the read, a read by key whose routing 404 proves nothing, and so a second read
+    assert len(fake.api_requests(SUPPLIERS)) == 2 + 2 + 2

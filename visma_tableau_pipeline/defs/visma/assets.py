@@ -71,6 +71,8 @@ def _metadata(results: list[WindowResult], stats: dict[str, float], preview: lis
         "updated": sum(r.updated for r in results),
         "unchanged": sum(r.unchanged for r in results),
         "deleted": sum(r.deleted for r in results),
+        # not listed by a full read, yet Visma showed them still there (rows shifted between pages)
+        "missed_but_exist": sum(r.missed - r.deleted for r in results),
         "windows": dg.MetadataValue.md(
             "\n".join(
                 ["| company | period | mode | read | new | changed | deleted | watermark |",

@@ -66,20 +66,21 @@ class _Router:
     def __init__(self, served: list[Endpoint]) -> None:
         self._routes = [(tuple(e.path.lower().strip("/").split("/")), e) for e in served]
 
-    def match(self, path: str) -> tuple[Endpoint, str | None] | None:
+    def match(self, path: str) -> tuple[Endpoint, tuple[str, ...]] | None:
+        """The endpoint and the values of its {placeholders}, in order."""
         parts = path.strip("/").split("/")
         lowered = tuple(p.lower() for p in parts)
         for pattern, endpoint in self._routes:
             if len(pattern) != len(parts):
                 continue
-            value = None
+            values: list[str] = []
             for want, got, original in zip(pattern, lowered, parts):
                 if want.startswith("{"):
-                    value = original
+                    values.append(original)
                 elif want != got:
                     break
             else:
-                return endpoint, value
+                return endpoint, tuple(values)
         return None
 
 
@@ -106,7 +107,8 @@ def build_app(sandbox: VismaSandbox) -> Starlette:
         matched = router.match(path)
         if matched is None:
             return _error_response(not_found(str(request.url)))
-        endpoint, path_value = matched
+        endpoint, path_values = matched
+        path_value = path_values[-1] if path_values else None
         try:
             grant = sandbox.auth.check(request.headers.get("authorization"))
         except ApiError as error:
@@ -127,8 +129,12 @@ def build_app(sandbox: VismaSandbox) -> Starlette:
         if fault == Fault.THROTTLE:
             return _throttled(headers, plan.throttle_retry_after, sandbox, company_id, request)
         try:
-            body, page_number = await run_in_threadpool(
-                _serve_list, sandbox, sandbox.company(company_id), endpoint, dict(request.query_params), path_value)
+            if endpoint.by_key:
+                body, page_number = _serve_one(sandbox.company(company_id), endpoint, path_values), None
+            else:
+                body, page_number = await run_in_threadpool(
+                    _serve_list, sandbox, sandbox.company(company_id), endpoint, dict(request.query_params),
+                    path_value)
         except ApiError as error:
             _history(sandbox, company_id, request, error.status)
             return _error_response(error, headers)
@@ -195,6 +201,16 @@ def _serve_list(sandbox: VismaSandbox, company: CompanyData, endpoint: Endpoint,
             raise exception_error(404, "12011", f"Dimension '{path_value}' not found.")
         return page.texts[0].encode(), None
     return _json_array(page.texts), request.page_number if endpoint.paged else None
+
+
+def _serve_one(company: CompanyData, endpoint: Endpoint, key: tuple[str, ...]) -> bytes:
+    """The body of a read by key: the record alone, as its list writes it (without `metadata`)."""
+    store = company.store(endpoint.entity_name)
+    try:
+        return store.text(key).encode()
+    except RecordNotFound:
+        name = endpoint.entity_name.removesuffix("s").replace("_", " ").capitalize()
+        raise exception_error(404, "12011", f"{name} '{' '.join(key)}' not found.") from None
 
 
 def _json_array(texts: list[str]) -> bytes:

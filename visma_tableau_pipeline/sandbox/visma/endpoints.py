@@ -37,6 +37,7 @@ class Endpoint:
     requires_filter: bool = False  # /v1/timeCard answers 400 without any filter
     path_field: str | None = None  # record field the path parameter selects on
     ids_only: bool = False  # /v1/dimension lists the dimension ids
+    by_key: bool = False  # one record, its key's fields in the path's placeholders (in order)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def endpoints(max_page_sizes: dict[str, int] | None = None) -> list[Endpoint]:
                  path_field="id" if e.name == "dimensions" else None)
         for e in ENTITIES
     ]
+    served += [Endpoint(e.by_key_path, e.name, False, Delta.NONE, by_key=True) for e in ENTITIES if e.by_key_path]
     served += [
         Endpoint("/v1/dimension", "dimensions", False, Delta.NONE, ids_only=True),
         Endpoint("/v1/ledger", "ledgers", False, Delta.WITH_CONDITION),

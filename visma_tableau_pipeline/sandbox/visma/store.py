@@ -344,6 +344,16 @@ class EntityStore:
                 raise RecordNotFound(f"{self.source.entity_name} {key} does not exist")
             return clean(self.source.build(index))
 
+    def text(self, key: tuple[str, ...]) -> str:
+        """The record with this key as its list pages write it (without their `metadata`)."""
+        with self.lock:
+            if key in self.overlay:
+                return render_json(self.overlay[key])
+            index = self._find_base(key) if len(key) == len(self.key_fields) else None
+            if index is None:
+                raise RecordNotFound(f"{self.source.entity_name} {key} does not exist")
+            return self.source.render(index)
+
     def modify(self, key: tuple[str, ...], changes: dict | Callable[[dict], dict], now_ms: int) -> dict:
         """Apply `changes` (or a function of the record giving them) and bump its timestamp."""
         with self.lock:
