@@ -92,10 +92,11 @@ def date_times(draw: st.DrawFn) -> str:
         st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31)),
         st.datetimes(min_value=_DOTNET_MIN, max_value=_DOTNET_MAX),
     ))
+    day_text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"  # strftime drops the zeros of year 1
     if draw(st.integers(0, 9)) == 0:
-        return moment.strftime("%Y-%m-%d")
+        return day_text
     separator = draw(st.sampled_from("TTTT "))
-    text = f"{moment:%Y-%m-%d}{separator}{moment:%H:%M:%S}"
+    text = f"{day_text}{separator}{moment:%H:%M:%S}"
     fraction_digits = draw(st.sampled_from((0, 0, 1, 2, 3, 3, 4, 5, 6, 7)))
     if fraction_digits:
         text += "." + draw(st.text("0123456789", min_size=fraction_digits, max_size=fraction_digits))
