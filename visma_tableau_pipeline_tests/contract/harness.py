@@ -137,11 +137,11 @@ class PipelineRun:
     """What one run of the path did with one entity's records."""
 
     entity: Entity
-    records: Sequence[dict]
+    records: Sequence[dict] = field(repr=False)
     crashes: list[Crash] = field(default_factory=list)
     held: dict[str, list[Any]] = field(default_factory=dict)  # record key -> HeldRecord notes
     misses: list[Miss] = field(default_factory=list)
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def problems(self) -> list[str]:
         """Everything that breaks the promise, one line each (empty when it holds)."""
