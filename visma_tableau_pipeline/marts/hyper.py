@@ -13,6 +13,12 @@ staging file, and Hyper itself turns them back into NUMERIC with
 staging table into the target file. The copy runs inside Hyper, so it costs little next to the
 write itself.
 
+pantab 5.3.0 also writes a character outside the BMP whose low 16 bits fall in D800-DFFF
+(U+1D800-1DFFF, U+2D800-2DFFF, ...; CJK Extension F among them) as U+FFFD, although Hyper stores
+it well. Text columns holding such characters travel with each one spelled as a marker
+(`_MARK_OPEN` + hex + `_MARK_CLOSE`) and Hyper puts it back with `REPLACE(.., CHR(code))` in the
+same copy. Columns without them (nearly always) cost one regular-expression scan.
+
 Hyper copies in parallel, so the row order of the file is not the frame's (Tableau does not care;
 compare sorted frames). The file is written under a temporary name in the same directory and renamed into place, so a
 reader (or a publish) never sees a half-written extract.
@@ -22,11 +28,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +56,9 @@ log = logging.getLogger(__name__)
 EXTRACT_SCHEMA, EXTRACT_NAME = "Extract", "Extract"
 EXTRACT_TABLE = TableName(EXTRACT_SCHEMA, EXTRACT_NAME)
 MAX_PRECISION = 18  # NUMERIC up to 18 digits is 64-bit in Hyper and needs no newer file format
+_MANGLED = re.compile("[" + "".join(f"\\U{plane:04X}D800-\\U{plane:04X}DFFF" for plane in range(1, 17)) + "]")
+_MANGLED_RE2 = "[" + "".join(f"\\x{{{plane:X}D800}}-\\x{{{plane:X}DFFF}}" for plane in range(1, 17)) + "]"
+_MARK_OPEN, _MARK_CLOSE = "\U000F0000", "\U000F0001"  # private use, and not mangled themselves
 _STAGING_ALIAS, _TARGET_ALIAS = "staging", "target"
 
 
@@ -78,16 +89,15 @@ def write_hyper(frame: pd.DataFrame, directory: Path, name: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = hyper_path(directory, name)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=directory, prefix=f".{name}.") as scratch:
         written = Path(scratch) / f"{name}.hyper"
         try:
-            if decimals:
+            staged = _staged(table, target)
+            if staged.needed:
                 staging = Path(scratch) / "staging.hyper"
-                pantab.frame_to_hyper(_unscaled(table, decimals, target), staging,
-                                      table=EXTRACT_TABLE)
-                _rescale(staging, written, table.schema, decimals)
+                pantab.frame_to_hyper(staged.table, staging, table=EXTRACT_TABLE)
+                _rescale(staging, written, staged)
             else:
                 pantab.frame_to_hyper(table, written, table=EXTRACT_TABLE)
         except (HyperException, RuntimeError, ValueError) as error:
@@ -100,6 +110,53 @@ def write_hyper(frame: pd.DataFrame, directory: Path, name: str) -> Path:
 def frame_from_hyper(path: Path) -> pd.DataFrame:
     """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes)."""
     return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A table as it travels through pantab, and what Hyper must undo in the copy."""
+
+    table: pa.Table
+    schema: pa.Schema  # the original column types
+    decimals: dict[str, pa.Decimal128Type]  # columns sent as unscaled integers
+    escaped: dict[str, frozenset[str]]  # text columns -> characters sent as markers
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.decimals or self.escaped)
+
+
+def _staged(table: pa.Table, target: Path) -> _Staged:
+    """`table` ready for pantab: decimals unscaled, characters it would mangle marked."""
+    decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
+    schema = table.schema
+    escaped: dict[str, frozenset[str]] = {}
+    for index, field in enumerate(schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        if not pc.any(pc.match_substring_regex(table.column(index), _MANGLED_RE2)).as_py():
+            continue
+        values, found = _marked(table.column(index).to_pylist(), target, field.name)
+        table = table.set_column(index, field.name, pa.array(values, field.type))
+        escaped[field.name] = found
+    return _Staged(_unscaled(table, decimals, target), schema, decimals, escaped)
+
+
+def _marked(values: list[str | None], target: Path, column: str) -> tuple[list[str | None], frozenset[str]]:
+    """Values with each character pantab would mangle spelled as a marker, and those characters."""
+    found: set[str] = set()
+
+    def mark(match: re.Match[str]) -> str:
+        found.add(match.group())
+        return f"{_MARK_OPEN}{ord(match.group()):X}{_MARK_CLOSE}"
+
+    marked = []
+    for value in values:
+        if value is not None and _MARK_OPEN in value:
+            raise HyperWriteError(f"writing {target}: column {column} holds U+F0000, which this "
+                                  f"writer uses to carry characters pantab would change")
+        marked.append(None if value is None else _MANGLED.sub(mark, value))
+    return marked, frozenset(found)
 
 
 def _unscaled(table: pa.Table, decimals: dict[str, pa.Decimal128Type], target: Path) -> pa.Table:
@@ -116,12 +173,19 @@ def _unscaled(table: pa.Table, decimals: dict[str, pa.Decimal128Type], target: P
     return table
 
 
-def _rescaled_columns(schema: pa.Schema, decimals: dict[str, pa.Decimal128Type]) -> list[str]:
-    """The select list that turns unscaled integers back into NUMERIC, other columns as they are."""
+def _rescaled_columns(staged: _Staged) -> list[str]:
+    """The select list that turns the staged columns back (NUMERIC, marked characters)."""
     selected = []
-    for field in schema:
+    for field in staged.schema:
         column = Name(field.name)
-        decimal = decimals.get(field.name)
+        decimal = staged.decimals.get(field.name)
+        if field.name in staged.escaped:
+            expression = str(column)
+            for character in sorted(staged.escaped[field.name]):
+                marker = f"{_MARK_OPEN}{ord(character):X}{_MARK_CLOSE}"
+                expression = f"REPLACE({expression}, '{marker}', CHR({ord(character)}))"
+            selected.append(f"{expression} AS {column}")
+            continue
         if decimal is None:
             selected.append(str(column))
             continue
@@ -143,8 +207,7 @@ def _hyper(log_dir: Path) -> Iterator[Connection]:
         yield connection
 
 
-def _rescale(staging: Path, written: Path, schema: pa.Schema,
-             decimals: dict[str, pa.Decimal128Type]) -> None:
+def _rescale(staging: Path, written: Path, staged: _Staged) -> None:
     """Copy the staging table into `written`, turning unscaled integers back into NUMERIC."""
     source = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
     target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
@@ -154,7 +217,7 @@ def _rescale(staging: Path, written: Path, schema: pa.Schema,
         connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
         connection.catalog.create_schema(SchemaName(_TARGET_ALIAS, EXTRACT_SCHEMA))
         connection.execute_command(
-            f"CREATE TABLE {target} AS SELECT {', '.join(_rescaled_columns(schema, decimals))} FROM {source}"
+            f"CREATE TABLE {target} AS SELECT {', '.join(_rescaled_columns(staged))} FROM {source}"
         )
 
 
@@ -167,16 +230,15 @@ def replace_groups(path: Path, rows: pd.DataFrame, groups: pd.DataFrame) -> int:
     was, when `rows` do not have the extract's columns and types.
     """
     path = Path(path)
-    table = pa.Table.from_pandas(rows, preserve_index=False)
-    decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
+    staged = _staged(pa.Table.from_pandas(rows, preserve_index=False), path)
+    staged_keys = _staged(pa.Table.from_pandas(groups, preserve_index=False), path)
     staged_rows, staged_groups = TableName(EXTRACT_SCHEMA, "rows"), TableName(EXTRACT_SCHEMA, "groups")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as scratch:
         staging, written = Path(scratch) / "staging.hyper", Path(scratch) / path.name
         shutil.copyfile(path, written)
         try:
-            pantab.frames_to_hyper({staged_rows: _unscaled(table, decimals, path),
-                                    staged_groups: pa.Table.from_pandas(groups, preserve_index=False)},
+            pantab.frames_to_hyper({staged_rows: staged.table, staged_groups: staged_keys.table},
                                    staging)
             with _hyper(Path(scratch)) as connection:
                 connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
@@ -184,15 +246,19 @@ def replace_groups(path: Path, rows: pd.DataFrame, groups: pd.DataFrame) -> int:
                 target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
                 typed = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, "typed")
                 connection.execute_command(
-                    f"CREATE TABLE {typed} AS SELECT {', '.join(_rescaled_columns(table.schema, decimals))} "
+                    f"CREATE TABLE {typed} AS SELECT {', '.join(_rescaled_columns(staged))} "
                     f"FROM {TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'rows')}"
+                )
+                keys = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, "keys")
+                connection.execute_command(
+                    f"CREATE TABLE {keys} AS SELECT {', '.join(_rescaled_columns(staged_keys))} "
+                    f"FROM {TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'groups')}"
                 )
                 if _columns(connection, typed) != _columns(connection, target):
                     raise ExtractSchemaChanged(f"{path}: the table's columns or types changed")
                 matches = " AND ".join(f"g.{Name(c)} IS NOT DISTINCT FROM t.{Name(c)}" for c in groups.columns)
                 connection.execute_command(
-                    f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM "
-                    f"{TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, 'groups')} g WHERE {matches})"
+                    f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {keys} g WHERE {matches})"
                 )
                 connection.execute_command(f"INSERT INTO {target} SELECT * FROM {typed}")
                 total = connection.execute_scalar_query(f"SELECT COUNT(*) FROM {target}")
