@@ -15,9 +15,10 @@ write itself.
 
 pantab 5.3.0 also writes a character outside the BMP whose low 16 bits fall in D800-DFFF
 (U+1D800-1DFFF, U+2D800-2DFFF, ...; CJK Extension F among them) as U+FFFD, although Hyper stores
-it well. Text columns holding such characters travel with each one spelled as a marker
-(`_MARK_OPEN` + hex + `_MARK_CLOSE`) and Hyper puts it back with `REPLACE(.., CHR(code))` in the
-same copy. Columns without them (nearly always) cost one regular-expression scan.
+it well. Rows holding such a character are left out of pantab's write and added to the staging
+table through the Hyper API's own `Inserter`, which writes them exactly (Hyper's REPLACE cannot
+put them back: it refuses texts that hold a NUL). Finding them costs one regular-expression scan
+of the text columns; the rows themselves are nearly always none.
 
 Hyper copies in parallel, so the row order of the file is not the frame's (Tableau does not care;
 compare sorted frames). The file is written under a temporary name in the same directory and renamed into place, so a
@@ -45,6 +46,7 @@ from tableauhyperapi import (
     Connection,
     HyperException,
     HyperProcess,
+    Inserter,
     Name,
     SchemaName,
     TableName,
@@ -58,7 +60,6 @@ EXTRACT_TABLE = TableName(EXTRACT_SCHEMA, EXTRACT_NAME)
 MAX_PRECISION = 18  # NUMERIC up to 18 digits is 64-bit in Hyper and needs no newer file format
 _MANGLED = re.compile("[" + "".join(f"\\U{plane:04X}D800-\\U{plane:04X}DFFF" for plane in range(1, 17)) + "]")
 _MANGLED_RE2 = "[" + "".join(f"\\x{{{plane:X}D800}}-\\x{{{plane:X}DFFF}}" for plane in range(1, 17)) + "]"
-_MARK_OPEN, _MARK_CLOSE = "\U000F0000", "\U000F0001"  # private use, and not mangled themselves
 _STAGING_ALIAS, _TARGET_ALIAS = "staging", "target"
 
 
@@ -114,49 +115,38 @@ def frame_from_hyper(path: Path) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Staged:
-    """A table as it travels through pantab, and what Hyper must undo in the copy."""
+    """A table as it travels through pantab, and what Hyper must add and undo in the copy."""
 
-    table: pa.Table
-    schema: pa.Schema  # the original column types
+    table: pa.Table  # the rows pantab writes, decimals unscaled
+    exact: pa.Table  # the rows the Inserter writes (characters pantab would change), likewise
     decimals: dict[str, pa.Decimal128Type]  # columns sent as unscaled integers
-    escaped: dict[str, frozenset[str]]  # text columns -> characters sent as markers
 
     @property
     def needed(self) -> bool:
-        return bool(self.decimals or self.escaped)
+        return bool(self.decimals or self.exact.num_rows)
 
 
 def _staged(table: pa.Table, target: Path) -> _Staged:
-    """`table` ready for pantab: decimals unscaled, characters it would mangle marked."""
+    """`table` ready for pantab: decimals unscaled, rows it would change set apart."""
     decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
-    schema = table.schema
-    escaped: dict[str, frozenset[str]] = {}
-    for index, field in enumerate(schema):
-        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-            continue
-        if not pc.any(pc.match_substring_regex(table.column(index), _MANGLED_RE2)).as_py():
-            continue
-        values, found = _marked(table.column(index).to_pylist(), target, field.name)
-        table = table.set_column(index, field.name, pa.array(values, field.type))
-        escaped[field.name] = found
-    return _Staged(_unscaled(table, decimals, target), schema, decimals, escaped)
+    texts = [table.column(index) for index, field in enumerate(table.schema)
+             if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
+    mangled = pa.array([False] * table.num_rows, pa.bool_())
+    for column in texts:
+        mangled = pc.or_(mangled, pc.fill_null(pc.match_substring_regex(column, _MANGLED_RE2), False))
+    return _Staged(_unscaled(table.filter(pc.invert(mangled)), decimals, target),
+                   _unscaled(table.filter(mangled), decimals, target), decimals)
 
 
-def _marked(values: list[str | None], target: Path, column: str) -> tuple[list[str | None], frozenset[str]]:
-    """Values with each character pantab would mangle spelled as a marker, and those characters."""
-    found: set[str] = set()
-
-    def mark(match: re.Match[str]) -> str:
-        found.add(match.group())
-        return f"{_MARK_OPEN}{ord(match.group()):X}{_MARK_CLOSE}"
-
-    marked = []
-    for value in values:
-        if value is not None and _MARK_OPEN in value:
-            raise HyperWriteError(f"writing {target}: column {column} holds U+F0000, which this "
-                                  f"writer uses to carry characters pantab would change")
-        marked.append(None if value is None else _MANGLED.sub(mark, value))
-    return marked, frozenset(found)
+def _insert_exact(connection: Connection, table: TableName, rows: pa.Table) -> None:
+    """Append `rows` to a staging table through the Hyper API, which keeps every character."""
+    if not rows.num_rows:
+        return
+    definition = connection.catalog.get_table_definition(table)
+    names = [str(column.name.unescaped) for column in definition.columns]
+    with Inserter(connection, definition) as inserter:
+        inserter.add_rows([[row[name] for name in names] for row in rows.to_pylist()])
+        inserter.execute()
 
 
 def _unscaled(table: pa.Table, decimals: dict[str, pa.Decimal128Type], target: Path) -> pa.Table:
@@ -174,18 +164,11 @@ def _unscaled(table: pa.Table, decimals: dict[str, pa.Decimal128Type], target: P
 
 
 def _rescaled_columns(staged: _Staged) -> list[str]:
-    """The select list that turns the staged columns back (NUMERIC, marked characters)."""
+    """The select list that turns unscaled integers back into NUMERIC, other columns as they are."""
     selected = []
-    for field in staged.schema:
+    for field in staged.table.schema:
         column = Name(field.name)
         decimal = staged.decimals.get(field.name)
-        if field.name in staged.escaped:
-            expression = str(column)
-            for character in sorted(staged.escaped[field.name]):
-                marker = f"{_MARK_OPEN}{ord(character):X}{_MARK_CLOSE}"
-                expression = f"REPLACE({expression}, '{marker}', CHR({ord(character)}))"
-            selected.append(f"{expression} AS {column}")
-            continue
         if decimal is None:
             selected.append(str(column))
             continue
@@ -216,6 +199,7 @@ def _rescale(staging: Path, written: Path, staged: _Staged) -> None:
         connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
         connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
         connection.catalog.create_schema(SchemaName(_TARGET_ALIAS, EXTRACT_SCHEMA))
+        _insert_exact(connection, source, staged.exact)
         connection.execute_command(
             f"CREATE TABLE {target} AS SELECT {', '.join(_rescaled_columns(staged))} FROM {source}"
         )
@@ -243,6 +227,9 @@ def replace_groups(path: Path, rows: pd.DataFrame, groups: pd.DataFrame) -> int:
             with _hyper(Path(scratch)) as connection:
                 connection.catalog.attach_database(written, alias=_TARGET_ALIAS)
                 connection.catalog.attach_database(staging, alias=_STAGING_ALIAS)
+                _insert_exact(connection, TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, "rows"), staged.exact)
+                _insert_exact(connection, TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, "groups"),
+                              staged_keys.exact)
                 target = TableName(_TARGET_ALIAS, EXTRACT_SCHEMA, EXTRACT_NAME)
                 typed = TableName(_STAGING_ALIAS, EXTRACT_SCHEMA, "typed")
                 connection.execute_command(

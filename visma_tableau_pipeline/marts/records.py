@@ -8,13 +8,17 @@ helpers are the one place that knows those shapes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from visma_tableau_pipeline.marts.schema import RejectedValue
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @lru_cache(maxsize=1024)
@@ -33,10 +37,20 @@ def field(record: Mapping[str, Any], path: str) -> Any:
 
 
 def text(record: Mapping[str, Any], path: str) -> str | None:
-    """A field as text; numbers and ids that Visma sends as JSON numbers become their digits."""
+    """A field as text; numbers and ids that Visma sends as JSON numbers become their digits.
+
+    An object or a list where a value belongs, and a lone surrogate (`"\\ud800"`, which no
+    Unicode text can hold), are refused rather than dropped.
+    """
     value = field(record, path)
-    if value is None or isinstance(value, (dict, list)):
+    if value is None:
         return None
+    if isinstance(value, str):
+        if not value.isascii() and _LONE_SURROGATE.search(value):
+            raise RejectedValue(path, value, "holds a lone surrogate, which is not text")
+        return value
+    if isinstance(value, (dict, list)):
+        raise RejectedValue(path, value, "an object or list where the contract has a value")
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -78,25 +92,23 @@ def boolean(record: Mapping[str, Any], path: str) -> bool | None:
 
 
 def parse_timestamp(value: Any, path: str = "timestamp") -> datetime | None:
-    """A Visma date-time string as a naive datetime (offsets are converted to UTC first).
+    """A Visma date-time string as a naive datetime: the wall clock as Visma wrote it.
 
     Every ISO 8601 form Visma writes is read (`T` or space, 0-7 fraction digits, `Z` or an
-    offset); anything else is `RejectedValue` naming `path`.
+    offset). Visma does not document its time zone, so an offset is dropped, not applied, as in
+    `visma/timestamps.py`: a document dated `2025-03-14T00:00:00+06:00` stays on the 14th.
+    Anything else is `RejectedValue` naming `path`.
     """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise RejectedValue(path, value, "not an ISO 8601 date-time") from None
-    else:
+        return value.replace(tzinfo=None)
+    if not isinstance(value, str):
         raise RejectedValue(path, value, "not a date-time text, which the contract says it is")
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        raise RejectedValue(path, value, "not an ISO 8601 date-time") from None
 
 
 def timestamp(record: Mapping[str, Any], path: str) -> datetime | None:

@@ -42,6 +42,7 @@ from visma_tableau_pipeline.visma.timestamps import max_modified
 log = logging.getLogger(__name__)
 
 PREVIEW_RECORDS = 5
+MODIFIED_TEXT_LENGTH = 40  # the store's last_modified column
 # Above this many records missed by one reconciling read, a second read of the window confirms
 # them instead of one GET each: a re-keyed period can make thousands vanish at once, and a second
 # read costs the window's pages, not a call per record.
@@ -97,7 +98,7 @@ def _store_batches(
     for batch in batches:
         rows: list[RecordRow] = [
             (key, period_of_record(record, period) if listed_in_period else period_of_record(record) or period,
-             record.get(modified_field), record, text)
+             _modified_text(record.get(modified_field)), record, text)
             for record, text, key in zip(batch, batch.texts, batch.keys)
         ]
         seen.update(dict.fromkeys(batch.keys))
@@ -188,6 +189,12 @@ def _confirm_by_key(
         f", {len(unclear)} unclear ({', '.join(unclear[:5])}): confirming by a second read" if unclear else "",
     )
     return gone, unclear
+
+
+def _modified_text(value: object) -> str | None:
+    """The record's modification time for the store's index, or None when it is no short text
+    (a value outside the contract is kept in the record itself and held back by the tables)."""
+    return value if isinstance(value, str) and len(value) <= MODIFIED_TEXT_LENGTH else None
 
 
 def sync_window(

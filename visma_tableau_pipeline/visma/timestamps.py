@@ -10,9 +10,12 @@ never the local clock.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+
+log = logging.getLogger(__name__)
 
 # yyyy-MM-ddTHH:mm:ss with a fixed number (up to 6, all kept when parsed) of fraction digits:
 # among values of one length, text order is time order and equal texts are equal times
@@ -72,7 +75,45 @@ def max_modified(
     digits) sort as text in time order, so only the largest of each width is parsed: parsing
     every record's value cost more than the rest of the sync's work on it. (A value in that
     form that is no real time, such as month 13, is therefore only noticed when it is largest.)
+
+    A value that is no timestamp (outside Visma's contract: `"yesterday"`, a number) is left
+    out, with a warning: the watermark then follows the records that have one, and the record
+    itself is stored and held back from the tables that read the field (`marts/holdback.py`).
     """
+    records = records if isinstance(records, list) else list(records)
+    try:
+        return _latest(_candidates(records, field, current))
+    except _NOT_A_TIMESTAMP:  # the rare slow path: every value parsed, the bad ones left out
+        every = [(-1, current)] if current else []
+        every += [(position, record.get(field)) for position, record in enumerate(records)]
+        valid = []
+        for position, raw in every:
+            if not raw:
+                continue
+            try:
+                parse_timestamp(raw)
+            except _NOT_A_TIMESTAMP:
+                log.warning("%s %r is not a timestamp: left out of the watermark", field, raw)
+                continue
+            valid.append((position, raw))
+        return _latest(valid)
+
+
+_NOT_A_TIMESTAMP = (ValueError, TypeError, AttributeError, OverflowError)
+
+
+def _latest(candidates: list[tuple[int, str]]) -> str | None:
+    """The latest of (position, value) candidates; of equal times the earliest position."""
+    latest, latest_time, latest_position = None, None, 0
+    for position, raw in candidates:
+        value = parse_timestamp(raw)
+        if latest_time is None or value > latest_time or (value == latest_time and position < latest_position):
+            latest, latest_time, latest_position = raw, value, position
+    return latest
+
+
+def _candidates(records: list[Mapping], field: str, current: str | None) -> list[tuple[int, str]]:
+    """The values worth parsing: `current`, the largest of each sortable width, and the rest."""
     candidates: list[tuple[int, str]] = [(-1, current)] if current else []
     widest: dict[int, tuple[int, str]] = {}  # length -> (position, the largest such value)
     for position, record in enumerate(records):
@@ -86,9 +127,4 @@ def max_modified(
         else:
             candidates.append((position, raw))
     candidates.extend(widest.values())
-    latest, latest_time, latest_position = None, None, 0
-    for position, raw in candidates:
-        value = parse_timestamp(raw)
-        if latest_time is None or value > latest_time or (value == latest_time and position < latest_position):
-            latest, latest_time, latest_position = raw, value, position
-    return latest
+    return candidates

@@ -14,6 +14,8 @@ back with a reason (`state.quarantine.held_records`); no exception stops a sync 
 
 from __future__ import annotations
 
+import re
+
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +72,25 @@ def tables_fed_by(entity_name: str) -> list[MartTable]:
 
 # -- Visma over HTTP ---------------------------------------------------------------------------
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_MARK = "\U000F0000"
+
+
+def _wire(body: Any) -> bytes:
+    """JSON as Visma writes it: UTF-8, a lone surrogate (no UTF-8 can hold one) as its escape."""
+
+    def marked(value: Any) -> Any:
+        if isinstance(value, str):
+            return _SURROGATE.sub(lambda m: f"{_SURROGATE_MARK}{ord(m.group()):04x}", value)
+        if isinstance(value, dict):
+            return {key: marked(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [marked(item) for item in value]
+        return value
+
+    return re.sub(_SURROGATE_MARK.encode() + rb"([0-9a-f]{4})", rb"\\u\1", _ENCODER.encode(marked(body)))
+
+
 def _visma(entity: Entity, records: Sequence[dict]) -> httpx.MockTransport:
     """A Visma answering the entity's list with `records` as one page, as its wire format has it."""
     tokens = FakeVisma()
@@ -89,7 +110,7 @@ def _visma(entity: Entity, records: Sequence[dict]) -> httpx.MockTransport:
             body = list(by_id)
         else:
             body = by_id[unquote(request.url.raw_path.decode().split("?")[0].rsplit("/", 1)[-1])]
-        return httpx.Response(200, content=_ENCODER.encode(body), headers={"Content-Type": "application/json"})
+        return httpx.Response(200, content=_wire(body), headers={"Content-Type": "application/json"})
 
     return httpx.MockTransport(handle)
 
@@ -204,8 +225,12 @@ def expected(kind: Kind, sent: Any) -> Any:
     if kind is Kind.TEXT:
         if isinstance(sent, bool):
             return "true" if sent else "false"
+        if isinstance(sent, str) and _SURROGATE.search(sent):
+            return _UNCONVERTIBLE  # a lone surrogate is no Unicode text
         return str(sent) if isinstance(sent, str) or numeric else _UNCONVERTIBLE
-    if kind in (Kind.MONEY, Kind.QUANTITY, Kind.RATE):
+    if kind is Kind.MONEY:
+        return _cents(Decimal(sent)) if numeric else _UNCONVERTIBLE
+    if kind in (Kind.QUANTITY, Kind.RATE):
         return Decimal(sent) if numeric else _UNCONVERTIBLE
     if kind in (Kind.DATE, Kind.TIMESTAMP):
         moment = wall_clock(sent) if isinstance(sent, str) else None
@@ -215,6 +240,17 @@ def expected(kind: Kind, sent: Any) -> Any:
     if kind is Kind.INT:
         return sent if isinstance(sent, int) and not isinstance(sent, bool) else _UNCONVERTIBLE
     return sent if isinstance(sent, bool) else _UNCONVERTIBLE
+
+
+def _cents(sent: Decimal) -> Any:
+    """The README's rule for amounts: exact cents; a double's noise past the cent dropped; a
+    real fraction of a cent, or more than 16 integer digits, held back."""
+    if abs(sent) >= Decimal("1E16"):
+        return _UNCONVERTIBLE
+    cents = sent.quantize(Decimal("0.01"))
+    if cents == sent or abs(sent - cents) <= abs(sent) * Decimal(2) ** -50:
+        return cents
+    return _UNCONVERTIBLE
 
 
 def _plain(value: Any) -> Any:

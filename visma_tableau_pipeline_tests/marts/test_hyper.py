@@ -147,18 +147,20 @@ def test_replacing_groups_with_other_columns_leaves_the_extract_alone(tmp_path: 
 
 def test_characters_pantab_would_mangle_arrive_exactly(tmp_path):
     """pantab 5.3.0 writes U+2D800 (CJK Extension F) and U+1D800 as U+FFFD; Hyper keeps them."""
-    texts = ["\U0002D800 Ext F", "plain", None, "\U0001D800\U0001F600\U0010DFFF", "Ø"]
+    texts = ["\U0002D800 Ext F", "plain", None, "\U0001D800\x00\U0001F600\U0010DFFF", "Ø"]
     frame = pd.DataFrame({"key": pd.array(["a", "b", "c", "d", "e"], dtype="string"),
-                          "name": pd.array(texts, dtype="string")})
+                          "name": pd.array(texts, dtype="string"),
+                          "amount": money(["-0.05", "1.00", None, "2.50", "3"])})
     path = write_hyper(frame, tmp_path, "texts")
     back = frame_from_hyper(path).sort_values("key")
     assert back["name"].tolist()[:2] == texts[:2] and back["name"].tolist()[3:] == texts[3:]
     assert pd.isna(back["name"].tolist()[2])
 
     rows = pd.DataFrame({"key": pd.array(["\U0002DFFF"], dtype="string"),
-                         "name": pd.array(["\U0002D801"], dtype="string")})
+                         "name": pd.array(["\U0002D801"], dtype="string"), "amount": money(["-0.01"])})
     replace_groups(path, rows, pd.DataFrame({"key": pd.array(["a", "\U0002DFFF"], dtype="string")}))
     again = replace_groups(path, rows, rows[["key"]])  # the new key matches itself: no duplicate
     back = frame_from_hyper(path)
     assert again == 5 and set(back["key"]) == {"b", "c", "d", "e", "\U0002DFFF"}
     assert back.loc[back["key"] == "\U0002DFFF", "name"].tolist() == ["\U0002D801"]
+    assert back.loc[back["key"] == "\U0002DFFF", "amount"].tolist() == [Decimal("-0.01")]
