@@ -99,10 +99,7 @@ def _culprits(table: MartTable, records: dict[str, list[Record]], name: str,
 
 def _held(table: MartTable, name: str, record: Record, error: Exception) -> HeldRecord:
     """The quarantine note for one record that failed alone."""
-    try:
-        key = key_string(record_key(catalogue_entity(name), record))
-    except RECORD_ERRORS:
-        key = "?"  # cannot happen for a stored record: the store keys every record it keeps
+    key = key_string(record_key(catalogue_entity(name), record))  # the store keyed it so
     if isinstance(error, RejectedValue):
         field, value, reason = error.field, repr(error.value), error.reason
     else:
