@@ -62,9 +62,11 @@ def check_tableau(tableau: TableauSettings, retries: RetrySettings) -> CheckResu
 def run_checks(settings: Settings, companies: list[CompanySettings] | None = None) -> list[CheckResult]:
     """One result per company and one for Tableau (or a note that publishing is off)."""
     if settings.sandbox:
-        log.info("No Visma credentials set: checking the bundled Visma sandbox.")
+        log.info("VTP_SANDBOX: checking the bundled Visma sandbox, not a real company.")
     policy = RetryPolicy.from_settings(settings.retries)
     results = [check_company(c, policy) for c in (companies or resolved_companies(settings))]
+    if settings.sandbox:  # said where a user reads it, not only in the log
+        results.insert(0, CheckResult("Visma", True, "the bundled sandbox (VTP_SANDBOX), not a real company"))
     if settings.tableau is None:
         results.append(CheckResult("Tableau", True, "not configured: extracts are written, nothing is published"))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from datetime import date
@@ -99,6 +100,8 @@ def demo(size: int) -> None:
     """Sandboxes, a full sync, extracts and a publish, in one process."""
     from visma_tableau_pipeline.sandbox.local import run_demo
 
+    os.environ["VTP_SANDBOX"] = "1"  # the demo is the sandbox asked for
+    get_settings.cache_clear()
     click.echo(run_demo(size).summary())
 
 

@@ -68,7 +68,7 @@ def run_pipeline(
 ) -> PipelineOutcome:
     """Sync every company, rebuild every dashboard table, write the extracts, publish them."""
     if settings.sandbox:
-        log.info("No Visma credentials set: reading the bundled Visma sandbox.")
+        log.info("VTP_SANDBOX: reading the bundled Visma sandbox, not a real company.")
     companies = companies or resolved_companies(settings)
     as_of = as_of or date.today()
     db = StateDB.for_settings(settings)

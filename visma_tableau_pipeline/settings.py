@@ -1,7 +1,7 @@
 """Every setting the project reads, read once.
 
 One company comes from `VISMA_*` environment variables; several come from the YAML file named by
-`VTP_CONFIG`. With no Visma credentials at all, the bundled sandbox is the target. With no Tableau
+`VTP_CONFIG`. The bundled sandbox is the target only when asked for (VTP_SANDBOX=1 or VTP_SANDBOX_URL). With no Tableau
 settings, extracts are written and nothing is published.
 """
 
@@ -121,6 +121,8 @@ class EnvSettings(BaseSettings):
     vtp_config: Path | None = None
     vtp_first_month: date = date(2025, 1, 1)
     vtp_entitlements: Path | None = None
+    vtp_sandbox: bool = False  # read the bundled sandbox (asked for, never a fallback)
+    vtp_sandbox_url: str | None = None  # a running sandbox (`vtp sandbox`); asks for it too
     vtp_sandbox_size: int = Field(default=300, ge=1)
 
     vtp_retry_backoff_seconds: float = Field(default=_RETRY_DEFAULTS.backoff_s, gt=0)
@@ -144,7 +146,7 @@ class Settings(BaseModel):
     state_url: str
     companies: list[CompanySettings]
     tableau: TableauSettings | None
-    sandbox: bool = Field(description="True when no Visma credentials are set")
+    sandbox: bool = Field(description="True when the bundled sandbox was asked for (VTP_SANDBOX or VTP_SANDBOX_URL)")
     first_month: date = Field(description="The first calendar month that month partitions offer")
     entitlements_path: Path | None = Field(
         default=None, description="YAML mapping of Tableau users and groups to what they may see"
@@ -229,7 +231,7 @@ def _companies_from_env(env: EnvSettings, secrets: StoredSecrets) -> list[Compan
         raise ConfigError(
             f"Visma settings are incomplete: {', '.join(missing)} not set. Set all three "
             "(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET, VISMA_TENANT_ID; the first two may also come "
-            f"from `vtp secrets set {prefix}/...`), or none to use the sandbox."
+            f"from `vtp secrets set {prefix}/...`), or none and VTP_SANDBOX=1 to use the sandbox."
         )
     return [
         CompanySettings(
@@ -377,8 +379,15 @@ def _resolve_env_ref(value: object) -> object:
     return value
 
 
+NOTHING_TO_READ = (
+    "No Visma company is configured: set VISMA_CLIENT_ID, VISMA_CLIENT_SECRET and VISMA_TENANT_ID "
+    "(or VTP_CONFIG for several companies). To read the bundled demo sandbox instead, set "
+    "VTP_SANDBOX=1 (or VTP_SANDBOX_URL to a running `vtp sandbox`)."
+)
+
+
 def build_settings(env: EnvSettings | None = None) -> Settings:
-    """Settings from the environment (and VTP_CONFIG), with the sandbox as the default target."""
+    """Settings from the environment (and VTP_CONFIG), or the sandbox when asked for."""
     env = env or EnvSettings.read()
     home = env.vtp_home.expanduser().resolve()
     state_url = env.vtp_state_url or f"sqlite:///{home / 'state.db'}"
@@ -389,10 +398,14 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         companies, tableau = _from_yaml(env.vtp_config, env, secrets)
     elif env.visma_client_id or env.visma_client_secret or env.visma_tenant_id:
         companies, tableau = _companies_from_env(env, secrets), _tableau_from_env(env, secrets)
-    else:
+    elif env.vtp_sandbox or env.vtp_sandbox_url:
         from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 
-        companies, tableau, sandbox = sandbox_companies(), _tableau_from_env(env, secrets), True
+        companies, tableau, sandbox = sandbox_companies(env.vtp_sandbox_url), _tableau_from_env(env, secrets), True
+    else:
+        # A deployment that lost its credentials must not publish demo numbers: the sandbox is
+        # asked for, never fallen back to.
+        raise ConfigError(NOTHING_TO_READ)
     ids = [c.company_id for c in companies]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"company ids must be unique; got {ids}")

@@ -24,6 +24,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from visma_tableau_pipeline.state import StateDB
+
+# Tests read the bundled sandbox unless they set credentials; it must be asked for (as a user
+# does with VTP_SANDBOX=1), since a missing credential never falls back to it.
+os.environ.setdefault("VTP_SANDBOX", "1")
 from visma_tableau_pipeline.state.schema import metadata
 
 settings.register_profile("ci", max_examples=200, stateful_step_count=8, deadline=None, print_blob=True)

@@ -33,8 +33,24 @@ def env(home: Path, **values) -> EnvSettings:
     return EnvSettings(vtp_home=home, _env_file=None, **values)
 
 
-def test_no_credentials_means_the_sandbox(home):
-    settings = build_settings(env(home))
+def test_no_credentials_and_no_sandbox_asked_for_stops_naming_the_settings(home):
+    with pytest.raises(ConfigError) as stopped:
+        build_settings(env(home, vtp_sandbox=False))
+    for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_CONFIG", "VTP_SANDBOX=1"):
+        assert name in str(stopped.value)
+
+
+def test_vtp_sync_without_credentials_or_sandbox_stops_and_publishes_nothing(home, monkeypatch):
+    monkeypatch.delenv("VTP_SANDBOX", raising=False)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["sync"])
+    assert result.exit_code == 1
+    assert "No Visma company is configured" in result.output and "Traceback" not in result.output
+    assert not (home / "extracts").exists()
+
+
+def test_the_sandbox_when_asked_for(home):
+    settings = build_settings(env(home, vtp_sandbox=True))
     assert settings.sandbox and {c.company_id for c in settings.companies} == {"nordic-no", "nordic-se"}
     assert settings.tableau is None
     assert settings.state_url.endswith("state.db")
@@ -150,7 +166,8 @@ def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypat
         get_settings.cache_clear()
         ok = CliRunner().invoke(main, ["check"])
         assert ok.exit_code == 0, ok.output
-        assert ok.output.count("ok ") == 3 and "financial periods" in ok.output and "not configured" in ok.output
+        assert ok.output.count("ok ") == 4 and "financial periods" in ok.output and "not configured" in ok.output
+        assert "the bundled sandbox (VTP_SANDBOX), not a real company" in ok.output
 
         monkeypatch.setenv("TABLEAU_SERVER_URL", tableau_url)
         monkeypatch.setenv("TABLEAU_SITE", "demo")

@@ -1,8 +1,8 @@
 """Running the sandboxes for a user: in this process, or served for other processes.
 
-With no Visma credentials, the pipeline reads the Visma sandbox at `VTP_SANDBOX_URL` when that is
-set (for example by `vtp sandbox` in another terminal), and otherwise starts one inside the
-current process on a free port. Its data is deterministic, so every process sees the same demo
+When the sandbox is asked for, the pipeline reads the Visma sandbox at `VTP_SANDBOX_URL` when
+that is set (for example by `vtp sandbox` in another terminal), and with `VTP_SANDBOX=1` alone
+starts one inside the current process on a free port. Its data is deterministic, so every process sees the same demo
 group.
 """
 
@@ -66,7 +66,7 @@ def serve_forever(
             "Visma and Tableau sandboxes are running. In another shell:\n"
             + "".join(f"  export {name}={value}\n" for name, value in exports.items())
             + "  vtp sync          # or: dagster dev\n"
-            "Leave VISMA_CLIENT_ID unset: the pipeline then reads the sandbox. Ctrl-C stops."
+            "Leave VISMA_CLIENT_ID unset: with VTP_SANDBOX_URL the pipeline reads the sandbox. Ctrl-C stops."
         )
         try:
             while True:

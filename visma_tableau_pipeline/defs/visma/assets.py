@@ -116,7 +116,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         state: StateResource,
     ) -> dg.MaterializeResult:
         if get_settings().sandbox:
-            context.log.info("No Visma credentials set: reading the bundled Visma sandbox.")
+            context.log.info("VTP_SANDBOX: reading the bundled Visma sandbox, not a real company.")
         results: list[WindowResult] = []
         stats: dict[str, float] = {}
         preview: list[dict] = []
