@@ -38,7 +38,10 @@ def timestamp_order(value: str) -> tuple[datetime, int]:
             f"watermark {value!r} is not a timestamp like 2025-03-01T12:30:00.123", value=value
         ) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # at the edge of the calendar (9999-12-31 with an offset west)
+            moment = moment.replace(tzinfo=None)
     nanos = int(fraction.group(1)[:9].ljust(9, "0")) if fraction else 0
     return moment, nanos
 

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.payloads import load_payload
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_RECORDS = 5
 MODIFIED_TEXT_LENGTH = 40  # the store's last_modified column
+FUTURE_SLACK = timedelta(days=1)  # a modification time later than now + this is no watermark
 # Above this many records missed by one reconciling read, a second read of the window confirms
 # them instead of one GET each: a re-keyed period can make thousands vanish at once, and a second
 # read costs the window's pages, not a call per record.
@@ -95,6 +97,8 @@ def _store_batches(
     by its key (`listed_in_period=False`) belongs to the period it names, if it names one.
     """
     modified_field = entity.modified_field
+    # Visma's time zone is not documented: a day of slack before a time counts as in the future
+    latest_allowed = datetime.now() + FUTURE_SLACK
     for batch in batches:
         rows: list[RecordRow] = [
             (key, period_of_record(record, period) if listed_in_period else period_of_record(record) or period,
@@ -102,7 +106,7 @@ def _store_batches(
             for record, text, key in zip(batch, batch.texts, batch.keys)
         ]
         seen.update(dict.fromkeys(batch.keys))
-        result.watermark = max_modified(batch, modified_field, result.watermark)
+        result.watermark = max_modified(batch, modified_field, result.watermark, latest_allowed)
         with db.transaction() as conn:
             outcome = upsert_records(conn, company_id, entity.name, rows, run_id)
         result.records_read += len(batch)

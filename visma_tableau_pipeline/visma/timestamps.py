@@ -64,6 +64,7 @@ def max_modified(
     records: Iterable[Mapping],
     field: str = "lastModifiedDateTime",
     current: str | None = None,
+    latest_allowed: datetime | None = None,
 ) -> str | None:
     """The next watermark: the largest `field` among `records` and `current`, as Visma wrote it.
 
@@ -79,10 +80,12 @@ def max_modified(
     A value that is no timestamp (outside Visma's contract: `"yesterday"`, a number) is left
     out, with a warning: the watermark then follows the records that have one, and the record
     itself is stored and held back from the tables that read the field (`marts/holdback.py`).
+    So is a time after `latest_allowed` (a record stamped in the year 9999 would otherwise move
+    the watermark past every change still to come, and no delta would read them).
     """
     records = records if isinstance(records, list) else list(records)
     try:
-        return _latest(_candidates(records, field, current))
+        return _latest(_candidates(records, field, current), latest_allowed)
     except _NOT_A_TIMESTAMP:  # the rare slow path: every value parsed, the bad ones left out
         every = [(-1, current)] if current else []
         every += [(position, record.get(field)) for position, record in enumerate(records)]
@@ -91,22 +94,33 @@ def max_modified(
             if not raw:
                 continue
             try:
-                parse_timestamp(raw)
-            except _NOT_A_TIMESTAMP:
-                log.warning("%s %r is not a timestamp: left out of the watermark", field, raw)
+                _checked(raw, latest_allowed)
+            except _NOT_A_TIMESTAMP as error:
+                log.warning("%s %r left out of the watermark: %s", field, raw, error)
                 continue
             valid.append((position, raw))
-        return _latest(valid)
+        return _latest(valid, latest_allowed)
+
+
+class _TooLate(ValueError):
+    """A modification time after the latest the watermark may take."""
 
 
 _NOT_A_TIMESTAMP = (ValueError, TypeError, AttributeError, OverflowError)
 
 
-def _latest(candidates: list[tuple[int, str]]) -> str | None:
+def _checked(raw: str, latest_allowed: datetime | None) -> datetime:
+    value = parse_timestamp(raw)
+    if latest_allowed is not None and value > latest_allowed:
+        raise _TooLate(f"later than {latest_allowed:%Y-%m-%d %H:%M}, so not a time Visma has reached")
+    return value
+
+
+def _latest(candidates: list[tuple[int, str]], latest_allowed: datetime | None) -> str | None:
     """The latest of (position, value) candidates; of equal times the earliest position."""
     latest, latest_time, latest_position = None, None, 0
     for position, raw in candidates:
-        value = parse_timestamp(raw)
+        value = _checked(raw, latest_allowed)
         if latest_time is None or value > latest_time or (value == latest_time and position < latest_position):
             latest, latest_time, latest_position = raw, value, position
     return latest

@@ -83,3 +83,19 @@ def test_the_watermark_of_mixed_forms_is_the_one_parsing_every_value_gives():
         ]
         current = rnd.choice([None, "2024-03-01T10:00:02", "2024-03-01T10:00:02.000"])
         assert max_modified(records, current=current) == _newest_by_parsing_each(records, current), records
+
+
+def test_a_value_that_is_no_timestamp_is_left_out_of_the_watermark():
+    records = [{"lastModifiedDateTime": "2025-03-01T10:00:00"}, {"lastModifiedDateTime": "yesterday"},
+               {"lastModifiedDateTime": 123}, {"lastModifiedDateTime": {"id": "x"}},
+               {"lastModifiedDateTime": "2025-02-30T00:00:00"}]
+    assert max_modified(records) == "2025-03-01T10:00:00"
+
+
+def test_a_time_in_the_future_does_not_move_the_watermark_past_changes_still_to_come():
+    records = [{"lastModifiedDateTime": "2025-03-01T10:00:00"},
+               {"lastModifiedDateTime": "9999-12-31T23:59:59.999-03:30"},
+               {"lastModifiedDateTime": "9999-12-31T23:59:59"}]
+    assert max_modified(records, latest_allowed=datetime(2026, 12, 4)) == "2025-03-01T10:00:00"
+    assert max_modified(records[:1], current="2025-04-01T00:00:00",
+                        latest_allowed=datetime(2026, 12, 4)) == "2025-04-01T00:00:00"
