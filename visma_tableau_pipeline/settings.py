@@ -404,8 +404,9 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         companies, tableau, sandbox = sandbox_companies(env.vtp_sandbox_url), _tableau_from_env(env, secrets), True
     else:
         # A deployment that lost its credentials must not publish demo numbers: the sandbox is
-        # asked for, never fallen back to.
-        raise ConfigError(NOTHING_TO_READ)
+        # asked for, never fallen back to. No company is read (`resolved_companies` says so);
+        # commands that need none (secrets, audit, quarantine) still work.
+        companies, tableau = [], _tableau_from_env(env, secrets)
     ids = [c.company_id for c in companies]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"company ids must be unique; got {ids}")
@@ -437,8 +438,14 @@ def _check_state_url(state_url: str) -> None:
 
 
 def resolved_companies(settings: Settings) -> list[CompanySettings]:
-    """The companies to read, with the sandbox started in this process when it is the target."""
+    """The companies to read, with the sandbox started in this process when it is the target.
+
+    Raises ConfigError naming the settings when no company is configured and the sandbox was
+    not asked for.
+    """
     if not settings.sandbox:
+        if not settings.companies:
+            raise ConfigError(NOTHING_TO_READ)
         return settings.companies
     from visma_tableau_pipeline.sandbox.local import sandbox_company_settings
 

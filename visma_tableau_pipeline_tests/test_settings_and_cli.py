@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from visma_tableau_pipeline.cli import main
-from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
+from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings, resolved_companies
 
 SECRET = "s3cr3t-that-must-never-be-logged"
 
@@ -34,8 +34,10 @@ def env(home: Path, **values) -> EnvSettings:
 
 
 def test_no_credentials_and_no_sandbox_asked_for_stops_naming_the_settings(home):
+    settings = build_settings(env(home, vtp_sandbox=False))  # secrets and audit need no company
+    assert settings.companies == [] and not settings.sandbox
     with pytest.raises(ConfigError) as stopped:
-        build_settings(env(home, vtp_sandbox=False))
+        resolved_companies(settings)
     for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_CONFIG", "VTP_SANDBOX=1"):
         assert name in str(stopped.value)
 

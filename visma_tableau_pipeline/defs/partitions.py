@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.settings import NOTHING_TO_READ, ConfigError, get_settings
 
 _settings = get_settings()
+if not _settings.companies:  # the code location does not load: the message names the settings
+    raise ConfigError(NOTHING_TO_READ)
 
 company_partitions = dg.StaticPartitionsDefinition([c.company_id for c in _settings.companies])
 
