@@ -19,7 +19,7 @@ from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
-from visma_tableau_pipeline.visma.periods import FinancialPeriod, parse_periods
+from visma_tableau_pipeline.visma.periods import FinancialPeriod, open_period_ids, parse_periods
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,22 @@ def stored_periods(db: StateDB, company_id: str) -> list[FinancialPeriod]:
     """The company's financial periods as last read from Visma (empty before the first read)."""
     with db.connect() as conn:
         return parse_periods(iter_records(conn, company_id, "financial_periods"))
+
+
+def stored_open_periods(db: StateDB, company_id: str) -> set[str]:
+    """The company's periods that some ledger has not closed, as last read from Visma."""
+    with db.connect() as conn:
+        return open_period_ids(iter_records(conn, company_id, "financial_periods"))
+
+
+def read_in_full(period: str | None, *, full: bool, open_periods_in_full: bool, open_periods: set[str]) -> bool:
+    """Whether a window is read in full (reconciled, finding deleted records) or as a delta.
+
+    `open_periods_in_full` is the nightly read: master data (no period) and the periods Visma has
+    not closed are reconciled, because records are deleted there; closed periods are read as
+    deltas and reconciled by the weekly full read.
+    """
+    return full or (open_periods_in_full and (period is None or period in open_periods))
 
 
 def plan_windows(

@@ -125,17 +125,46 @@ def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
     assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
 
 
-def test_the_weekly_reconciliation_reads_everything_in_full(sandbox_env):
-    from visma_tableau_pipeline.defs.visma.jobs import weekly_master_data, weekly_period_entities
+def test_the_nightly_run_reconciles_master_data_and_open_periods_and_the_weekly_one_everything(sandbox_env):
+    from visma_tableau_pipeline.defs.visma.jobs import weekly_period_entities
 
+    expected = {nightly_master_data: {"full": True}, nightly_period_entities: {"open_periods_in_full": True},
+                weekly_period_entities: {"full": True}}
     when = datetime(2026, 11, 29, 4, 0)
-    for schedule in (weekly_master_data, weekly_period_entities):
+    for schedule, config in expected.items():
         requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when)))
         assert len(requests) == 2
         job = defs.resolve_job_def(schedule.job_name)
         for request in requests:
             dg.validate_run_config(job, request.run_config)
-            assert all(op["config"]["full"] for op in request.run_config["ops"].values())
+            ops = request.run_config["ops"]
+            assert set(ops) == {"__".join(key.path) for key in job.asset_layer.executable_asset_keys}, schedule.name
+            assert all(op["config"] == config for op in ops.values()), schedule.name
+
+
+# Every schedule and sensor starts running, so a fresh deployment runs the pipeline by itself.
+# One that must start stopped is named here with the reason.
+STOPPED_ON_PURPOSE: dict[str, str] = {}
+
+
+def test_every_schedule_and_sensor_starts_running():
+    repository = defs.get_repository_def()
+    instigators = [*repository.schedule_defs, *repository.sensor_defs]
+    assert {i.name for i in instigators} >= {
+        "nightly_master_data", "nightly_period_entities", "weekly_reconciliation_period_entities",
+        "visma_polling_sensor", "visma_webhook_sensor", "automation_condition_sensor"}
+    stopped = {i.name for i in instigators if i.default_status.value != "RUNNING"}
+    assert stopped == set(STOPPED_ON_PURPOSE), f"start stopped without a reason: {stopped - set(STOPPED_ON_PURPOSE)}"
+
+
+def test_the_declared_automation_sensor_covers_every_asset_with_an_automation_condition():
+    repository = defs.get_repository_def()
+    sensor = next(s for s in repository.sensor_defs if s.name == "automation_condition_sensor")
+    graph = defs.resolve_asset_graph()
+    automated = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
+    assert automated and sensor.asset_selection.resolve(graph) == automated
+    # Dagster adds its own (stopped) default sensor for any automated asset left uncovered
+    assert "default_automation_condition_sensor" not in {s.name for s in repository.sensor_defs}
 
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):

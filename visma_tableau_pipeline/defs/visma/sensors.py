@@ -113,7 +113,7 @@ def change_requests(
 @dg.sensor(
     jobs=[master_data_job, period_entities_job],
     minimum_interval_seconds=POLL_SECONDS,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls Visma's lastModifiedDateTime every 5 minutes and runs what changed.",
 )
 def visma_polling_sensor(
@@ -129,7 +129,7 @@ def visma_polling_sensor(
 @dg.sensor(
     jobs=[master_data_job, period_entities_job],
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns Visma webhook notifications from the inbox into targeted change checks.",
 )
 def visma_webhook_sensor(
