@@ -291,6 +291,72 @@ def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_f
         assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 2
 
 
+def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_one_run(sandbox_env):
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
+    from visma_tableau_pipeline.sandbox.server import ServerThread
+    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.state import keys_for
+    from visma_tableau_pipeline.visma.plan import sync_all
+    from visma_tableau_pipeline.webhook_receiver import build_receiver_app
+
+    settings, state, secret = get_settings(), StateResource(), "visma-subscription-secret-for-tests"
+    companies = resolved_companies(settings)
+    sync_all(settings, companies, state.db())
+    tenants = {sandbox_env.tenant_id(c.company_id): c.company_id for c in companies}
+    app = build_receiver_app(state.db(), visma_secret=secret, tableau_token=None, tenant_companies=tenants)
+    invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
+    stored_key = f"{invoice['documentType']}|{invoice['referenceNumber']}"
+
+    with ServerThread(app) as receiver:
+        sandbox_env.webhooks.configure(f"{receiver}/webhooks/visma", secret)
+        sandbox_env.delete(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+        sandbox_env.webhooks.wait_idle()
+    resources = {"visma": VismaResource(), "state": state}
+    with dg.build_sensor_context(resources=resources, definitions=defs) as context:
+        [request] = visma_webhook_sensor(context).run_requests
+    assert request.partition_key == dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})
+
+    job = defs.resolve_job_def(request.job_name)
+    assert job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), partition_key=request.partition_key,
+        asset_selection=request.asset_selection, run_config=request.run_config,
+    ).success
+    with state.db().connect() as conn:
+        assert stored_key not in keys_for(conn, COMPANY, "supplier_invoices", period="202503")
+        assert stored_key in keys_for(conn, COMPANY, "supplier_invoices", period="202503", include_deleted=True)
+    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=None) as context:
+        assert not visma_webhook_sensor(context).run_requests  # the notification was handled
+
+
+def test_the_nightly_run_finds_records_deleted_in_open_periods_and_reads_closed_ones_as_deltas(sandbox_env):
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.state import keys_for
+    from visma_tableau_pipeline.visma.plan import sync_all
+
+    settings, state = get_settings(), StateResource()
+    sync_all(settings, resolved_companies(settings)[:1], state.db())
+    invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
+    gone = {period: next(r for r in invoices if r["financialPeriod"] == period) for period in ("202503", "202610")}
+    for record in gone.values():  # 2025-03 is closed in the sandbox, 2026-10 still open
+        sandbox_env.delete(COMPANY, "supplier_invoices", (record["documentType"], record["referenceNumber"]))
+
+    job = defs.resolve_job_def(nightly_period_entities.job_name)
+    invoices_key = dg.AssetKey(["visma", "supplier_invoices"])
+    for month in ("2025-03-01", "2026-10-01"):
+        assert job.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), asset_selection=[invoices_key],
+            partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": month}),
+            run_config={"ops": {"visma__supplier_invoices": {"config": {"open_periods_in_full": True}}}},
+        ).success
+    with state.db().connect() as conn:
+        live = {period: keys_for(conn, COMPANY, "supplier_invoices", period=period) for period in gone}
+    key = {period: f"{r['documentType']}|{r['referenceNumber']}" for period, r in gone.items()}
+    assert key["202610"] not in live["202610"], "an open period is reconciled every night"
+    assert key["202503"] in live["202503"], "a closed period waits for the weekly full read"
+
+
 def test_entitlements_are_checked_against_visma_and_tableau_and_published(tableau_env, tmp_path, monkeypatch):
     from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY, ENTITLEMENTS_ASSET
     from visma_tableau_pipeline.marts.registry import mart_table
