@@ -12,6 +12,7 @@ from visma_tableau_pipeline.defs.tableau.entitlements import (
     tableau_directory,
     tableau_entitlements,
 )
+from visma_tableau_pipeline.defs.tableau.webhooks import refresh_checks, tableau_webhook_sensor
 from visma_tableau_pipeline.defs.visma.assets import entity_assets
 from visma_tableau_pipeline.defs.visma.checks import held_back_checks
 from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job, schedules
@@ -29,9 +30,9 @@ automation_condition_sensor = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=assets,
-    asset_checks=[*mart_checks, *held_back_checks, *pat_expiry_checks, entitlements_resolve],
+    asset_checks=[*mart_checks, *held_back_checks, *pat_expiry_checks, entitlements_resolve, *refresh_checks],
     jobs=[master_data_job, period_entities_job],
     schedules=schedules,
-    sensors=[visma_polling_sensor, visma_webhook_sensor, automation_condition_sensor],
+    sensors=[visma_polling_sensor, visma_webhook_sensor, tableau_webhook_sensor, automation_condition_sensor],
     resources={"visma": VismaResource(), "state": StateResource()},
 )

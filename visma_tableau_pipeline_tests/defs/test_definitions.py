@@ -152,7 +152,7 @@ def test_every_schedule_and_sensor_starts_running():
     instigators = [*repository.schedule_defs, *repository.sensor_defs]
     assert {i.name for i in instigators} >= {
         "nightly_master_data", "nightly_period_entities", "weekly_reconciliation_period_entities",
-        "visma_polling_sensor", "visma_webhook_sensor", "automation_condition_sensor"}
+        "visma_polling_sensor", "visma_webhook_sensor", "tableau_webhook_sensor", "automation_condition_sensor"}
     stopped = {i.name for i in instigators if i.default_status.value != "RUNNING"}
     assert stopped == set(STOPPED_ON_PURPOSE), f"start stopped without a reason: {stopped - set(STOPPED_ON_PURPOSE)}"
 
@@ -355,6 +355,66 @@ def test_the_nightly_run_finds_records_deleted_in_open_periods_and_reads_closed_
     key = {period: f"{r['documentType']}|{r['referenceNumber']}" for period, r in gone.items()}
     assert key["202610"] not in live["202610"], "an open period is reconciled every night"
     assert key["202503"] in live["202503"], "a closed period waits for the weekly full read"
+
+
+def test_tableau_webhooks_reach_the_data_source_asset_and_a_deleted_one_is_published_again(sandbox_env, tableau_env):
+    import tableauserverclient as TSC
+
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.defs.tableau.webhooks import tableau_webhook_sensor
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline.sandbox.server import ServerThread
+    from visma_tableau_pipeline.webhook_receiver import build_receiver_app
+
+    state, token = StateResource(), "tableau-webhook-token-for-the-tests-0123456789"
+    instance = dg.DagsterInstance.ephemeral()
+    mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key("suppliers")
+    assert defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
+        instance=instance, asset_selection=[mart, published]).success
+    datasource_id = next(e for e in instance.get_latest_materialization_event(published).asset_materialization
+                         .metadata.items() if e[0] == "datasource_id")[1].value
+
+    def tick() -> dg.SensorResult:
+        with dg.build_sensor_context(resources={"state": state}, definitions=defs, instance=instance) as context:
+            return tableau_webhook_sensor(context)
+
+    app = build_receiver_app(state.db(), visma_secret=None, tableau_token=token, tenant_companies={})
+    env = tableau_env.settings_env()
+    with ServerThread(app) as receiver:
+        server = TSC.Server(env["TABLEAU_SERVER_URL"], use_server_version=True)
+        server.auth.sign_in(TSC.PersonalAccessTokenAuth(env["TABLEAU_PAT_NAME"], env["TABLEAU_PAT_SECRET"],
+                                                        site_id=env["TABLEAU_SITE"]))
+        for event in ("datasource-refresh-failed", "datasource-refresh-succeeded", "datasource-deleted"):
+            hook = TSC.WebhookItem()
+            hook.name, hook.url, hook.event = event, f"{receiver}/webhooks/tableau/{token}", event
+            server.webhooks.create(hook)
+        # The sandbox refreshes without failing; Tableau's delivery of a failure is sent as it would be
+        tableau_env.state.webhooks.fire("DatasourceRefreshFailed", "suppliers", datasource_id)
+        tableau_env.wait_for_webhooks()
+        failed = tick()
+        [check] = [e for e in failed.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        assert (check.asset_key, check.check_name, check.passed) == (published, "tableau_refresh", False)
+        assert "DatasourceRefreshFailed" in check.description and "suppliers" in check.description
+        assert any(isinstance(e, dg.AssetObservation) and e.asset_key == published for e in failed.asset_events)
+        assert not failed.run_requests
+
+        server.datasources.delete(datasource_id)
+        tableau_env.wait_for_webhooks()
+        deleted = tick()
+        [request] = deleted.run_requests
+        assert request.asset_selection == [published]
+        assert tick().skip_reason  # handled once: the next tick has nothing to do
+
+    result = defs.resolve_implicit_job_def_def_for_assets([published]).execute_in_process(
+        instance=instance, asset_selection=request.asset_selection)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["mode"].value == "create" and metadata["datasource_id"].value != datasource_id
+    assert tableau_env.datasource_path("suppliers").exists()
+    refresh = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                   and e.event_specific_data.check_name == "tableau_refresh")
+    assert refresh.passed, "the republished data source has had no refresh yet"
 
 
 def test_entitlements_are_checked_against_visma_and_tableau_and_published(tableau_env, tmp_path, monkeypatch):
