@@ -99,19 +99,24 @@ def sync_company(
     run_id: str,
     report: SyncReport,
     client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
+    open_periods_in_full: bool = False,
 ) -> None:
-    """Every window of one company: financial periods first, then the plan."""
+    """Every window of one company: financial periods first, then the plan (in full or as
+    deltas as `read_in_full` says)."""
     periods_entity = catalogue_entity("financial_periods")
     with client_factory(company) as client:
         report.windows.append(
             sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
         )
         periods = stored_periods(db, company.company_id)
+        open_periods = stored_open_periods(db, company.company_id)
         for window in plan_windows(company.company_id, periods, first_month, today):
+            in_full = read_in_full(window.period, full=full, open_periods_in_full=open_periods_in_full,
+                                   open_periods=open_periods)
             report.windows.append(
                 sync_window(
                     client, db, window.entity,
-                    company_id=company.company_id, run_id=run_id, period=window.period, full=full,
+                    company_id=company.company_id, run_id=run_id, period=window.period, full=in_full,
                 )
             )
         report.api_calls += int(client.stats.api_calls)
@@ -128,8 +133,10 @@ def sync_all(
     today: date | None = None,
     run_id: str | None = None,
     client_factory: Callable[[CompanySettings], VismaClient] | None = None,
+    open_periods_in_full: bool = False,
 ) -> SyncReport:
-    """Read every company's windows into the state store (clients retry as the settings say)."""
+    """Read every company's windows into the state store (clients retry as the settings say);
+    `open_periods_in_full` reads as the nightly schedule does (see `read_in_full`)."""
     report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
     client_factory = client_factory or partial(
         VismaClient, retry_policy=RetryPolicy.from_settings(settings.retries)
@@ -139,6 +146,7 @@ def sync_all(
             company, db,
             first_month=settings.first_month, today=today or date.today(),
             full=full, run_id=report.run_id, report=report, client_factory=client_factory,
+            open_periods_in_full=open_periods_in_full,
         )
     log.info("sync %s done: %s, %d API calls", report.run_id, report.totals(), report.api_calls)
     return report
