@@ -12,17 +12,27 @@ from visma_tableau_pipeline.defs.tableau.entitlements import (
     tableau_directory,
     tableau_entitlements,
 )
+from visma_tableau_pipeline.defs.tableau.webhooks import refresh_checks, tableau_webhook_sensor
 from visma_tableau_pipeline.defs.visma.assets import entity_assets
 from visma_tableau_pipeline.defs.visma.checks import held_back_checks
 from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job, schedules
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor, visma_webhook_sensor
 
+assets = [*entity_assets, *mart_assets, *tableau_assets, tableau_directory, entitlements, tableau_entitlements]
+
+# Declared (not left to Dagster's default one, which starts stopped) so that dashboard tables and
+# Tableau data sources follow the entities with nothing switched on by hand.
+automation_condition_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_condition_sensor",
+    target=[key for asset in assets for key, condition in asset.automation_conditions_by_key.items() if condition],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+
 defs = dg.Definitions(
-    assets=[*entity_assets, *mart_assets, *tableau_assets, tableau_directory, entitlements,
-            tableau_entitlements],
-    asset_checks=[*mart_checks, *held_back_checks, *pat_expiry_checks, entitlements_resolve],
+    assets=assets,
+    asset_checks=[*mart_checks, *held_back_checks, *pat_expiry_checks, entitlements_resolve, *refresh_checks],
     jobs=[master_data_job, period_entities_job],
     schedules=schedules,
-    sensors=[visma_polling_sensor, visma_webhook_sensor],
+    sensors=[visma_polling_sensor, visma_webhook_sensor, tableau_webhook_sensor, automation_condition_sensor],
     resources={"visma": VismaResource(), "state": StateResource()},
 )

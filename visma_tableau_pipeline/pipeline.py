@@ -72,7 +72,8 @@ def run_pipeline(
     companies = companies or resolved_companies(settings)
     as_of = as_of or date.today()
     db = StateDB.for_settings(settings)
-    outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of),
+    # as the nightly schedules read: master data and open periods reconciled, closed ones as deltas
+    outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of, open_periods_in_full=True),
                               extracts_dir=settings.extracts_dir)
     company_ids = [c.company_id for c in companies]
     extracts = {}

@@ -77,6 +77,18 @@ def pending(conn: Connection, limit: int = 100, source: Source | None = None) ->
     return [Notification(**row) for row in conn.execute(stmt).mappings()]
 
 
+def latest(conn: Connection, source: Source, record_key: str, entities: Iterable[str]) -> Notification | None:
+    """The last notification received about a record among the named events (processed or not)."""
+    stmt = (
+        select(inbox)
+        .where(inbox.c.source == source, inbox.c.record_key == record_key, inbox.c.entity.in_(list(entities)))
+        .order_by(inbox.c.received_at.desc(), inbox.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).mappings().one_or_none()
+    return Notification(**row) if row else None
+
+
 def mark_processed(
     conn: Connection, ids: Iterable[int], run_key: str, at: datetime | None = None
 ) -> int:

@@ -33,6 +33,13 @@ def get_publication(conn: Connection, data_source: str) -> Publication | None:
     return Publication(row.data_source, row.datasource_id, row.schema_fingerprint, row.run_id, row.mode)
 
 
+def data_source_named_by_id(conn: Connection, datasource_id: str) -> str | None:
+    """The data source this project published under a Tableau LUID (what webhooks name)."""
+    return conn.execute(
+        select(publications.c.data_source).where(publications.c.datasource_id == datasource_id)
+    ).scalar_one_or_none()
+
+
 def save_publication(conn: Connection, publication: Publication) -> None:
     columns = ("datasource_id", "schema_fingerprint", "run_id", "mode", "updated_at")
     conn.execute(

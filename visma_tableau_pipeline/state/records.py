@@ -246,6 +246,17 @@ def keys_for(
     return set(conn.execute(stmt).scalars())
 
 
+def periods_of(conn: Connection, company_id: str, entity: str, keys: Iterable[str]) -> dict[str, str | None]:
+    """record_key -> period (YYYYPP, None for master data) of those of `keys` stored and live."""
+    found: dict[str, str | None] = {}
+    for chunk in batched(keys):
+        stmt = select(records.c.record_key, records.c.period).where(
+            and_(_where(company_id, entity, None, include_deleted=False), records.c.record_key.in_(chunk))
+        )
+        found.update({key: period for key, period in conn.execute(stmt)})
+    return found
+
+
 def count(
     conn: Connection,
     company_id: str,

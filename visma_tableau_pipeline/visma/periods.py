@@ -34,14 +34,17 @@ def _as_date(value: str) -> date:
 
 def parse_periods(records: Iterable[dict]) -> list[FinancialPeriod]:
     """FinancialPeriodDto items → periods sorted by start date."""
-    periods = []
-    for record in records:
-        year, period = str(record["year"]), str(record["period"])
-        period_id = period if _YYYYPP.match(period) else f"{year}{int(period):02d}"
-        periods.append(
-            FinancialPeriod(period_id, _as_date(record["startDate"]), _as_date(record["endDate"]))
-        )
+    periods = [
+        FinancialPeriod(_period_id(record), _as_date(record["startDate"]), _as_date(record["endDate"]))
+        for record in records
+    ]
     return sorted(periods, key=lambda p: p.start)
+
+
+def _period_id(record: dict) -> str:
+    """YYYYPP of a FinancialPeriodDto, whose `period` is either YYYYPP or the period number."""
+    year, period = str(record["year"]), str(record["period"])
+    return period if _YYYYPP.match(period) else f"{year}{int(period):02d}"
 
 
 def period_for_month(periods: list[FinancialPeriod], month_start: date) -> str:
@@ -72,3 +75,23 @@ def period_of_record(record: dict, requested_period: str | None = None) -> str |
         if isinstance(value, str) and _YYYYPP.match(value):
             return value[2:] + value[:2]
     return None
+
+
+# The modules whose records this project reads: supplier ledger (AP documents and payments),
+# customer ledger (AR) and general ledger (journal transactions, balances). Inventory, cash
+# management and fixed assets are left out: a company that does not use them may never close
+# them, which would keep every period "open" for ever.
+LEDGER_CLOSED_FLAGS = ("closedInSupplierLedger", "closedInCustomerLedger", "closedInGeneralLedger")
+
+
+def open_period_ids(records: Iterable[dict]) -> set[str]:
+    """The periods (YYYYPP) of FinancialPeriodDto items that some ledger has not closed.
+
+    Records can still be deleted in such a period, so it is reconciled every night; a period
+    closed in every ledger changes only if it is reopened (and so becomes open again). A flag that
+    is missing counts as open: reading too much is safe, reading too little is not.
+    """
+    return {
+        _period_id(record) for record in records
+        if not all(record.get(flag) is True for flag in LEDGER_CLOSED_FLAGS)
+    }

@@ -19,7 +19,7 @@ from visma_tableau_pipeline.state.records import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
-from visma_tableau_pipeline.visma.periods import FinancialPeriod, parse_periods
+from visma_tableau_pipeline.visma.periods import FinancialPeriod, open_period_ids, parse_periods
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,22 @@ def stored_periods(db: StateDB, company_id: str) -> list[FinancialPeriod]:
         return parse_periods(iter_records(conn, company_id, "financial_periods"))
 
 
+def stored_open_periods(db: StateDB, company_id: str) -> set[str]:
+    """The company's periods that some ledger has not closed, as last read from Visma."""
+    with db.connect() as conn:
+        return open_period_ids(iter_records(conn, company_id, "financial_periods"))
+
+
+def read_in_full(period: str | None, *, full: bool, open_periods_in_full: bool, open_periods: set[str]) -> bool:
+    """Whether a window is read in full (reconciled, finding deleted records) or as a delta.
+
+    `open_periods_in_full` is the nightly read: master data (no period) and the periods Visma has
+    not closed are reconciled, because records are deleted there; closed periods are read as
+    deltas and reconciled by the weekly full read.
+    """
+    return full or (open_periods_in_full and (period is None or period in open_periods))
+
+
 def plan_windows(
     company_id: str, periods: list[FinancialPeriod], first_month: date, today: date
 ) -> Iterator[Window]:
@@ -83,19 +99,24 @@ def sync_company(
     run_id: str,
     report: SyncReport,
     client_factory: Callable[[CompanySettings], VismaClient] = VismaClient,
+    open_periods_in_full: bool = False,
 ) -> None:
-    """Every window of one company: financial periods first, then the plan."""
+    """Every window of one company: financial periods first, then the plan (in full or as
+    deltas as `read_in_full` says)."""
     periods_entity = catalogue_entity("financial_periods")
     with client_factory(company) as client:
         report.windows.append(
             sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
         )
         periods = stored_periods(db, company.company_id)
+        open_periods = stored_open_periods(db, company.company_id)
         for window in plan_windows(company.company_id, periods, first_month, today):
+            in_full = read_in_full(window.period, full=full, open_periods_in_full=open_periods_in_full,
+                                   open_periods=open_periods)
             report.windows.append(
                 sync_window(
                     client, db, window.entity,
-                    company_id=company.company_id, run_id=run_id, period=window.period, full=full,
+                    company_id=company.company_id, run_id=run_id, period=window.period, full=in_full,
                 )
             )
         report.api_calls += int(client.stats.api_calls)
@@ -112,8 +133,10 @@ def sync_all(
     today: date | None = None,
     run_id: str | None = None,
     client_factory: Callable[[CompanySettings], VismaClient] | None = None,
+    open_periods_in_full: bool = False,
 ) -> SyncReport:
-    """Read every company's windows into the state store (clients retry as the settings say)."""
+    """Read every company's windows into the state store (clients retry as the settings say);
+    `open_periods_in_full` reads as the nightly schedule does (see `read_in_full`)."""
     report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
     client_factory = client_factory or partial(
         VismaClient, retry_policy=RetryPolicy.from_settings(settings.retries)
@@ -123,6 +146,7 @@ def sync_all(
             company, db,
             first_month=settings.first_month, today=today or date.today(),
             full=full, run_id=report.run_id, report=report, client_factory=client_factory,
+            open_periods_in_full=open_periods_in_full,
         )
     log.info("sync %s done: %s, %d API calls", report.run_id, report.totals(), report.api_calls)
     return report

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ SIGNATURE_HEADER = "x-vwd-signature-v1"
 _RESOURCE_ALIASES = {"apinvoice": "SupplierInvoice", "arinvoice": "CustomerInvoice"}
 _RESOURCE_FIELDS = ("entity", "entityname", "resource", "resourcename", "resourcetype", "eventtype", "event", "type")
 _KEY_FIELDS = ("id", "key", "resourceid", "entityid", "number", "referencenumber", "refnbr", "accountcd", "employeenumber")
+_ACTION_FIELDS = ("action", "operation", "changetype", "eventtype", "event", "type")
+_DELETION = re.compile(r"delete", re.IGNORECASE)
 _EVENT_SUFFIX = re.compile(
     r"[ _.]*(status[ _.]*changed|identity[ _.]*changed|action[ _.]*triggered|changed|created|updated|deleted)$"
 )
@@ -86,6 +89,33 @@ def parse_notification(body: bytes, headers: Mapping[str, str]) -> VismaNotifica
         record_key=next((fields[f] for f in _KEY_FIELDS if fields.get(f)), None),
         raw=raw,
     )
+
+
+def announces_deletion(raw_body: str) -> bool:
+    """Whether a notification says its record was deleted: an action or event field naming a
+    delete (`"action": "Delete"`, `"event": "Supplier.Deleted"`). A deletion changes no
+    lastModifiedDateTime, so only a reconciling read finds it; any other body is a change."""
+    try:
+        document = json.loads(raw_body)
+    except ValueError:
+        return False
+    fields = _flatten(document) if isinstance(document, dict) else {}
+    return any(_DELETION.search(fields.get(name, "")) for name in _ACTION_FIELDS)
+
+
+def notified_keys(record_key: str, parts: int) -> list[tuple[str, ...]]:
+    """The key tuples a notification's record id can stand for.
+
+    The body joins the key's values with "/" (`Invoice/000123`); a value holding a "/" itself
+    makes the split ambiguous, so every way to cut the id into `parts` values is returned.
+    """
+    pieces = record_key.split("/")
+    if len(pieces) < parts:
+        return []
+    return [
+        tuple("/".join(pieces[start:end]) for start, end in zip((0, *cuts), (*cuts, len(pieces))))
+        for cuts in itertools.combinations(range(1, len(pieces)), parts - 1)
+    ]
 
 
 def verify_and_parse(body: bytes, headers: Mapping[str, str], secret: str | bytes) -> VismaNotification:

@@ -125,17 +125,46 @@ def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
     assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
 
 
-def test_the_weekly_reconciliation_reads_everything_in_full(sandbox_env):
-    from visma_tableau_pipeline.defs.visma.jobs import weekly_master_data, weekly_period_entities
+def test_the_nightly_run_reconciles_master_data_and_open_periods_and_the_weekly_one_everything(sandbox_env):
+    from visma_tableau_pipeline.defs.visma.jobs import weekly_period_entities
 
+    expected = {nightly_master_data: {"full": True}, nightly_period_entities: {"open_periods_in_full": True},
+                weekly_period_entities: {"full": True}}
     when = datetime(2026, 11, 29, 4, 0)
-    for schedule in (weekly_master_data, weekly_period_entities):
+    for schedule, config in expected.items():
         requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when)))
         assert len(requests) == 2
         job = defs.resolve_job_def(schedule.job_name)
         for request in requests:
             dg.validate_run_config(job, request.run_config)
-            assert all(op["config"]["full"] for op in request.run_config["ops"].values())
+            ops = request.run_config["ops"]
+            assert set(ops) == {"__".join(key.path) for key in job.asset_layer.executable_asset_keys}, schedule.name
+            assert all(op["config"] == config for op in ops.values()), schedule.name
+
+
+# Every schedule and sensor starts running, so a fresh deployment runs the pipeline by itself.
+# One that must start stopped is named here with the reason.
+STOPPED_ON_PURPOSE: dict[str, str] = {}
+
+
+def test_every_schedule_and_sensor_starts_running():
+    repository = defs.get_repository_def()
+    instigators = [*repository.schedule_defs, *repository.sensor_defs]
+    assert {i.name for i in instigators} >= {
+        "nightly_master_data", "nightly_period_entities", "weekly_reconciliation_period_entities",
+        "visma_polling_sensor", "visma_webhook_sensor", "tableau_webhook_sensor", "automation_condition_sensor"}
+    stopped = {i.name for i in instigators if i.default_status.value != "RUNNING"}
+    assert stopped == set(STOPPED_ON_PURPOSE), f"start stopped without a reason: {stopped - set(STOPPED_ON_PURPOSE)}"
+
+
+def test_the_declared_automation_sensor_covers_every_asset_with_an_automation_condition():
+    repository = defs.get_repository_def()
+    sensor = next(s for s in repository.sensor_defs if s.name == "automation_condition_sensor")
+    graph = defs.resolve_asset_graph()
+    automated = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
+    assert automated and sensor.asset_selection.resolve(graph) == automated
+    # Dagster adds its own (stopped) default sensor for any automated asset left uncovered
+    assert "default_automation_condition_sensor" not in {s.name for s in repository.sensor_defs}
 
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
@@ -260,6 +289,132 @@ def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_f
         assert {r.run_key for r in again.run_requests}.isdisjoint(r.run_key for r in first.run_requests)
     with state.db().connect() as conn:
         assert conn.execute(select(func.count()).select_from(inbox)).scalar() == 2
+
+
+def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_one_run(sandbox_env):
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
+    from visma_tableau_pipeline.sandbox.server import ServerThread
+    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.state import keys_for
+    from visma_tableau_pipeline.visma.plan import sync_all
+    from visma_tableau_pipeline.webhook_receiver import build_receiver_app
+
+    settings, state, secret = get_settings(), StateResource(), "visma-subscription-secret-for-tests"
+    companies = resolved_companies(settings)
+    sync_all(settings, companies, state.db())
+    tenants = {sandbox_env.tenant_id(c.company_id): c.company_id for c in companies}
+    app = build_receiver_app(state.db(), visma_secret=secret, tableau_token=None, tenant_companies=tenants)
+    invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
+    stored_key = f"{invoice['documentType']}|{invoice['referenceNumber']}"
+
+    with ServerThread(app) as receiver:
+        sandbox_env.webhooks.configure(f"{receiver}/webhooks/visma", secret)
+        sandbox_env.delete(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+        sandbox_env.webhooks.wait_idle()
+    resources = {"visma": VismaResource(), "state": state}
+    with dg.build_sensor_context(resources=resources, definitions=defs) as context:
+        [request] = visma_webhook_sensor(context).run_requests
+    assert request.partition_key == dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})
+
+    job = defs.resolve_job_def(request.job_name)
+    assert job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), partition_key=request.partition_key,
+        asset_selection=request.asset_selection, run_config=request.run_config,
+    ).success
+    with state.db().connect() as conn:
+        assert stored_key not in keys_for(conn, COMPANY, "supplier_invoices", period="202503")
+        assert stored_key in keys_for(conn, COMPANY, "supplier_invoices", period="202503", include_deleted=True)
+    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=None) as context:
+        assert not visma_webhook_sensor(context).run_requests  # the notification was handled
+
+
+def test_the_nightly_run_finds_records_deleted_in_open_periods_and_reads_closed_ones_as_deltas(sandbox_env):
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.state import keys_for
+    from visma_tableau_pipeline.visma.plan import sync_all
+
+    settings, state = get_settings(), StateResource()
+    sync_all(settings, resolved_companies(settings)[:1], state.db())
+    invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
+    gone = {period: next(r for r in invoices if r["financialPeriod"] == period) for period in ("202503", "202610")}
+    for record in gone.values():  # 2025-03 is closed in the sandbox, 2026-10 still open
+        sandbox_env.delete(COMPANY, "supplier_invoices", (record["documentType"], record["referenceNumber"]))
+
+    job = defs.resolve_job_def(nightly_period_entities.job_name)
+    invoices_key = dg.AssetKey(["visma", "supplier_invoices"])
+    for month in ("2025-03-01", "2026-10-01"):
+        assert job.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), asset_selection=[invoices_key],
+            partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": month}),
+            run_config={"ops": {"visma__supplier_invoices": {"config": {"open_periods_in_full": True}}}},
+        ).success
+    with state.db().connect() as conn:
+        live = {period: keys_for(conn, COMPANY, "supplier_invoices", period=period) for period in gone}
+    key = {period: f"{r['documentType']}|{r['referenceNumber']}" for period, r in gone.items()}
+    assert key["202610"] not in live["202610"], "an open period is reconciled every night"
+    assert key["202503"] in live["202503"], "a closed period waits for the weekly full read"
+
+
+def test_tableau_webhooks_reach_the_data_source_asset_and_a_deleted_one_is_published_again(sandbox_env, tableau_env):
+    import tableauserverclient as TSC
+
+    from visma_tableau_pipeline.defs.resources import StateResource
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.defs.tableau.webhooks import tableau_webhook_sensor
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline.sandbox.server import ServerThread
+    from visma_tableau_pipeline.webhook_receiver import build_receiver_app
+
+    state, token = StateResource(), "tableau-webhook-token-for-the-tests-0123456789"
+    instance = dg.DagsterInstance.ephemeral()
+    mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key("suppliers")
+    assert defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
+        instance=instance, asset_selection=[mart, published]).success
+    datasource_id = next(e for e in instance.get_latest_materialization_event(published).asset_materialization
+                         .metadata.items() if e[0] == "datasource_id")[1].value
+
+    def tick() -> dg.SensorResult:
+        with dg.build_sensor_context(resources={"state": state}, definitions=defs, instance=instance) as context:
+            return tableau_webhook_sensor(context)
+
+    app = build_receiver_app(state.db(), visma_secret=None, tableau_token=token, tenant_companies={})
+    env = tableau_env.settings_env()
+    with ServerThread(app) as receiver:
+        server = TSC.Server(env["TABLEAU_SERVER_URL"], use_server_version=True)
+        server.auth.sign_in(TSC.PersonalAccessTokenAuth(env["TABLEAU_PAT_NAME"], env["TABLEAU_PAT_SECRET"],
+                                                        site_id=env["TABLEAU_SITE"]))
+        for event in ("datasource-refresh-failed", "datasource-refresh-succeeded", "datasource-deleted"):
+            hook = TSC.WebhookItem()
+            hook.name, hook.url, hook.event = event, f"{receiver}/webhooks/tableau/{token}", event
+            server.webhooks.create(hook)
+        # The sandbox refreshes without failing; Tableau's delivery of a failure is sent as it would be
+        tableau_env.state.webhooks.fire("DatasourceRefreshFailed", "suppliers", datasource_id)
+        tableau_env.wait_for_webhooks()
+        failed = tick()
+        [check] = [e for e in failed.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        assert (check.asset_key, check.check_name, check.passed) == (published, "tableau_refresh", False)
+        assert "DatasourceRefreshFailed" in check.description and "suppliers" in check.description
+        assert any(isinstance(e, dg.AssetObservation) and e.asset_key == published for e in failed.asset_events)
+        assert not failed.run_requests
+
+        server.datasources.delete(datasource_id)
+        tableau_env.wait_for_webhooks()
+        deleted = tick()
+        [request] = deleted.run_requests
+        assert request.asset_selection == [published]
+        assert tick().skip_reason  # handled once: the next tick has nothing to do
+
+    result = defs.resolve_implicit_job_def_def_for_assets([published]).execute_in_process(
+        instance=instance, asset_selection=request.asset_selection)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["mode"].value == "create" and metadata["datasource_id"].value != datasource_id
+    assert tableau_env.datasource_path("suppliers").exists()
+    refresh = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                   and e.event_specific_data.check_name == "tableau_refresh")
+    assert refresh.passed, "the republished data source has had no refresh yet"
 
 
 def test_entitlements_are_checked_against_visma_and_tableau_and_published(tableau_env, tmp_path, monkeypatch):

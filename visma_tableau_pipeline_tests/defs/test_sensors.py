@@ -9,7 +9,7 @@ from datetime import date
 
 import dagster as dg
 
-from visma_tableau_pipeline.defs.visma.sensors import runs_for_changes
+from visma_tableau_pipeline.defs.visma.sensors import runs_for_changes, runs_for_deletion
 from visma_tableau_pipeline.visma.catalogue import entity
 from visma_tableau_pipeline.visma.changes import EntityChanges
 from visma_tableau_pipeline.visma.periods import FinancialPeriod
@@ -59,3 +59,19 @@ def test_master_data_runs_the_company_whether_or_not_the_probe_was_truncated():
 def test_nothing_changed_runs_nothing():
     changes = EntityChanges("supplier_invoices", newest=NEWEST)
     assert runs_for_changes("acme", entity("supplier_invoices"), changes, PERIODS, FIRST_MONTH, TODAY) == []
+
+
+def test_a_deleted_record_reconciles_the_month_the_store_holds_it_in():
+    [request] = runs_for_deletion("acme", entity("supplier_invoices"), {"Invoice|000123": "202503"}, "n-1",
+                                  PERIODS, FIRST_MONTH, TODAY)
+    assert request.partition_key == month("2025-03-01")
+    assert request.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]
+    assert request.run_config == {"ops": {"visma__supplier_invoices": {"config": {"full": True}}}}
+    assert request.run_key == "acme:supplier_invoices:2025-03-01:deleted:n-1"
+
+
+def test_a_deleted_master_record_reconciles_the_company_and_an_unknown_one_nothing():
+    [request] = runs_for_deletion("acme", entity("suppliers"), {"10002": None}, "n-2", PERIODS, FIRST_MONTH, TODAY)
+    assert (request.partition_key, request.run_config) == (
+        "acme", {"ops": {"visma__suppliers": {"config": {"full": True}}}})
+    assert runs_for_deletion("acme", entity("suppliers"), {}, "n-3", PERIODS, FIRST_MONTH, TODAY) == []

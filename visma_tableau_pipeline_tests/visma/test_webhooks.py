@@ -10,6 +10,8 @@ import json
 import pytest
 
 from visma_tableau_pipeline.visma.webhooks import (
+    announces_deletion,
+    notified_keys,
     WebhookSignatureError,
     parse_notification,
     verify_and_parse,
@@ -66,3 +68,25 @@ def test_a_forged_or_missing_signature_is_refused():
         verify_and_parse(body + b" ", signed_headers(body), SECRET)
     with pytest.raises(WebhookSignatureError, match="no x-vwd-signature-v1"):
         verify_and_parse(body, {}, SECRET)
+
+
+@pytest.mark.parametrize("body, deleted", [
+    ({"event": "SupplierInvoice", "action": "Delete", "id": "Invoice/1"}, True),
+    ({"eventType": "Customer.Deleted", "id": "10002"}, True),
+    ({"data": {"operation": "delete"}, "event": "Supplier"}, True),
+    ({"event": "SupplierInvoice", "action": "Update", "id": "Invoice/1"}, False),
+    ({"event": "Customer", "id": "deleted-customer"}, False),  # a key is no action
+])
+def test_a_deletion_is_recognised_by_its_action_or_event_name(body, deleted):
+    assert announces_deletion(json.dumps(body)) is deleted
+
+
+def test_a_body_that_is_not_json_announces_no_deletion():
+    assert not announces_deletion("Delete")
+
+
+def test_a_notified_id_splits_into_the_key_values_every_way_a_slash_allows():
+    assert notified_keys("10002", 1) == [("10002",)]
+    assert notified_keys("Invoice/000123", 2) == [("Invoice", "000123")]
+    assert notified_keys("Invoice/2025/7", 2) == [("Invoice", "2025/7"), ("Invoice/2025", "7")]
+    assert notified_keys("Invoice", 2) == []

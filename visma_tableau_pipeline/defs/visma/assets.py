@@ -2,7 +2,8 @@
 
 Entities that belong to a financial period are partitioned by company and month; the rest by
 company. A run reads its window as a delta from the stored watermark, or in full (with deleted
-records found) when configured so or when no watermark exists yet. A backfill of several months
+records found) when configured so or when no watermark exists yet; the nightly run reads in full
+the periods Visma has not closed (`open_periods_in_full`). A backfill of several months
 runs as one run per company (single-run backfill policy).
 """
 
@@ -22,7 +23,7 @@ from visma_tableau_pipeline.visma.periods import (
     parse_periods,
     period_for_month,
 )
-from visma_tableau_pipeline.visma.plan import stored_periods
+from visma_tableau_pipeline.visma.plan import read_in_full, stored_open_periods, stored_periods
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 GROUP = "visma_entities"
@@ -33,6 +34,8 @@ class EntitySyncConfig(dg.Config):
     """Run configuration of an entity asset."""
 
     full: bool = False  # read the whole window and detect deletions, ignoring the watermark
+    # the nightly read: master data and the periods Visma has not closed in full, closed ones as deltas
+    open_periods_in_full: bool = False
 
 
 def entity_asset_key(entity: Entity) -> dg.AssetKey:
@@ -123,6 +126,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         for company_id, months in _windows(context, entity).items():
             with visma.client(company_id) as client:
                 periods = _financial_periods(state, client, company_id) if entity.by_period else []
+                open_periods = stored_open_periods(state.db(), company_id) if config.open_periods_in_full else set()
                 for month in months:
                     try:
                         period = period_for_month(periods, month) if month else None
@@ -140,7 +144,9 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                     result = sync_window(
                         client, state.db(), entity,
                         company_id=company_id, run_id=context.run.run_id, period=period,
-                        full=config.full, on_page=progress,
+                        full=read_in_full(period, full=config.full, open_periods=open_periods,
+                                          open_periods_in_full=config.open_periods_in_full),
+                        on_page=progress,
                     )
                     results.append(result)
                     preview.extend(result.preview)

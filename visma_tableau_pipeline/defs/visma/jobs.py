@@ -1,10 +1,12 @@
-"""Jobs over the entity assets, and the nightly schedule that launches them.
+"""Jobs over the entity assets, and the schedules that launch them (running by default).
 
 The nightly run per company reads master data (one partition: the company) and every period
 entity over every month from VTP_FIRST_MONTH to now, as ONE run per company (a partition range),
-the same windows `vtp sync` reads. The weekly reconciliation reads the same windows in full, which
-finds records deleted in Visma (neither webhooks nor lastModifiedDateTime reveal them), like
-`vtp sync --full`. Dashboard tables follow by their automation condition.
+the same windows `vtp sync` reads. Records deleted in Visma must leave Tableau within a day, and
+neither webhooks (where Visma sends none) nor lastModifiedDateTime reveal a deletion, so the
+nightly run reconciles (reads in full) master data and every period Visma has not closed; closed
+periods are read as deltas there and in full by the weekly reconciliation, like `vtp sync --full`.
+Dashboard tables follow by their automation condition.
 """
 
 from collections.abc import Iterator
@@ -42,50 +44,62 @@ def month_range_tags(company_id: str, first_month: date, today: date) -> dict[st
 
 
 TIMEZONE = "Europe/Oslo"
+NIGHTLY_CRON = "0 2 * * *"  # 02:00 every night
+WEEKLY_CRON = "0 4 * * 0"  # 04:00 every Sunday
 
 
-def _full_config(keys: list[dg.AssetKey]) -> dict:
-    """Run config that reads every one of these assets in full (and so finds deleted records)."""
-    return {"ops": {"__".join(key.path): {"config": {"full": True}} for key in keys}}
+def entity_run_config(keys: list[dg.AssetKey], **config: bool) -> dict:
+    """Run config giving every one of these entity assets the same `EntitySyncConfig`."""
+    return {"ops": {"__".join(key.path): {"config": dict(config)} for key in keys}}
 
 
-def _schedules(name: str, cron: str, full: bool, what: str) -> list[dg.ScheduleDefinition]:
-    """A master-data schedule and a period-entities schedule with the same timing."""
-    mode = "in full, finding records deleted in Visma" if full else "as deltas"
+def _master_data_schedule(name: str, cron: str, run_config: dict, description: str) -> dg.ScheduleDefinition:
+    """One run per company over its master data partition."""
 
     @dg.schedule(
-        name=f"{name}_master_data", cron_schedule=cron, job=master_data_job,
-        execution_timezone=TIMEZONE, default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=f"{what}: each company's master data, {mode}.",
+        name=name, cron_schedule=cron, job=master_data_job, execution_timezone=TIMEZONE,
+        default_status=dg.DefaultScheduleStatus.RUNNING, description=description,
     )
-    def master(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+    def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         stamp = context.scheduled_execution_time.strftime("%Y%m%d")
-        config = _full_config(MASTER_ENTITY_KEYS) if full else None
         for company in get_settings().companies:
             yield dg.RunRequest(
                 run_key=f"{company.company_id}-{stamp}", partition_key=company.company_id,
-                run_config=config,
+                run_config=run_config,
             )
 
+    return _schedule
+
+
+def _period_entities_schedule(name: str, cron: str, run_config: dict, description: str) -> dg.ScheduleDefinition:
+    """One run per company over every month from VTP_FIRST_MONTH to now (a partition range)."""
+
     @dg.schedule(
-        name=f"{name}_period_entities", cron_schedule=cron, job=period_entities_job,
-        execution_timezone=TIMEZONE, default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=f"{what}: every month of every company, one run per company, {mode}.",
+        name=name, cron_schedule=cron, job=period_entities_job, execution_timezone=TIMEZONE,
+        default_status=dg.DefaultScheduleStatus.RUNNING, description=description,
     )
-    def periods(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+    def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         scheduled = context.scheduled_execution_time
-        config = _full_config(PERIOD_ENTITY_KEYS) if full else None
         for company in get_settings().companies:
             yield dg.RunRequest(
-                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=config,
+                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=run_config,
                 tags=month_range_tags(company.company_id, get_settings().first_month, scheduled.date()),
             )
 
-    return [master, periods]
+    return _schedule
 
 
-nightly_master_data, nightly_period_entities = _schedules("nightly", "0 2 * * *", False, "Every night")
-weekly_master_data, weekly_period_entities = _schedules(
-    "weekly_reconciliation", "0 4 * * 0", True, "Every Sunday"
+nightly_master_data = _master_data_schedule(
+    "nightly_master_data", NIGHTLY_CRON, entity_run_config(MASTER_ENTITY_KEYS, full=True),
+    "Every night: each company's master data in full, finding records deleted in Visma.",
 )
-schedules = [nightly_master_data, nightly_period_entities, weekly_master_data, weekly_period_entities]
+nightly_period_entities = _period_entities_schedule(
+    "nightly_period_entities", NIGHTLY_CRON, entity_run_config(PERIOD_ENTITY_KEYS, open_periods_in_full=True),
+    "Every night: every month of every company, one run per company; the periods Visma has not "
+    "closed in full (finding records deleted there), closed ones as deltas.",
+)
+weekly_period_entities = _period_entities_schedule(
+    "weekly_reconciliation_period_entities", WEEKLY_CRON, entity_run_config(PERIOD_ENTITY_KEYS, full=True),
+    "Every Sunday: every month of every company in full, finding records deleted in closed periods too.",
+)
+schedules = [nightly_master_data, nightly_period_entities, weekly_period_entities]

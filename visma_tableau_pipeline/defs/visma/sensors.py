@@ -4,6 +4,11 @@ Both ask the same question through `probe_changes` and request runs only for the
 changed (every month of an entity when more changed than a probe reads). Run keys carry the newest
 `lastModifiedDateTime` seen, so a change launches one run however many ticks (or duplicate
 webhooks) report it.
+
+A deletion changes no lastModifiedDateTime, so a probe never sees it. A webhook that announces one
+launches a reconciling (full) read of the window the state store holds the record in, which marks
+it deleted once Visma confirms it is gone (`visma/sync.py`): the record leaves Tableau within
+minutes instead of at the nightly reconciliation.
 """
 
 import json
@@ -14,13 +19,20 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
-from visma_tableau_pipeline.defs.visma.jobs import master_data_job, month_range_tags, period_entities_job
+from visma_tableau_pipeline.defs.visma.jobs import (
+    entity_run_config,
+    master_data_job,
+    month_range_tags,
+    period_entities_job,
+)
 from visma_tableau_pipeline.settings import get_settings
-from visma_tableau_pipeline.state import mark_processed, newest_watermark, pending
+from visma_tableau_pipeline.state import Notification, key_string, mark_processed, newest_watermark, pending
+from visma_tableau_pipeline.state.records import periods_of
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity, entity as catalogue_entity
 from visma_tableau_pipeline.visma.changes import EntityChanges, probe_changes
 from visma_tableau_pipeline.visma.periods import FinancialPeriod
 from visma_tableau_pipeline.visma.plan import periods_in_window, stored_periods
+from visma_tableau_pipeline.visma.webhooks import announces_deletion, notified_keys
 
 POLL_SECONDS = 300
 
@@ -73,6 +85,61 @@ def runs_for_changes(
     ]
 
 
+def runs_for_deletion(
+    company_id: str,
+    entity: Entity,
+    stored: dict[str, str | None],
+    notification_id: str,
+    periods: list[FinancialPeriod],
+    first_month: date,
+    today: date,
+) -> list[dg.RunRequest]:
+    """Reconciling reads of the windows that hold a record Visma says it deleted.
+
+    `stored` maps the record's stored keys to their periods: empty when the store never held it
+    (nothing of it reached Tableau, so nothing to run). A full read marks the record deleted only
+    when Visma confirms it is gone. Keyed by the notification: each one launches its runs once.
+    """
+    if not stored:
+        return []
+    key = entity_asset_key(entity)
+    config = entity_run_config([key], full=True)
+    if not entity.by_period:
+        return [dg.RunRequest(
+            run_key=f"{company_id}:{entity.name}:deleted:{notification_id}", job_name=master_data_job.name,
+            partition_key=company_id, asset_selection=[key], run_config=config,
+        )]
+    return [
+        dg.RunRequest(
+            run_key=f"{company_id}:{entity.name}:{month}:deleted:{notification_id}",
+            job_name=period_entities_job.name, asset_selection=[key], run_config=config,
+            partition_key=dg.MultiPartitionKey({"company": company_id, "month": month}),
+        )
+        for month in _months_of(periods, {p for p in stored.values() if p}, first_month, today)
+    ]
+
+
+def deletion_requests(
+    state: StateResource, notes: list[Notification], log: dg.DagsterLogManager
+) -> Iterator[dg.RunRequest]:
+    """Runs for the notifications that announce a deletion of a record the store holds."""
+    first_month, today = get_settings().first_month, date.today()
+    for note in notes:
+        entity = _entity_of(note)
+        if not (note.company_id and entity and note.record_key and announces_deletion(note.raw_body)):
+            continue
+        keys = [key_string(parts) for parts in notified_keys(note.record_key, len(entity.key))]
+        with state.db().connect() as conn:
+            stored = periods_of(conn, note.company_id, entity.name, keys)
+        log.info(
+            f"{note.company_id} {entity.name} {note.record_key}: deleted in Visma; "
+            + (f"reconciling periods {sorted(p or 'all' for p in stored.values())}" if stored
+               else "not in the store, nothing to reconcile")
+        )
+        yield from runs_for_deletion(note.company_id, entity, stored, note.notification_id,
+                                     stored_periods(state.db(), note.company_id), first_month, today)
+
+
 def change_requests(
     visma: VismaResource,
     state: StateResource,
@@ -113,7 +180,7 @@ def change_requests(
 @dg.sensor(
     jobs=[master_data_job, period_entities_job],
     minimum_interval_seconds=POLL_SECONDS,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls Visma's lastModifiedDateTime every 5 minutes and runs what changed.",
 )
 def visma_polling_sensor(
@@ -129,8 +196,9 @@ def visma_polling_sensor(
 @dg.sensor(
     jobs=[master_data_job, period_entities_job],
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Turns Visma webhook notifications from the inbox into targeted change checks.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns Visma webhook notifications from the inbox into targeted change checks, and "
+    "a deletion into a reconciling read of the record's window.",
 )
 def visma_webhook_sensor(
     context: dg.SensorEvaluationContext, visma: VismaResource, state: StateResource
@@ -139,21 +207,25 @@ def visma_webhook_sensor(
         notifications = pending(conn, limit=500, source="visma")
     if not notifications:
         return dg.SensorResult(skip_reason="no webhook notifications waiting")
-    by_webhook_name = {e.webhook_resource: e for e in ENTITIES if e.webhook_resource}
     wanted: dict[str, list[Entity]] = {}
     for note in notifications:
-        entity = by_webhook_name.get(note.entity or "") or _entity_named(note.entity)
+        entity = _entity_of(note)
         if note.company_id and entity and entity not in wanted.setdefault(note.company_id, []):
             wanted[note.company_id].append(entity)
     cursor = json.loads(context.cursor or "{}")
     requests = list(change_requests(visma, state, cursor, wanted, context.log))
+    requests += deletion_requests(state, notifications, context.log)
     with state.db().transaction() as conn:
         mark_processed(conn, [n.id for n in notifications], run_key=f"tick-{date.today():%Y%m%d}")
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
 
-def _entity_named(name: str | None) -> Entity | None:
+_BY_WEBHOOK_RESOURCE = {e.webhook_resource: e for e in ENTITIES if e.webhook_resource}
+
+
+def _entity_of(note: Notification) -> Entity | None:
+    """The catalogue entity a notification concerns, by Visma's resource name or ours."""
     try:
-        return catalogue_entity(name or "")
+        return _BY_WEBHOOK_RESOURCE.get(note.entity or "") or catalogue_entity(note.entity or "")
     except KeyError:
         return None
