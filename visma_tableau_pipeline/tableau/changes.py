@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from visma_tableau_pipeline.state.records import KEY_SEPARATOR, key_parts
 from visma_tableau_pipeline.tableau.errors import ChangeSetError
 
 RowAction = Literal["insert", "update", "delete"]
@@ -49,7 +50,6 @@ UPSERTS_TABLE = "Extract"  # the payload's upsert rows, named like the target ta
 DELETED_KEYS_TABLE = "deleted_keys"  # the payload's table of keys to delete
 TARGET_TABLE = "Extract"
 
-KEY_SEPARATOR = "|"
 _FIELD_SEPARATOR = "\x1f"
 _NULL_MARKER = "\\N"
 
@@ -239,20 +239,7 @@ def _joined(columns: list[pa.ChunkedArray], separator: str) -> pa.ChunkedArray:
 
 def split_key(key: str) -> list[str]:
     """The values of a row key string, unescaped (the inverse of how keys are joined)."""
-    values, current, escaped = [], [], False
-    for char in key:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == KEY_SEPARATOR:
-            values.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    values.append("".join(current))
-    return values
+    return list(key_parts(key))
 
 
 def keys_frame(keys: Sequence[str], frame: pd.DataFrame, key_columns: Sequence[str]) -> pd.DataFrame:
