@@ -25,7 +25,7 @@ from visma_tableau_pipeline_tests.contract.harness import run_pipeline, tables_f
 from visma_tableau_pipeline_tests.contract.openapi_records import Mutation, OpenApiRecords, malformed_records
 
 _QUIET = (HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture)
-settings.register_profile("ci", max_examples=2, deadline=None, database=None,
+settings.register_profile("ci", max_examples=2, deadline=None, database=None, derandomize=True,
                           phases=(Phase.explicit, Phase.generate), suppress_health_check=_QUIET)
 settings.register_profile("long", max_examples=200, deadline=None, suppress_health_check=_QUIET)
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
