@@ -44,7 +44,7 @@ def month_range_tags(company_id: str, first_month: date, today: date) -> dict[st
 TIMEZONE = "Europe/Oslo"
 
 
-def _full_config(keys: list[dg.AssetKey]) -> dict:
+def full_read_config(keys: list[dg.AssetKey]) -> dict:
     """Run config that reads every one of these assets in full (and so finds deleted records)."""
     return {"ops": {"__".join(key.path): {"config": {"full": True}} for key in keys}}
 
@@ -60,7 +60,7 @@ def _schedules(name: str, cron: str, full: bool, what: str) -> list[dg.ScheduleD
     )
     def master(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         stamp = context.scheduled_execution_time.strftime("%Y%m%d")
-        config = _full_config(MASTER_ENTITY_KEYS) if full else None
+        config = full_read_config(MASTER_ENTITY_KEYS) if full else None
         for company in get_settings().companies:
             yield dg.RunRequest(
                 run_key=f"{company.company_id}-{stamp}", partition_key=company.company_id,
@@ -74,7 +74,7 @@ def _schedules(name: str, cron: str, full: bool, what: str) -> list[dg.ScheduleD
     )
     def periods(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         scheduled = context.scheduled_execution_time
-        config = _full_config(PERIOD_ENTITY_KEYS) if full else None
+        config = full_read_config(PERIOD_ENTITY_KEYS) if full else None
         for company in get_settings().companies:
             yield dg.RunRequest(
                 run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=config,
