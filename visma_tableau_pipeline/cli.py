@@ -82,16 +82,45 @@ def check() -> None:
         sys.exit(1)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--visma-port", default=8765, show_default=True)
 @click.option("--tableau-port", default=8766, show_default=True)
 @click.option("--size", default=300, show_default=True, help="Supplier invoices per demo company.")
-def sandbox(host: str, visma_port: int, tableau_port: int, size: int) -> None:
-    """Serve the Visma and Tableau sandboxes on localhost until interrupted."""
+@click.pass_context
+def sandbox(ctx: click.Context, host: str, visma_port: int, tableau_port: int, size: int) -> None:
+    """Serve the Visma and Tableau sandboxes on localhost until interrupted (or, with a
+    subcommand, act on a running Visma sandbox)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from visma_tableau_pipeline.sandbox.local import serve_forever
 
     serve_forever(host, visma_port, tableau_port, size, announce=click.echo)
+
+
+@sandbox.command("close-period")
+@click.option("--url", envvar="VTP_SANDBOX_URL", default="http://127.0.0.1:8765", show_default=True,
+              help="The running Visma sandbox (VTP_SANDBOX_URL).")
+@click.option("--company", required=True, help="Demo company id, e.g. nordic-no.")
+@click.option("--period", required=True, help="Financial period, YYYYPP, e.g. 202610.")
+@click.option("--module", "modules", multiple=True,
+              help="Module code (AP, AR, IN, GL, CA, FA); repeat for several; default every one.")
+@click.option("--reopen", is_flag=True, help="Reopen the period instead of closing it.")
+def sandbox_close_period(url: str, company: str, period: str, modules: tuple[str, ...], reopen: bool) -> None:
+    """Close (or reopen) a financial period in the running Visma sandbox, as a controller does at
+    month end; the month-end close sensor sees it in its next evaluation."""
+    import httpx
+
+    response = httpx.post(
+        f"{url.rstrip('/')}/_sandbox/close-period", timeout=30,
+        json={"company_id": company, "period": period, "modules": list(modules) or None, "reopen": reopen},
+    )
+    if response.status_code != 200:
+        raise click.ClickException(f"the sandbox at {url} refused: {response.json().get('error', response.text)}")
+    from visma_tableau_pipeline.visma.periods import closed_modules
+
+    closed = sorted(closed_modules(response.json()))
+    click.echo(f"{company} {period}: closed in {', '.join(closed) or 'no module'}")
 
 
 @main.command()

@@ -15,6 +15,7 @@ from visma_tableau_pipeline.defs.tableau.entitlements import (
 from visma_tableau_pipeline.defs.tableau.webhooks import refresh_checks, tableau_webhook_sensor
 from visma_tableau_pipeline.defs.visma.assets import entity_assets
 from visma_tableau_pipeline.defs.visma.checks import held_back_checks
+from visma_tableau_pipeline.defs.visma.close import month_end_close_job, month_end_close_sensor
 from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job, schedules
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor, visma_webhook_sensor
 
@@ -31,8 +32,9 @@ automation_condition_sensor = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=assets,
     asset_checks=[*mart_checks, *held_back_checks, *pat_expiry_checks, entitlements_resolve, *refresh_checks],
-    jobs=[master_data_job, period_entities_job],
+    jobs=[master_data_job, period_entities_job, month_end_close_job],
     schedules=schedules,
-    sensors=[visma_polling_sensor, visma_webhook_sensor, tableau_webhook_sensor, automation_condition_sensor],
+    sensors=[visma_polling_sensor, visma_webhook_sensor, tableau_webhook_sensor, month_end_close_sensor,
+             automation_condition_sensor],
     resources={"visma": VismaResource(), "state": StateResource()},
 )

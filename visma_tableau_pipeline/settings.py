@@ -124,6 +124,7 @@ class EnvSettings(BaseSettings):
     vtp_sandbox: bool = False  # read the bundled sandbox (asked for, never a fallback)
     vtp_sandbox_url: str | None = None  # a running sandbox (`vtp sandbox`); asks for it too
     vtp_sandbox_size: int = Field(default=300, ge=1)
+    vtp_close_sensor_seconds: int = Field(default=900, ge=30)
 
     vtp_retry_backoff_seconds: float = Field(default=_RETRY_DEFAULTS.backoff_s, gt=0)
     vtp_visma_retry_seconds: float = Field(default=_RETRY_DEFAULTS.visma_s, gt=0)
@@ -153,6 +154,9 @@ class Settings(BaseModel):
     )
     sandbox_size: int = Field(default=300, description="Supplier invoices of an in-process sandbox")
     retries: RetrySettings = Field(default_factory=RetrySettings)
+    close_sensor_seconds: int = Field(
+        default=900, description="How often the month-end close sensor reads the financial periods"
+    )
 
     @property
     def extracts_dir(self) -> Path:
@@ -419,6 +423,7 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         first_month=env.vtp_first_month.replace(day=1),
         entitlements_path=env.vtp_entitlements or (DEMO_ENTITLEMENTS if sandbox else None),
         sandbox_size=env.vtp_sandbox_size,
+        close_sensor_seconds=env.vtp_close_sensor_seconds,
         retries=RetrySettings(
             backoff_s=env.vtp_retry_backoff_seconds, visma_s=env.vtp_visma_retry_seconds,
             state_s=env.vtp_state_retry_seconds, tableau_s=env.vtp_tableau_retry_seconds,

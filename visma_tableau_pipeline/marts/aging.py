@@ -2,6 +2,13 @@
 
 A snapshot is what was open on `as_of` according to the balances Visma reports now, so it is
 meant to be taken daily and kept (one `snapshot_date` per run), not rebuilt for past days.
+
+Beside the daily snapshots a table keeps close snapshots: when a company closes a period, the
+close run takes its snapshot as of the period's last day (`snapshot_kind` "close"), from the
+balances at the moment of the close. It never replaces the daily snapshot of that day (taken
+with that day's balances), so both stay, told apart by `snapshot_kind`, which is part of the
+key: a dashboard shows the month-end aging a controller signed off with
+`snapshot_kind = 'close'`, and the daily trend with `snapshot_kind = 'daily'`.
 A document with no due date (credit notes often have none) ages from its document date. Days
 past due are never negative: a document not yet due is 0 days past due and `current`.
 """
@@ -35,6 +42,7 @@ AGING_BUCKETS: tuple[tuple[int | None, str], ...] = (
     (90, "61-90"),
     (None, "over 90"),
 )
+DAILY, CLOSE = "daily", "close"  # the values of `snapshot_kind`
 OPEN_STATUSES = frozenset({"Open"})
 DOCUMENT_KEY = ("company_id", "document_type", "reference_number")
 
@@ -49,7 +57,7 @@ def aging_bucket(days_past_due: int) -> tuple[int, str]:
 
 def _schema(name: str, party: str) -> TableSchema:
     return TableSchema(name, columns(
-        ("company_id", TEXT), ("snapshot_date", DATE), ("document_type", TEXT),
+        ("company_id", TEXT), ("snapshot_date", DATE), ("snapshot_kind", TEXT), ("document_type", TEXT),
         ("reference_number", TEXT), (f"{party}_number", TEXT),
         (f"{party}_name", TEXT), ("financial_period", TEXT),
         ("document_date", DATE), ("due_date", DATE), ("currency", TEXT),
@@ -73,8 +81,8 @@ def open_on(documents: pd.DataFrame, as_of: date) -> pd.Series:
     )
 
 
-def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date) -> pd.DataFrame:
-    """The aging snapshot of a subledger document table (`ap_invoices` or `ar_invoices`)."""
+def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date, kind: str = DAILY) -> pd.DataFrame:
+    """The aging snapshot (of `kind`) of a subledger document table (`ap_invoices` or `ar_invoices`)."""
     open_documents = documents[open_on(documents, as_of)]
     rows = []
     for document in open_documents.to_dict("records"):
@@ -86,6 +94,7 @@ def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date) -> pd.DataF
         rows.append({
             **document,
             "snapshot_date": as_of,
+            "snapshot_kind": kind,
             "open_balance_doc_currency": document["balance_doc_currency"],
             "open_balance_base_currency": document["balance_base_currency"],
             "days_past_due": days,
@@ -97,12 +106,12 @@ def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date) -> pd.DataF
 
 def build_ap_aging(inputs: MartInputs) -> pd.DataFrame:
     """Open AP documents on `inputs.as_of`, signed (supplier credit notes negative)."""
-    return aging(build_ap_invoices(inputs), AP_AGING, inputs.as_of)
+    return aging(build_ap_invoices(inputs), AP_AGING, inputs.as_of, inputs.snapshot_kind)
 
 
 def build_ar_aging(inputs: MartInputs) -> pd.DataFrame:
     """Open AR documents on `inputs.as_of`, signed (credit notes negative)."""
-    return aging(build_ar_invoices(inputs), AR_AGING, inputs.as_of)
+    return aging(build_ar_invoices(inputs), AR_AGING, inputs.as_of, inputs.snapshot_kind)
 
 
 def aging_bucket_totals(snapshot: pd.DataFrame) -> dict[str, Decimal]:

@@ -1,7 +1,8 @@
 """Dashboard tables from the state store to Hyper extracts, one file per table.
 
-Every company is in one file (a `company_id` column). Daily snapshot tables (aging) keep the
-earlier days of the previous extract and replace only the day being built.
+Every company is in one file (a `company_id` column). Snapshot tables (aging) keep the other
+snapshots of the previous extract and replace only the one being built (its day and kind, for
+the companies built).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 
+from visma_tableau_pipeline.marts.aging import DAILY
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
 from visma_tableau_pipeline.marts.hyper import (
     ExtractSchemaChanged,
@@ -39,13 +41,14 @@ from visma_tableau_pipeline.tableau.changes import keys_frame
 log = logging.getLogger(__name__)
 
 SNAPSHOT_COLUMN = "snapshot_date"
+SNAPSHOT_KIND = "snapshot_kind"  # `aging.DAILY` or `aging.CLOSE`
 
 
 BUILD_CHUNK = 50_000  # records of a `rows_from` entity decoded and built at a time
 
 
 def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: date,
-                run_id: str = "") -> pd.DataFrame:
+                run_id: str = "", snapshot_kind: str = DAILY) -> pd.DataFrame:
     """One dashboard table, all companies, from the state store, without held-back records.
 
     Records the build cannot convert are held back (`marts/holdback.py`) and noted in the store
@@ -69,12 +72,12 @@ def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: da
         whole = {name: list(stored_records(conn, company_ids, name))
                  for name in table.sources if name not in chunked}
         frames = [
-            build(MartInputs({**whole, name: chunk}, as_of))
+            build(MartInputs({**whole, name: chunk}, as_of, snapshot_kind))
             for name in chunked
             for chunk in _chunks(stored_records(conn, company_ids, name), BUILD_CHUNK)
         ]
     if not frames:  # built whole, or no records to chunk (the table's empty frame, its columns)
-        frame = build(MartInputs(whole, as_of))
+        frame = build(MartInputs(whole, as_of, snapshot_kind))
     else:
         frame = pd.concat(frames, ignore_index=True)
         frame = table.combine(frame) if table.combine else frame
@@ -101,14 +104,15 @@ class ExtractResult:
 
 def build_extract(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, extracts_dir: Path,
-    run_id: str, *, full: bool = False,
+    run_id: str, *, full: bool = False, snapshot_kind: str = DAILY,
 ) -> ExtractResult:
     """Bring the table's extract up to the store, and note up to which moment it is.
 
     A table built record by record (`rows_from`) whose extract is known is updated in place:
     the rows of records written since it was built are replaced, which costs what changed.
     Otherwise (and with `full`) the whole table is built and written. The moment is what the
-    next update and a full publish of the extract start from.
+    next update and a full publish of the extract start from. A snapshot table builds the
+    snapshot of `as_of` and `snapshot_kind` for `company_ids` and keeps every other one.
     """
     path = hyper_path(extracts_dir, table.name)
     cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
@@ -119,9 +123,9 @@ def build_extract(
     if not full:
         result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
     if result is None:
-        frame = build_table(db, company_ids, table, as_of, run_id)
-        result = ExtractResult(write_extract(frame, extracts_dir, table, as_of), len(frame), frame,
-                               "built", why)
+        frame = build_table(db, company_ids, table, as_of, run_id, snapshot_kind)
+        path = write_extract(frame, extracts_dir, table, as_of, snapshot_kind, company_ids)
+        result = ExtractResult(path, len(frame), frame, "built", why)
     with db.transaction() as conn:
         set_cursor(conn, table.name, "extract", cursor, run_id)
         held = [item for source in table.sources
@@ -150,12 +154,14 @@ def _update_by_groups(
     return ExtractResult(path, rows, changed.frame, "updated", reason), reason
 
 
-def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date) -> Path:
-    """Write the table's extract; daily snapshot tables keep earlier days' snapshots."""
+def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date,
+                  snapshot_kind: str = DAILY, company_ids: list[str] | None = None) -> Path:
+    """Write the table's extract; snapshot tables keep the other snapshots (see
+    `keep_other_snapshots`)."""
     if table.partition_column == SNAPSHOT_COLUMN:
         previous = hyper_path(extracts_dir, table.name)
         if previous.exists():
-            frame = keep_other_snapshots(frame_from_hyper(previous), frame, as_of)
+            frame = keep_other_snapshots(frame_from_hyper(previous), frame, as_of, snapshot_kind, company_ids)
     return write_hyper(frame, extracts_dir, table.name)
 
 
@@ -164,10 +170,23 @@ def snapshot_column_of(table: MartTable) -> str | None:
     return SNAPSHOT_COLUMN if table.partition_column == SNAPSHOT_COLUMN else None
 
 
-def keep_other_snapshots(previous: pd.DataFrame, today: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """Earlier days' snapshots from the previous extract, plus today's (rebuilt, not doubled)."""
+def keep_other_snapshots(previous: pd.DataFrame, today: pd.DataFrame, as_of: date,
+                         snapshot_kind: str = DAILY, company_ids: list[str] | None = None) -> pd.DataFrame:
+    """The previous extract's other snapshots plus the one just built (rebuilt, not doubled).
+
+    The snapshot built is its day and kind for `company_ids` (default: every company): a close
+    snapshot of one company leaves the daily snapshot of the same day, and the other companies'
+    close snapshots, as they were. Rows of an extract written before `snapshot_kind` existed
+    are daily snapshots.
+    """
     schema = pa.Table.from_pandas(today, preserve_index=False).schema
-    earlier = previous[pd.to_datetime(previous[SNAPSHOT_COLUMN]).dt.date != as_of]
+    if SNAPSHOT_KIND not in previous.columns:
+        previous = previous.assign(**{SNAPSHOT_KIND: DAILY})
+    rebuilt = ((pd.to_datetime(previous[SNAPSHOT_COLUMN]).dt.date == as_of)
+               & (previous[SNAPSHOT_KIND] == snapshot_kind))
+    if company_ids is not None:
+        rebuilt &= previous["company_id"].isin(company_ids)
+    earlier = previous[~rebuilt.fillna(False).astype(bool)]
     earlier_table = pa.Table.from_pandas(earlier[list(today.columns)], preserve_index=False)
     combined = pa.concat_tables([earlier_table.cast(schema), pa.Table.from_pandas(today, preserve_index=False)])
     return combined.to_pandas(types_mapper=pd.ArrowDtype)

@@ -56,7 +56,7 @@ def build_holding_back(table: MartTable, inputs: MartInputs) -> tuple[pd.DataFra
                 ids = {id(record) for record, _ in bad}
                 records[name] = [record for record in records[name] if id(record) not in ids]
         try:
-            frame = build_with(table, MartInputs(records, inputs.as_of))
+            frame = build_with(table, MartInputs(records, inputs.as_of, inputs.snapshot_kind))
             break
         except RECORD_ERRORS as error:
             if not found:
@@ -73,7 +73,8 @@ def _culprits(table: MartTable, records: dict[str, list[Record]], name: str,
 
     def failure(subset: Sequence[Record]) -> Exception | None:
         try:
-            build_with(table, MartInputs({**records, name: list(subset)}, inputs.as_of))
+            build_with(table, MartInputs({**records, name: list(subset)}, inputs.as_of,
+                                              inputs.snapshot_kind))
         except RECORD_ERRORS as error:
             return error
         return None

@@ -18,11 +18,13 @@ class MartInputs:
     """Raw Visma records by catalogue entity name, each carrying its `company_id`.
 
     `as_of` is the day an aging snapshot describes (the builders never read the clock, so a
-    rebuild of yesterday's snapshot gives yesterday's answer).
+    rebuild of yesterday's snapshot gives yesterday's answer); `snapshot_kind` says whether it is
+    the daily snapshot or a period's close snapshot (`marts/aging.py`).
     """
 
     records: Mapping[str, Iterable[Record]]
     as_of: date
+    snapshot_kind: str = "daily"
     _cache: dict[str, list[Record]] = field(default_factory=dict, repr=False, compare=False)
 
     def of(self, entity_name: str) -> list[Record]:

@@ -52,6 +52,7 @@ class MartTable:
 
 _PERIOD = "financial_period"
 _DOC_KEY = ("company_id", "document_type", "reference_number")
+_SNAPSHOT_KEY = ("company_id", "snapshot_date", "snapshot_kind", "document_type", "reference_number")
 
 MART_TABLES: tuple[MartTable, ...] = (
     MartTable("ap_invoices", ap.build_ap_invoices, ("supplier_invoices",), _DOC_KEY, _PERIOD,
@@ -66,15 +67,14 @@ MART_TABLES: tuple[MartTable, ...] = (
               ("customer_invoices", "customer_credit_notes"), _DOC_KEY, _PERIOD,
               "AR invoices and credit notes; credit notes negative.",
               rows_from=("customer_invoices", "customer_credit_notes")),
-    MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",),
-              ("company_id", "snapshot_date", "document_type", "reference_number"),
-              "snapshot_date",
-              "Open AP documents per snapshot day, bucketed by days past due.",
+    MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",), _SNAPSHOT_KEY, "snapshot_date",
+              "Open AP documents per snapshot (daily, and as of the last day of each closed "
+              "period), bucketed by days past due.",
               per_record=("supplier_invoices",)),
     MartTable("ar_aging", aging.build_ar_aging, ("customer_invoices", "customer_credit_notes"),
-              ("company_id", "snapshot_date", "document_type", "reference_number"),
-              "snapshot_date",
-              "Open AR documents per snapshot day, bucketed by days past due.",
+              _SNAPSHOT_KEY, "snapshot_date",
+              "Open AR documents per snapshot (daily, and as of the last day of each closed "
+              "period), bucketed by days past due.",
               per_record=("customer_invoices", "customer_credit_notes")),
     MartTable("gl_transactions", gl.build_gl_transactions,
               ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),

@@ -16,6 +16,17 @@ _YYYYPP_FIELD = "financialPeriod"
 _MMYYYY_FIELDS = ("postPeriod", "applicationPeriod")
 PERIOD_FIELDS = (_YYYYPP_FIELD, *_MMYYYY_FIELDS)  # what `period_of_record` reads
 
+# The close flags of FinancialPeriodDto, by the code Visma gives each module (the `module` of a
+# journal batch), in the DTO's order: a period closes module by module, subledgers before the GL.
+CLOSE_FLAGS: dict[str, str] = {
+    "AP": "closedInSupplierLedger",
+    "AR": "closedInCustomerLedger",
+    "IN": "closedInInventoryManagement",
+    "GL": "closedInGeneralLedger",
+    "CA": "closedInCashManagement",
+    "FA": "closedInFixedAssets",
+}
+
 
 class PeriodError(ValueError):
     """A month has no financial period, or a period string is malformed."""
@@ -34,15 +45,24 @@ def _as_date(value: str) -> date:
 
 def parse_periods(records: Iterable[dict]) -> list[FinancialPeriod]:
     """FinancialPeriodDto items → periods sorted by start date."""
-    periods = [
-        FinancialPeriod(_period_id(record), _as_date(record["startDate"]), _as_date(record["endDate"]))
-        for record in records
-    ]
+    periods = []
+    for record in records:
+        periods.append(
+            FinancialPeriod(period_id_of(record), _as_date(record["startDate"]), _as_date(record["endDate"]))
+        )
     return sorted(periods, key=lambda p: p.start)
 
 
-def _period_id(record: dict) -> str:
-    """YYYYPP of a FinancialPeriodDto, whose `period` is either YYYYPP or the period number."""
+def closed_modules(record: dict) -> frozenset[str]:
+    """The modules (CLOSE_FLAGS codes) a FinancialPeriodDto says the period is closed in.
+
+    A flag that is missing or not `true` counts as open: Visma marks each field optional.
+    """
+    return frozenset(module for module, flag in CLOSE_FLAGS.items() if record.get(flag) is True)
+
+
+def period_id_of(record: dict) -> str:
+    """The YYYYPP id of a FinancialPeriodDto (`period` is YYYYPP; older answers gave the number)."""
     year, period = str(record["year"]), str(record["period"])
     return period if _YYYYPP.match(period) else f"{year}{int(period):02d}"
 
@@ -92,6 +112,6 @@ def open_period_ids(records: Iterable[dict]) -> set[str]:
     is missing counts as open: reading too much is safe, reading too little is not.
     """
     return {
-        _period_id(record) for record in records
+        period_id_of(record) for record in records
         if not all(record.get(flag) is True for flag in LEDGER_CLOSED_FLAGS)
     }

@@ -13,10 +13,11 @@ from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.defs.visma.checks import held_back_table
 from visma_tableau_pipeline.marts.extracts import ExtractResult, build_extract
-from visma_tableau_pipeline.marts.aging import aging_bucket_totals
+from visma_tableau_pipeline.marts.aging import CLOSE, DAILY, aging_bucket_totals
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
+from visma_tableau_pipeline.visma.plan import stored_periods
 
 GROUP = "dashboard_tables"
 AGING_TABLES = {"ap_aging", "ar_aging"}
@@ -27,13 +28,28 @@ class MartConfig(dg.Config):
 
     as_of: str = ""  # ISO date of the aging snapshot; empty means today
     full: bool = False  # build the whole table even when only some records changed
+    # A month-end close run (defs/visma/close.py) names the company and YYYYPP period that closed:
+    # aging tables then build that company's close snapshot as of the period's last day (instead
+    # of `as_of`), kept beside the daily snapshots.
+    close_company: str = ""
+    close_period: str = ""
+
+
+def _close_snapshot(config: MartConfig, state: StateResource) -> date:
+    """The day a close snapshot describes: the last day of the closed period, as stored."""
+    periods = {p.period_id: p for p in stored_periods(state.db(), config.close_company)}
+    if config.close_period not in periods:
+        raise dg.Failure(f"{config.close_company} has no stored financial period {config.close_period}: "
+                         "read its financial periods (visma/financial_periods) first")
+    return periods[config.close_period].end
 
 
 def mart_asset_key(table: MartTable) -> dg.AssetKey:
     return dg.AssetKey(["marts", table.name])
 
 
-def _metadata(table: MartTable, extract: ExtractResult) -> dict:
+def _metadata(table: MartTable, extract: ExtractResult, config: MartConfig,
+              snapshot: tuple[date, str, list[str]]) -> dict:
     frame = extract.frame
     metadata: dict = {
         "dagster/row_count": extract.rows,
@@ -47,7 +63,13 @@ def _metadata(table: MartTable, extract: ExtractResult) -> dict:
     }
     if extract.held:
         metadata["held_back_records"] = held_back_table(list(extract.held))
-    if table.name in AGING_TABLES:
+    if config.close_period:
+        metadata["close"] = f"{config.close_company} {config.close_period}"
+    if table.name in AGING_TABLES:  # which snapshot this is: its reconciliation check reads it
+        as_of, kind, company_ids = snapshot
+        metadata["snapshot_date"] = str(as_of)
+        metadata["snapshot_kind"] = kind
+        metadata["snapshot_companies"] = ", ".join(company_ids)
         metadata["aging_bucket_totals_base_currency"] = dg.MetadataValue.json(
             {bucket: str(total) for bucket, total in aging_bucket_totals(frame).items()}
         )
@@ -69,14 +91,16 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: MartConfig, state: StateResource
     ) -> dg.MaterializeResult:
         settings = get_settings()
-        as_of = date.fromisoformat(config.as_of) if config.as_of else date.today()
         company_ids = [c.company_id for c in settings.companies]
+        as_of, kind = date.fromisoformat(config.as_of) if config.as_of else date.today(), DAILY
+        if table.name in AGING_TABLES and config.close_period:
+            as_of, kind, company_ids = _close_snapshot(config, state), CLOSE, [config.close_company]
         extract = build_extract(state.db(), company_ids, table, as_of, settings.extracts_dir,
-                                context.run.run_id, full=config.full)
+                                context.run.run_id, full=config.full, snapshot_kind=kind)
         context.log.info(f"{table.name}: {extract.mode} ({extract.reason}), {extract.rows} rows in {extract.path}")
         for item in extract.held:
             context.log.warning(f"held back {item.describe()}")
-        return dg.MaterializeResult(metadata=_metadata(table, extract))
+        return dg.MaterializeResult(metadata=_metadata(table, extract, config, (as_of, kind, company_ids)))
 
     return _mart_asset
 

@@ -18,7 +18,7 @@ import dagster as dg
 import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.marts.aging import aging_differences
+from visma_tableau_pipeline.marts.aging import DAILY, aging_differences
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
@@ -93,28 +93,45 @@ def journal_batches_balance() -> dg.AssetCheckResult:
     )
 
 
+def _snapshot_built(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
+                    aging: pd.DataFrame) -> tuple[date, str, list[str]]:
+    """(day, kind, companies) of the snapshot the table's latest materialization built, which
+    this check reconciles: a snapshot built earlier was right for the balances of its own day.
+    Before any materialization it names the newest daily snapshot of every company."""
+    event = context.instance.get_latest_materialization_event(key)
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "snapshot_date" in metadata:
+        return (date.fromisoformat(metadata["snapshot_date"].value), metadata["snapshot_kind"].value,
+                str(metadata["snapshot_companies"].value).split(", "))
+    daily = aging[aging["snapshot_kind"] == DAILY]
+    as_of = daily["snapshot_date"].max() if not daily.empty else date.today()
+    return as_of, DAILY, [company.company_id for company in get_settings().companies]
+
+
 def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=mart_asset_key(mart_table(aging_name)), name="reconciles_to_open_invoices",
         additional_deps=[mart_asset_key(mart_table(invoices_name))], blocking=True,
-        description=f"The latest {aging_name} snapshot totals the open balances in {invoices_name}, "
+        description=f"The {aging_name} snapshot built last (daily or close) totals the open balances in {invoices_name}, "
         "per company, to the cent (base currency).",
     )
-    def _check() -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         """Blocking: an aging that does not match the subledger shows finance a payable or
         receivable that is not the one in its ledger."""
         aging, invoices = read_extract(aging_name), read_extract(invoices_name)
         if aging is None or invoices is None:
             return _missing(aging_name if aging is None else invoices_name)
-        as_of = aging["snapshot_date"].max() if not aging.empty else date.today()
+        as_of, kind, company_ids = _snapshot_built(context, mart_asset_key(mart_table(aging_name)), aging)
+        aging = aging[(aging["snapshot_kind"] == kind) & aging["company_id"].isin(company_ids)]
+        invoices = invoices[invoices["company_id"].isin(company_ids)]
         differences = aging_differences(aging, invoices, as_of)
         by_company = dict(decimal_totals(differences, ["company_id"], ["difference_base_currency"])
                           .itertuples(index=False))
         return dg.AssetCheckResult(
             passed=differences.empty,
-            description=f"the {aging_name} snapshot of {as_of} matches the open {invoices_name}"
+            description=f"the {aging_name} {kind} snapshot of {as_of} matches the open {invoices_name}"
             if differences.empty else
-            f"the {aging_name} snapshot of {as_of} differs from the open {invoices_name} "
+            f"the {aging_name} {kind} snapshot of {as_of} differs from the open {invoices_name} "
             "(aged minus open, base currency): "
             + ", ".join(f"{company} {difference}" for company, difference in by_company.items())
             + "; documents: " + _examples((
@@ -123,6 +140,7 @@ def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefi
                 for row in differences.itertuples()), len(differences)),
             metadata={
                 "snapshot_date": str(as_of),
+                "snapshot_kind": kind,
                 "difference_by_company": {str(c): str(d) for c, d in by_company.items()},
                 "documents_differing": len(differences),
                 "examples": _examples_table(differences),

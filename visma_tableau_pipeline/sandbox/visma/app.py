@@ -234,7 +234,7 @@ def _shift(sandbox: VismaSandbox, company_id: str, endpoint: Endpoint, params: d
 
 def _admin(sandbox: VismaSandbox, method: str, action: str, data: dict) -> Any:
     """The admin API: GET health, requests, faults; PUT faults, webhook; POST modify, create,
-    delete, expire-tokens."""
+    delete, expire-tokens, close-period."""
     if method == "GET" and action == "health":
         return {"status": "ok", "companies": list(sandbox.companies), "seed": sandbox.seed}
     if method == "GET" and action == "requests":
@@ -249,6 +249,12 @@ def _admin(sandbox: VismaSandbox, method: str, action: str, data: dict) -> Any:
     if method == "POST" and action == "expire-tokens":
         sandbox.expire_tokens()
         return {"expired": True}
+    if method == "POST" and action == "close-period":
+        modules = data.get("modules")
+        if modules is not None and not (isinstance(modules, list) and all(isinstance(m, str) for m in modules)):
+            raise ValueError("modules must be a list of module codes, e.g. [\"GL\"]")
+        return sandbox.close_period(data["company_id"], str(data["period"]), modules,
+                                    reopen=data.get("reopen") is True)
     if method == "POST" and action in ("modify", "create", "delete"):
         company_id, entity_name = data["company_id"], data["entity"]
         if action == "modify":

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from visma_tableau_pipeline.sandbox.visma.wire import day_text, ms_of
+from visma_tableau_pipeline.visma.periods import CLOSE_FLAGS
 
 # Generated data ends before this moment; the sandbox clock (mutations) starts after it.
 DATA_END = datetime(2026, 10, 31, 18, 0, 0)
@@ -62,26 +64,45 @@ class FiscalCalendar:
     def fiscal_year_start(self, period: Period) -> Period:
         return self.by_id[f"{period.year}01"]
 
-    def financial_period_dtos(self, closed_before: date) -> list[dict]:
-        """FinancialPeriodDto for every period; periods ending before `closed_before` are closed."""
-        dtos = []
-        for period in self.periods:
-            closed = period.end < closed_before
-            dtos.append({
-                "year": period.year,
-                "period": period.period_id,
-                "startDate": day_text(period.start.toordinal()),
-                "endDate": day_text(period.end.toordinal()),
-                "description": f"{period.start:%B %Y}",
-                "active": True,
-                "closedInSupplierLedger": closed,
-                "closedInCustomerLedger": closed,
-                "closedInInventoryManagement": closed,
-                "closedInGeneralLedger": closed,
-                "closedInCashManagement": closed,
-                "closedInFixedAssets": closed,
-            })
-        return dtos
+    def financial_period_dto(self, period: Period, closings: PeriodClosings) -> dict:
+        """FinancialPeriodDto of one period, closed in the modules `closings` says."""
+        return {
+            "year": period.year,
+            "period": period.period_id,
+            "startDate": day_text(period.start.toordinal()),
+            "endDate": day_text(period.end.toordinal()),
+            "description": f"{period.start:%B %Y}",
+            "active": True,
+            **{flag: closings.closed(period, module) for module, flag in CLOSE_FLAGS.items()},
+        }
+
+
+class PeriodClosings:
+    """Which periods are closed in which module (CLOSE_FLAGS codes).
+
+    A period that ended before `closed_before` starts closed in every module, a later one open:
+    the demo's history. `set` closes or reopens a period in some modules, as a controller does
+    in Visma, so that tests and the demo can show what the month-end close sensor does.
+    FinancialPeriodDto has no lastModifiedDateTime, so a change shows only in the flags.
+    """
+
+    def __init__(self, closed_before: date) -> None:
+        self.closed_before = closed_before
+        self._changed: dict[tuple[str, str], bool] = {}  # (period id, module) -> closed
+        self._lock = threading.Lock()
+
+    def closed(self, period: Period, module: str) -> bool:
+        with self._lock:
+            return self._changed.get((period.period_id, module), period.end < self.closed_before)
+
+    def set(self, period: Period, modules: Iterable[str], closed: bool) -> None:
+        """Close (or with `closed=False` reopen) `period` in `modules`."""
+        unknown = sorted(set(modules) - set(CLOSE_FLAGS))
+        if unknown:
+            raise ValueError(f"no module {', '.join(unknown)}; known: {', '.join(CLOSE_FLAGS)}")
+        with self._lock:
+            for module in modules:
+                self._changed[(period.period_id, module)] = closed
 
 
 class SandboxClock:

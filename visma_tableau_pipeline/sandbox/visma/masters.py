@@ -12,6 +12,7 @@ import base64
 from dataclasses import dataclass
 from datetime import date
 
+from visma_tableau_pipeline.sandbox.visma.calendar import FiscalCalendar, PeriodClosings
 from visma_tableau_pipeline.sandbox.visma.companies import CompanyProfile
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw
 from visma_tableau_pipeline.sandbox.visma.sources import (
@@ -19,6 +20,7 @@ from visma_tableau_pipeline.sandbox.visma.sources import (
     CompanyContext,
     ListSource,
     SeriesSource,
+    Source,
     parse_number,
 )
 from visma_tableau_pipeline.sandbox.visma.wire import money, timestamp
@@ -389,7 +391,31 @@ def currency_source(ctx: CompanyContext) -> ListSource:
     return _list_source("currencies", records, ("id",), None)
 
 
-def financial_period_source(ctx: CompanyContext) -> ListSource:
+class FinancialPeriodSource(Source):
+    """The company's financial periods, in calendar order, closed as `closings` says now."""
+
+    entity_name = "financial_periods"
+
+    def __init__(self, calendar: FiscalCalendar, closings: PeriodClosings) -> None:
+        self.calendar = calendar
+        self.closings = closings
+        self._index = {(str(p.year), p.period_id): i for i, p in enumerate(calendar.periods)}
+
+    def __len__(self) -> int:
+        return len(self.calendar.periods)
+
+    def modified_ms(self, index: int) -> int:
+        return 0  # FinancialPeriodDto has no lastModifiedDateTime
+
+    def build(self, index: int, when_ms: int | None = None) -> dict:
+        if when_ms is not None:
+            raise ValueError("financial periods come from the fiscal calendar: none can be created")
+        return self.calendar.financial_period_dto(self.calendar.periods[index], self.closings)
+
+    def index_of(self, key: tuple[str, ...]) -> int | None:
+        return self._index.get(tuple(key))
+
+
+def financial_period_source(ctx: CompanyContext) -> FinancialPeriodSource:
     closed_before = date(2026, 10, 1)  # the last closed month before the data ends
-    records = ctx.calendar.financial_period_dtos(closed_before)
-    return _list_source("financial_periods", records, ("year", "period"), None)
+    return FinancialPeriodSource(ctx.calendar, PeriodClosings(closed_before))

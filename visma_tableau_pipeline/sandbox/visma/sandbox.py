@@ -3,6 +3,7 @@
     with VismaSandbox(size=DemoSize(supplier_invoices=500), seed=7) as sandbox:
         url = sandbox.base_url            # point the client at url and f"{url}/connect/token"
         sandbox.modify("nordic-no", "supplier_invoices", ("Invoice", "000042"))
+        sandbox.close_period("nordic-no", "202610", ["GL"])  # closedInGeneralLedger: true
         truth = list(sandbox.records("nordic-no", "supplier_invoices"))
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -22,11 +23,13 @@ from visma_tableau_pipeline.sandbox.visma.companies import PROFILES, CompanyProf
 from visma_tableau_pipeline.sandbox.visma.demo import CUSTOMER_TENANT_ID, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from visma_tableau_pipeline.sandbox.visma.endpoints import EntityInfo, endpoints, entity_infos
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan, FaultState
+from visma_tableau_pipeline.sandbox.visma.masters import FinancialPeriodSource
 from visma_tableau_pipeline.sandbox.visma.ledger import JournalSource, apply_batches, balance_source, base_totals
 from visma_tableau_pipeline.sandbox.visma.ratelimit import RateLimiter
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
-from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query
+from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query, RecordNotFound
 from visma_tableau_pipeline.visma.catalogue import key_values
+from visma_tableau_pipeline.visma.periods import CLOSE_FLAGS
 from visma_tableau_pipeline.sandbox.visma.webhooks import WebhookNotifier
 from visma_tableau_pipeline.sandbox.visma.wire import clean, timestamp
 from visma_tableau_pipeline.sandbox.visma.world import build_world
@@ -227,6 +230,21 @@ class VismaSandbox:
         record = store.delete(_key(key), self.clock.tick())
         self._notify(company_id, entity_name, "Delete", record, store)
         return record
+
+    def close_period(self, company_id: str, period_id: str, modules: Iterable[str] | None = None,
+                     *, reopen: bool = False) -> dict:
+        """Close (or reopen) a financial period in some modules (CLOSE_FLAGS codes; default
+        every module), as a controller does at month end; returns the period's new DTO."""
+        store = self.company(company_id).store("financial_periods")
+        source = store.source
+        assert isinstance(source, FinancialPeriodSource)
+        period = source.calendar.by_id.get(period_id)
+        if period is None:
+            raise RecordNotFound(f"{company_id} has no financial period {period_id!r} (YYYYPP)")
+        chosen = [module.upper() for module in modules] if modules else list(CLOSE_FLAGS)
+        with store.lock:
+            source.closings.set(period, chosen, closed=not reopen)
+        return store.current((str(period.year), period.period_id))
 
     def _mutable_store(self, company_id: str, entity_name: str) -> EntityStore:
         if entity_name == "gl_balances":
