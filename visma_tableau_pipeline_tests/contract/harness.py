@@ -233,6 +233,8 @@ def expected(kind: Kind, sent: Any) -> Any:
     if kind in (Kind.QUANTITY, Kind.RATE):
         return Decimal(sent) if numeric else _UNCONVERTIBLE
     if kind in (Kind.DATE, Kind.TIMESTAMP):
+        if sent == "":
+            return None  # the README's rule: an empty date is no date, as null is
         moment = wall_clock(sent) if isinstance(sent, str) else None
         if moment is None:
             return _UNCONVERTIBLE
