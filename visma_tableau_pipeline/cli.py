@@ -205,7 +205,7 @@ def quarantine_list(company: str | None, entity: str | None) -> None:
     from visma_tableau_pipeline.state.quarantine import held_records
 
     with _state_db().connect() as conn:
-        held = held_records(conn, [company] if company else None, entity)
+        held = held_records(conn, [company] if company else None, [entity] if entity else None)
     if not held:
         click.echo("No records are held back.")
         return

@@ -128,8 +128,7 @@ def build_extract(
         result = ExtractResult(path, len(frame), frame, "built", why)
     with db.transaction() as conn:
         set_cursor(conn, table.name, "extract", cursor, run_id)
-        held = [item for source in table.sources
-                for item in held_records(conn, company_ids, entity=source)]
+        held = held_records(conn, company_ids, table.sources)
     return replace(result, held=tuple(held))
 
 

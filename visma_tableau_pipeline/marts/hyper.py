@@ -131,9 +131,11 @@ def _staged(table: pa.Table, target: Path) -> _Staged:
     decimals = {field.name: field.type for field in table.schema if pa.types.is_decimal(field.type)}
     texts = [table.column(index) for index, field in enumerate(table.schema)
              if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
-    mangled = pa.array([False] * table.num_rows, pa.bool_())
+    mangled = pa.scalar(False)
     for column in texts:
         mangled = pc.or_(mangled, pc.fill_null(pc.match_substring_regex(column, _MANGLED_RE2), False))
+    if not texts or not pc.any(mangled).as_py():  # nearly always: every row goes through pantab
+        return _Staged(_unscaled(table, decimals, target), table.slice(0, 0), decimals)
     return _Staged(_unscaled(table.filter(pc.invert(mangled)), decimals, target),
                    _unscaled(table.filter(mangled), decimals, target), decimals)
 

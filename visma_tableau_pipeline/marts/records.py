@@ -7,8 +7,8 @@ helpers are the one place that knows those shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -16,7 +16,7 @@ from typing import Any
 
 from visma_tableau_pipeline.marts.schema import RejectedValue
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
-
+from visma_tableau_pipeline.visma.timestamps import parse_timestamp as visma_timestamp
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -94,20 +94,18 @@ def boolean(record: Mapping[str, Any], path: str) -> bool | None:
 def parse_timestamp(value: Any, path: str = "timestamp") -> datetime | None:
     """A Visma date-time string as a naive datetime: the wall clock as Visma wrote it.
 
-    Every ISO 8601 form Visma writes is read (`T` or space, 0-7 fraction digits, `Z` or an
-    offset). Visma does not document its time zone, so an offset is dropped, not applied, as in
-    `visma/timestamps.py`: a document dated `2025-03-14T00:00:00+06:00` stays on the 14th.
+    Read by `visma/timestamps.parse_timestamp`, the one reader of Visma's forms (`T` or space,
+    0-7 fraction digits, `Z` or an offset). Visma does not document its time zone, so an offset
+    is dropped, not applied: a document dated `2025-03-14T00:00:00+06:00` stays on the 14th.
     Anything else is `RejectedValue` naming `path`.
     """
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    if not isinstance(value, str):
+    if not isinstance(value, (str, datetime)):
         raise RejectedValue(path, value, "not a date-time text, which the contract says it is")
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=None)
-    except ValueError:
+        return visma_timestamp(value)
+    except (ValueError, OverflowError):
         raise RejectedValue(path, value, "not an ISO 8601 date-time") from None
 
 

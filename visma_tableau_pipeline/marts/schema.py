@@ -23,8 +23,8 @@ A value no column can carry raises `RejectedValue` (field, value, reason), never
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
@@ -182,10 +182,6 @@ class TableSchema:
         return pd.DataFrame(data, columns=list(self.names)).reset_index(drop=True)
 
 
-_CONVERT: dict[Kind, Any] = {Kind.MONEY: money_value, Kind.QUANTITY: double_value,
-                             Kind.RATE: double_value}
-
-
 def _series(table: str, column: Column, values: list[Any]) -> pd.Series:
     arrow_type = column.kind.arrow_type
     try:
@@ -195,11 +191,10 @@ def _series(table: str, column: Column, values: list[Any]) -> pd.Series:
             try:
                 array = pa.array(values, type=arrow_type)
             except (pa.ArrowException, ValueError, TypeError):
-                convert = _CONVERT.get(column.kind)
-                if convert is None:
+                if column.kind is not Kind.MONEY:
                     raise
                 # the rare slow path: Visma's double noise rounded away, or the value named
-                array = pa.array([convert(value, column.name) for value in values], type=arrow_type)
+                array = pa.array([money_value(value, column.name) for value in values], type=arrow_type)
             return pd.Series(pd.arrays.ArrowExtensionArray(array))
         return pd.Series(pd.array(values, dtype=column.kind.dtype))
     except RejectedValue:

@@ -84,13 +84,13 @@ def release_stale(conn: Connection) -> int:
 
 
 def held_records(conn: Connection, company_ids: Collection[str] | None = None,
-                 entity: str | None = None) -> list[HeldRecord]:
+                 entities: Collection[str] | None = None) -> list[HeldRecord]:
     """Records held back now (notes that still apply), by company, entity and key."""
     conditions = [_applies()]
     if company_ids is not None:
         conditions.append(quarantine.c.company_id.in_(list(company_ids)))
-    if entity is not None:
-        conditions.append(quarantine.c.entity == entity)
+    if entities is not None:
+        conditions.append(quarantine.c.entity.in_(list(entities)))
     stmt = (
         select(quarantine.c.company_id, quarantine.c.entity, quarantine.c.record_key,
                quarantine.c.field, quarantine.c.value, quarantine.c.reason, quarantine.c.table_name)

@@ -4,40 +4,20 @@ with the aging close snapshot beside the daily one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+from visma_tableau_pipeline.defs.resources import VismaResource
 from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
 from visma_tableau_pipeline.defs.visma.close import month_end_close_job, month_end_close_sensor
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES, mart_table
-from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import get_settings, resolved_companies
-from visma_tableau_pipeline.visma.plan import sync_all
 
 COMPANY, PERIOD, MONTH = "nordic-no", "202610", "2026-10-01"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VismaSandbox]:
-    """The pipeline pointed at a fresh Visma sandbox and VTP_HOME (no Tableau)."""
-    with VismaSandbox(40, seed=5) as running:
-        monkeypatch.setenv("VTP_SANDBOX_URL", running.base_url)
-        monkeypatch.setenv("VTP_HOME", str(tmp_path / "vtp"))
-        for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "TABLEAU_SERVER_URL",
-                     "VTP_CONFIG"):
-            monkeypatch.delenv(name, raising=False)
-        get_settings.cache_clear()
-        yield running
-    get_settings.cache_clear()
 
 
 def evaluate(cursor: str | None) -> dg.SensorResult:
@@ -47,7 +27,8 @@ def evaluate(cursor: str | None) -> dg.SensorResult:
     return result
 
 
-def test_a_close_in_visma_requests_one_close_run_per_change(sandbox):
+def test_a_close_in_visma_requests_one_close_run_per_change(sandbox_env):
+    sandbox = sandbox_env
     baseline = evaluate(None)
     assert baseline.run_requests == []  # months closed before the sensor began launch nothing
 
@@ -75,49 +56,44 @@ def test_a_close_in_visma_requests_one_close_run_per_change(sandbox):
         f"{COMPANY} {PERIOD}: closed in AP, AR, CA, FA, GL, IN (now closed in AP, AR, CA, FA, GL, IN)"]
 
 
-def test_the_close_run_rereads_the_period_and_publishes_the_close_snapshot(sandbox, tmp_path, monkeypatch):
-    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        instance = dg.DagsterInstance.ephemeral()
-        aging, published = mart_asset_key(mart_table("ap_aging")), tableau_asset_key(mart_table("ap_aging"))
-        invoices_table = mart_asset_key(mart_table("ap_invoices"))
-        daily = defs.resolve_implicit_job_def_def_for_assets([aging]).execute_in_process(
-            instance=instance, asset_selection=[invoices_table, aging, published],
-            run_config={"ops": {"marts__ap_aging": {"config": {"as_of": "2026-10-31"}}}})
-        assert daily.success
+def test_the_close_run_rereads_the_period_and_publishes_the_close_snapshot(sandbox_env, tableau_env):
+    sandbox, tableau = sandbox_env, tableau_env
+    instance = dg.DagsterInstance.ephemeral()
+    aging, published = mart_asset_key(mart_table("ap_aging")), tableau_asset_key(mart_table("ap_aging"))
+    invoices_table = mart_asset_key(mart_table("ap_invoices"))
+    daily = defs.resolve_implicit_job_def_def_for_assets([aging]).execute_in_process(
+        instance=instance, asset_selection=[invoices_table, aging, published],
+        run_config={"ops": {"marts__ap_aging": {"config": {"as_of": "2026-10-31"}}}})
+    assert daily.success
 
-        first = evaluate(None)
-        sandbox.close_period(COMPANY, PERIOD)
-        deleted = sandbox.delete(COMPANY, "supplier_invoices", _an_invoice_of(sandbox, PERIOD))
-        [request] = evaluate(first.cursor).run_requests
-        result = defs.resolve_job_def("month_end_close").execute_in_process(
-            instance=instance, partition_key=request.partition_key, run_config=request.run_config,
-            tags=request.tags)
-        assert result.success
+    first = evaluate(None)
+    sandbox.close_period(COMPANY, PERIOD)
+    deleted = sandbox.delete(COMPANY, "supplier_invoices", _an_invoice_of(sandbox, PERIOD))
+    [request] = evaluate(first.cursor).run_requests
+    result = defs.resolve_job_def("month_end_close").execute_in_process(
+        instance=instance, partition_key=request.partition_key, run_config=request.run_config,
+        tags=request.tags)
+    assert result.success
 
-        materialized = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
-        invoices = materialized[dg.AssetKey(["visma", "supplier_invoices"])]
-        truth = [r for r in sandbox.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == PERIOD]
-        assert invoices["records_read"].value == len(truth) and invoices["deleted"].value == 1
-        assert f"| {COMPANY} | {PERIOD} | full |" in invoices["windows"].value
-        assert {mart_asset_key(t) for t in MART_TABLES} | {tableau_asset_key(t) for t in MART_TABLES} <= set(materialized)
-        assert materialized[aging]["snapshot_kind"].value == "close"
-        assert materialized[aging]["snapshot_date"].value == "2026-10-31"
-        assert materialized[aging]["close"].value == f"{COMPANY} {PERIOD}"
-        assert materialized[published]["mode"].value == "overwrite"
-        checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-        assert checks and all(c.passed for c in checks)
+    materialized = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    invoices = materialized[dg.AssetKey(["visma", "supplier_invoices"])]
+    truth = [r for r in sandbox.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == PERIOD]
+    assert invoices["records_read"].value == len(truth) and invoices["deleted"].value == 1
+    assert f"| {COMPANY} | {PERIOD} | full |" in invoices["windows"].value
+    assert {mart_asset_key(t) for t in MART_TABLES} | {tableau_asset_key(t) for t in MART_TABLES} <= set(materialized)
+    assert materialized[aging]["snapshot_kind"].value == "close"
+    assert materialized[aging]["snapshot_date"].value == "2026-10-31"
+    assert materialized[aging]["close"].value == f"{COMPANY} {PERIOD}"
+    assert materialized[published]["mode"].value == "overwrite"
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert checks and all(c.passed for c in checks)
 
-        in_tableau = frame_from_hyper(tableau.datasource_path("ap_aging"))
-        on_close_day = in_tableau[in_tableau["snapshot_date"] == date(2026, 10, 31)]
-        by_kind = on_close_day.groupby("snapshot_kind")["company_id"].unique().to_dict()
-        assert set(by_kind["close"]) == {COMPANY} and set(by_kind["daily"]) == {"nordic-no", "nordic-se"}
-        ap_invoices = frame_from_hyper(tableau.datasource_path("ap_invoices"))
-        assert deleted["referenceNumber"] not in set(ap_invoices[ap_invoices["company_id"] == COMPANY]["reference_number"])
+    in_tableau = frame_from_hyper(tableau.datasource_path("ap_aging"))
+    on_close_day = in_tableau[in_tableau["snapshot_date"] == date(2026, 10, 31)]
+    by_kind = on_close_day.groupby("snapshot_kind")["company_id"].unique().to_dict()
+    assert set(by_kind["close"]) == {COMPANY} and set(by_kind["daily"]) == {"nordic-no", "nordic-se"}
+    ap_invoices = frame_from_hyper(tableau.datasource_path("ap_invoices"))
+    assert deleted["referenceNumber"] not in set(ap_invoices[ap_invoices["company_id"] == COMPANY]["reference_number"])
 
 
 def _an_invoice_of(sandbox: VismaSandbox, period_id: str) -> tuple[str, str]:

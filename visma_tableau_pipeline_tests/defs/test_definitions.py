@@ -3,56 +3,28 @@ schedule and sensors ask for the right partitions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
-import pytest
 from sqlalchemy import func, select
 
 from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.visma.jobs import nightly_master_data, nightly_period_entities
+from visma_tableau_pipeline.defs.visma.jobs import (
+    nightly_master_data,
+    nightly_period_entities,
+)
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES
-from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state.schema import inbox
 from visma_tableau_pipeline.visma.catalogue import ENTITIES
-
-COMPANY, MONTH = "nordic-no", "2025-03-01"
-
-
-@pytest.fixture
-def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VismaSandbox]:
-    """The pipeline's settings pointed at a fresh sandbox and a fresh VTP_HOME."""
-    with VismaSandbox(40, seed=5) as sandbox:
-        monkeypatch.setenv("VTP_SANDBOX_URL", sandbox.base_url)
-        monkeypatch.setenv("VTP_HOME", str(tmp_path / "vtp"))
-        for name in ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "TABLEAU_SERVER_URL", "VTP_CONFIG"):
-            monkeypatch.delenv(name, raising=False)
-        get_settings.cache_clear()
-        yield sandbox
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def tableau_env(sandbox_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Both sandboxes, the Visma one already synced, and TABLEAU_* pointing at the Tableau one."""
-    from visma_tableau_pipeline.defs.resources import StateResource
-    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
-    from visma_tableau_pipeline.settings import resolved_companies
-    from visma_tableau_pipeline.visma.plan import sync_all
-
-    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        yield tableau
+from visma_tableau_pipeline_tests.defs.conftest import (
+    COMPANY,
+    MONTH,
+    sync_invoice_month,
+)
 
 
 def test_every_asset_has_a_group_kinds_and_a_description():
@@ -71,16 +43,7 @@ def test_every_asset_has_a_group_kinds_and_a_description():
 
 def test_a_partition_then_the_dashboard_tables_materialize(sandbox_env):
     instance = dg.DagsterInstance.ephemeral()
-    periods = dg.AssetKey(["visma", "financial_periods"])
-    invoices = dg.AssetKey(["visma", "supplier_invoices"])
-    job = defs.resolve_implicit_job_def_def_for_assets([periods])
-    result = job.execute_in_process(instance=instance, partition_key=COMPANY, asset_selection=[periods])
-    assert result.success
-    result = defs.resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
-        instance=instance, asset_selection=[invoices],
-        partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": MONTH}),
-    )
-    assert result.success
+    result = sync_invoice_month(instance)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     truth = [r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503"]
     assert metadata["records_read"].value == len(truth) > 0
@@ -168,9 +131,9 @@ def test_the_declared_automation_sensor_covers_every_asset_with_an_automation_co
 
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
-    from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.visma.plan import sync_all
 
     settings = get_settings()
     state = StateResource()
@@ -193,9 +156,9 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
 
 
 def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_once(sandbox_env):
-    from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.visma.plan import sync_all
 
     settings = get_settings()
     state = StateResource()
@@ -418,7 +381,10 @@ def test_tableau_webhooks_reach_the_data_source_asset_and_a_deleted_one_is_publi
 
 
 def test_entitlements_are_checked_against_visma_and_tableau_and_published(tableau_env, tmp_path, monkeypatch):
-    from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY, ENTITLEMENTS_ASSET
+    from visma_tableau_pipeline.defs.tableau.entitlements import (
+        DIRECTORY_KEY,
+        ENTITLEMENTS_ASSET,
+    )
     from visma_tableau_pipeline.marts.registry import mart_table
 
     masters = [mart_asset_key(mart_table(n)) for n in ("customers", "suppliers", "dimensions")]

@@ -10,22 +10,21 @@ from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.visma.catalogue import entity, record_key
-from visma_tableau_pipeline_tests.defs.test_definitions import COMPANY, MONTH, sandbox_env  # noqa: F401
+from visma_tableau_pipeline_tests.defs.conftest import (
+    COMPANY,
+    MONTH,
+    sync_invoice_month,
+)
 
 INVOICES = entity("supplier_invoices")
 
 
-def test_a_bad_invoice_is_held_back_with_a_warning_and_the_table_materializes(sandbox_env):  # noqa: F811
+def test_a_bad_invoice_is_held_back_with_a_warning_and_the_table_materializes(sandbox_env):
     bad = next(r for r in sandbox_env.records(COMPANY, INVOICES.name) if r["financialPeriod"] == "202503")
     sandbox_env.modify(COMPANY, INVOICES.name, record_key(INVOICES, bad), {"date": "yesterday"})
     instance = dg.DagsterInstance.ephemeral()
-    periods, invoices = entity_asset_key(entity("financial_periods")), entity_asset_key(INVOICES)
-    ap = mart_asset_key(mart_table("ap_invoices"))
-    assert defs.resolve_implicit_job_def_def_for_assets([periods]).execute_in_process(
-        instance=instance, partition_key=COMPANY, asset_selection=[periods]).success
-    assert defs.resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
-        instance=instance, asset_selection=[invoices],
-        partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})).success
+    invoices, ap = entity_asset_key(INVOICES), mart_asset_key(mart_table("ap_invoices"))
+    sync_invoice_month(instance)
 
     built = defs.resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
         instance=instance, asset_selection=[ap])

@@ -20,6 +20,7 @@ from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state import StateDB, count
 from visma_tableau_pipeline.state.schema import metadata
+from visma_tableau_pipeline_tests.defs.conftest import sync_invoice_month
 
 REPO = Path(__file__).resolve().parents[2]
 COMPANY, MONTH = "nordic-no", "2025-04-01"
@@ -45,13 +46,8 @@ def test_runs_and_state_live_in_postgresql(postgres_url, tmp_path, monkeypatch):
         get_settings.cache_clear()
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            periods, invoices = dg.AssetKey(["visma", "financial_periods"]), dg.AssetKey(["visma", "supplier_invoices"])
-            ap = mart_asset_key(mart_table("ap_invoices"))
-            assert defs.resolve_implicit_job_def_def_for_assets([periods]).execute_in_process(
-                instance=instance, partition_key=COMPANY, asset_selection=[periods]).success
-            assert defs.resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
-                instance=instance, asset_selection=[invoices],
-                partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})).success
+            invoices, ap = dg.AssetKey(["visma", "supplier_invoices"]), mart_asset_key(mart_table("ap_invoices"))
+            sync_invoice_month(instance, COMPANY, MONTH)
             assert defs.resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
                 instance=instance, asset_selection=[ap]).success
             materialized = instance.get_latest_materialization_event(invoices)

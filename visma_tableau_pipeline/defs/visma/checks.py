@@ -32,7 +32,7 @@ def _held_back_check(entity: Entity) -> dg.AssetChecksDefinition:
     )
     def _check(state: StateResource) -> dg.AssetCheckResult:
         with state.db().connect() as conn:
-            held = held_records(conn, entity=entity.name)
+            held = held_records(conn, entities=[entity.name])
         return dg.AssetCheckResult(
             passed=not held,
             severity=dg.AssetCheckSeverity.WARN,
