@@ -89,7 +89,7 @@ def peak_rss_mb() -> float:
 
 
 def company_for(url: str) -> Any:
-    from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
+    from visma_tableau_pipeline.settings import sandbox_companies
 
     return sandbox_companies(url)[0]
 

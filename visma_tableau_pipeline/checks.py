@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.settings import (
     CompanySettings,
     RetrySettings,
     Settings,
     TableauSettings,
-    resolved_companies,
 )
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.errors import VismaError

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from visma_tableau_pipeline.cli import main
-from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings, resolved_companies
+from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
+from visma_tableau_pipeline.companies import resolved_companies
 
 SECRET = "s3cr3t-that-must-never-be-logged"
 
@@ -140,7 +141,7 @@ def test_a_wrong_key_is_a_clear_error_not_a_traceback(home, monkeypatch):
 
 
 def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
-    from visma_tableau_pipeline.sandbox.visma.demo import SANDBOX_CLIENT_SECRET
+    from visma_tableau_pipeline.settings import SANDBOX_CLIENT_SECRET
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 
     with VismaSandbox(30, seed=2) as sandbox:
@@ -160,7 +161,7 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
 
 def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypatch, tmp_path):
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
-    from visma_tableau_pipeline.sandbox.visma.demo import COMPANY_TENANT_IDS, SANDBOX_CLIENT_ID
+    from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, SANDBOX_CLIENT_ID
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 
     with VismaSandbox(20, seed=1) as visma, TableauSandbox(tmp_path / "tableau").serve() as tableau_url:
@@ -176,7 +177,7 @@ def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypat
         monkeypatch.setenv("TABLEAU_PAT_NAME", "vtp-sandbox")
         monkeypatch.setenv("TABLEAU_PAT_SECRET", "wrong")
         for name, value in {"VISMA_CLIENT_ID": SANDBOX_CLIENT_ID, "VISMA_CLIENT_SECRET": SECRET,
-                            "VISMA_TENANT_ID": COMPANY_TENANT_IDS["nordic-no"],
+                            "VISMA_TENANT_ID": SANDBOX_TENANT_IDS["nordic-no"],
                             "VISMA_API_URL": visma.base_url,
                             "VISMA_TOKEN_URL": f"{visma.base_url}/connect/token"}.items():
             monkeypatch.setenv(name, value)

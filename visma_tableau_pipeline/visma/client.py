@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from visma_tableau_pipeline.settings import CompanySettings
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.auth import TokenProvider
 from visma_tableau_pipeline.visma.catalogue import DIMENSION_IDS_PATH, Delta, Entity, Paging, record_key
 from visma_tableau_pipeline.visma.errors import (

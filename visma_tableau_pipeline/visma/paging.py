@@ -22,7 +22,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TypeVar
 
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
 from visma_tableau_pipeline.visma.timestamps import parse_timestamp
 

@@ -15,7 +15,6 @@ back with a reason (`state.quarantine.held_records`); no exception stops a sync 
 from __future__ import annotations
 
 import re
-
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,14 +28,14 @@ import httpx
 import msgspec
 import pandas as pd
 
+from visma_tableau_pipeline.delivery.extracts import build_extract
 from visma_tableau_pipeline.marts import ap, ar, gl, people
-from visma_tableau_pipeline.marts.extracts import build_extract
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.marts.schema import Kind
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.catalogue import DIMENSION_IDS_PATH, Entity, Paging, record_key
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.pacing import Pacer

@@ -27,7 +27,8 @@ from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import get_settings, resolved_companies
+from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.visma.plan import sync_all
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
+from visma_tableau_pipeline.settings import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import CompanySettings, EnvSettings, Settings, build_settings
 

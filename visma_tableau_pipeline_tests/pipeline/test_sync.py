@@ -150,7 +150,7 @@ def test_a_wrong_secret_says_which_settings_to_check(companies, settings, tmp_pa
 
 
 def test_the_customer_tenant_id_gives_the_tenant_hint(companies, settings, tmp_path):
-    from visma_tableau_pipeline.sandbox.visma.demo import CUSTOMER_TENANT_ID
+    from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
 
     wrong = companies[0].model_copy(update={"tenant_id": CUSTOMER_TENANT_ID})
     with pytest.raises(VismaTenantError) as raised:

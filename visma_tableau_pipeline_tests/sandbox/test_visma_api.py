@@ -8,17 +8,13 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from visma_tableau_pipeline.sandbox.visma import (
-    COMPANY_TENANT_IDS,
-    CUSTOMER_TENANT_ID,
-    DemoSize,
-    VismaSandbox,
-    sandbox_companies,
-)
+from visma_tableau_pipeline.sandbox.visma import DemoSize, VismaSandbox
+from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json
 from visma_tableau_pipeline_tests.sandbox.visma_support import SandboxClient, strip_metadata, token_form
 
-NO = COMPANY_TENANT_IDS["nordic-no"]
+NO = SANDBOX_TENANT_IDS["nordic-no"]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +100,7 @@ def test_sandbox_companies_point_at_the_sandbox():
     companies = sandbox_companies("http://127.0.0.1:9999")
     assert [c.company_id for c in companies] == ["nordic-no", "nordic-se"]
     assert companies[0].token_url == "http://127.0.0.1:9999/connect/token"
-    assert companies[1].tenant_id == COMPANY_TENANT_IDS["nordic-se"]
+    assert companies[1].tenant_id == SANDBOX_TENANT_IDS["nordic-se"]
 
 
 # --- paging --------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from visma_tableau_pipeline.sandbox.visma import VismaSandbox, sandbox_companies
+from visma_tableau_pipeline.sandbox.visma import VismaSandbox
+from visma_tableau_pipeline.settings import sandbox_companies
 from visma_tableau_pipeline.visma.auth import TokenProvider
 from visma_tableau_pipeline.visma.catalogue import ENTITIES
 from visma_tableau_pipeline.visma.items import (

@@ -12,7 +12,7 @@ import dagster as dg
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.defs.visma.checks import held_back_table
-from visma_tableau_pipeline.marts.extracts import ExtractResult, build_extract
+from visma_tableau_pipeline.delivery.extracts import ExtractResult, build_extract
 from visma_tableau_pipeline.marts.aging import CLOSE, DAILY, aging_bucket_totals
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.settings import get_settings

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from visma_tableau_pipeline.sandbox.visma.calendar import FiscalCalendar
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw, stream_key
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,13 @@ class CompanyProfile:
         return self.base_rates[currency] + wobble.between(-250, 250) * self.base_rates[currency] // 10_000
 
 
+# The group's customer (contract) tenant id: Visma Connect issues a token for it, and every ERP
+# API call with that token answers 401, as the real service does when this id is configured.
+CUSTOMER_TENANT_ID = "0d5f8a27-6e4b-4c19-8f3a-71b2c9e4d033"
+
 NORWAY = CompanyProfile(
     company_id="nordic-no",
-    tenant_id="4f1c2a9e-7b3d-4e51-9a0c-2d8e6b1f0a11",
+    tenant_id=SANDBOX_TENANT_IDS["nordic-no"],
     name="Nordlys Programvare AS",
     country="NO",
     base_currency="NOK",
@@ -145,7 +150,7 @@ NORWAY = CompanyProfile(
 
 SWEDEN = CompanyProfile(
     company_id="nordic-se",
-    tenant_id="9b7e3d51-2c4a-4f86-b1e0-5a3c7d9e2f22",
+    tenant_id=SANDBOX_TENANT_IDS["nordic-se"],
     name="Nordlys Mjukvara AB",
     country="SE",
     base_currency="SEK",

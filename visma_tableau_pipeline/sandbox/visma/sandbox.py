@@ -20,7 +20,8 @@ from visma_tableau_pipeline.sandbox.server import ServerThread
 from visma_tableau_pipeline.sandbox.visma.auth import Client, TokenIssuer
 from visma_tableau_pipeline.sandbox.visma.calendar import SandboxClock
 from visma_tableau_pipeline.sandbox.visma.companies import PROFILES, CompanyProfile
-from visma_tableau_pipeline.sandbox.visma.demo import CUSTOMER_TENANT_ID, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from visma_tableau_pipeline.sandbox.visma.endpoints import EntityInfo, endpoints, entity_infos
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan, FaultState
 from visma_tableau_pipeline.sandbox.visma.masters import FinancialPeriodSource
