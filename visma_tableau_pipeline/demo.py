@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from visma_tableau_pipeline.pipeline import PipelineOutcome, run_pipeline
-from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_NAME, DEMO_PAT_SECRET
+from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.tableau.sandbox import serve as serve_tableau
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import TableauSettings, get_settings, sandbox_companies
@@ -18,11 +20,12 @@ from visma_tableau_pipeline.settings import TableauSettings, get_settings, sandb
 log = logging.getLogger(__name__)
 
 
-def tableau_sandbox_settings(base_url: str, site: str) -> TableauSettings:
-    """Settings that publish to a Tableau sandbox with its demo personal access token."""
+def tableau_sandbox_settings(tableau: TableauSandbox) -> TableauSettings:
+    """Settings that publish to a serving Tableau sandbox with its demo personal access token."""
+    env = tableau.settings_env()
     return TableauSettings(
-        server_url=base_url, site=site, project="Visma", pat_name=DEMO_PAT_NAME,
-        pat_secret=DEMO_PAT_SECRET, deployment="server",
+        server_url=env["TABLEAU_SERVER_URL"], site=env["TABLEAU_SITE"], project="Visma",
+        pat_name=env["TABLEAU_PAT_NAME"], pat_secret=SecretStr(env["TABLEAU_PAT_SECRET"]), deployment="server",
     )
 
 
@@ -56,6 +59,6 @@ def run_demo(size: int) -> PipelineOutcome:
     with VismaSandbox(size) as visma, serve_tableau(storage_dir=settings.home / "tableau-sandbox") as tableau:
         log.info("Visma sandbox at %s, Tableau sandbox at %s", visma.base_url, tableau.base_url)
         demo_settings = settings.model_copy(
-            update={"tableau": tableau_sandbox_settings(tableau.base_url, tableau.site_content_url)}
+            update={"tableau": tableau_sandbox_settings(tableau)}
         )
         return run_pipeline(demo_settings, companies=sandbox_companies(visma.base_url))

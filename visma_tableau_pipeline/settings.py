@@ -200,7 +200,7 @@ class StoredSecrets:
 
     def __init__(self, home: Path, state_url: str) -> None:
         self._home, self._state_url = home, state_url
-        self._store = None
+        self._store: SecretStore | None = None
 
     def get(self, name: str) -> str | None:
         if self._store is None:

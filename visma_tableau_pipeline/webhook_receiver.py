@@ -183,8 +183,9 @@ async def _store(
     return JSONResponse({"status": "duplicate"}, status_code=200)
 
 
-async def _http_error(_request: Request, exc: HTTPException) -> Response:
+async def _http_error(_request: Request, exc: Exception) -> Response:
     """Errors as short JSON, the same for an unknown path and a wrong Tableau token."""
+    assert isinstance(exc, HTTPException)  # registered for HTTPException only
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -105,7 +105,9 @@ def publish_extract(
     if gone:
         publication, since, kept = None, None, False  # Tableau holds none of it now
     changed = _changed_rows(target, publication, since, full)
+    cursor: datetime | None
     if changed is not None:
+        assert publication is not None and publication.datasource_id and since  # _changed_rows saw them
         with db.connect() as conn:
             previous = delivered_hashes(conn, name, changed.groups)
         frame, cursor = changed.frame, changed.cursor
@@ -181,7 +183,8 @@ def _deliver_extract(
 ) -> DeliveryOutcome:
     """The whole extract against everything delivered (or its latest snapshot day)."""
     same_schema = publication is not None and publication.schema_fingerprint == schema_fingerprint(frame)
-    if target.snapshot_column and same_schema and publication.datasource_id and not full and len(frame):
+    if (target.snapshot_column and publication is not None and same_schema and publication.datasource_id
+            and not full and len(frame)):
         return _replace_latest_snapshot(session, publication.datasource_id, target.name, frame,
                                         target.key, target.snapshot_column, previous, workdir, run_id)
     return deliver_table(

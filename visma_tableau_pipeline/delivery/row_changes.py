@@ -180,7 +180,7 @@ def _sha256_hex(texts: pa.ChunkedArray) -> list[str]:
     Slicing the data buffer skips making a Python str of each row and encoding it again,
     which costs as much as the hashing itself.
     """
-    digests = []
+    digests: list[str] = []
     sha256 = hashlib.sha256
     for chunk in texts.chunks:
         width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32

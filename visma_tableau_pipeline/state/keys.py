@@ -29,7 +29,7 @@ def key_string(parts: Sequence[str | int]) -> str:
     if not parts:
         raise PayloadError("a record key needs at least one part")
     if all(type(part) is str for part in parts):  # the common case, for every record read
-        joined = KEY_SEPARATOR.join(parts)
+        joined = KEY_SEPARATOR.join(parts)  # type: ignore[arg-type]  # all str, tested above
         if "\\" not in joined and joined.count(KEY_SEPARATOR) == len(parts) - 1:
             return joined  # no part holds a separator or a backslash: nothing to escape
     texts = []

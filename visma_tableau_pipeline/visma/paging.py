@@ -20,7 +20,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
@@ -232,7 +233,7 @@ class Deduplicator:
         return True
 
 
-def _modified(raw: object) -> object:
+def _modified(raw: Any) -> datetime | None:
     if not raw:
         return None
     try:

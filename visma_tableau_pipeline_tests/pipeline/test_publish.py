@@ -36,7 +36,7 @@ def tableau(tmp_path: Path):
 
 @pytest.fixture
 def both(settings, tableau):
-    return settings.model_copy(update={"tableau": tableau_sandbox_settings(tableau.base_url, tableau.site_content_url)})
+    return settings.model_copy(update={"tableau": tableau_sandbox_settings(tableau)})
 
 
 def hyper_totals(path: Path, amount_column: str) -> dict[str, tuple[int, Decimal]]:
