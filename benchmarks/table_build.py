@@ -26,9 +26,8 @@ from pathlib import Path
 
 from visma_tableau_pipeline.delivery.extracts import build_extract
 from visma_tableau_pipeline.marts.registry import mart_table
-from visma_tableau_pipeline.settings import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import EnvSettings, build_settings
+from visma_tableau_pipeline.settings import EnvSettings, build_settings, sandbox_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.plan import sync_all
 

@@ -8,6 +8,7 @@ top-level module (settings.py, pipeline.py, ...) is a unit of its own.
 from __future__ import annotations
 
 import ast
+import itertools
 from collections import defaultdict
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_no_folder_imports_a_folder_that_imports_it_back() -> None:
     except CycleError as error:
         cycle = error.args[1]
         steps = [
-            f"{a} -> {b} (in {', '.join(sorted(graph[a][b]))})" for a, b in zip(cycle, cycle[1:])
+            f"{a} -> {b} (in {', '.join(sorted(graph[a][b]))})" for a, b in itertools.pairwise(cycle)
         ]
         raise AssertionError("import cycle between folders:\n  " + "\n  ".join(steps)) from None
     # the lowest layers first: nothing of the project's own below the state store

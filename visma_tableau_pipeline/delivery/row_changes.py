@@ -188,7 +188,7 @@ def _sha256_hex(texts: pa.ChunkedArray) -> list[str]:
         offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1].tolist()
         data = memoryview(chunk.buffers()[2] or b"")
         digests.extend(sha256(data[start:end]).hexdigest()
-                       for start, end in zip(offsets, offsets[1:]))
+                       for start, end in itertools.pairwise(offsets))
     return digests
 
 

@@ -42,7 +42,7 @@ class RecordBatch(list):
     page is checked, then reused by the dedupe and the sync.
     """
 
-    __slots__ = ("texts", "keys")
+    __slots__ = ("keys", "texts")
 
     def __init__(
         self, records: Iterable[dict], texts: Iterable[str | None] | None, keys: Iterable[str]

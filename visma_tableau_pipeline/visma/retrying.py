@@ -27,7 +27,6 @@ from tenacity import (
     stop_any,
     wait_random_exponential,
 )
-
 from tenacity.stop import stop_base
 
 from visma_tableau_pipeline.settings import RetrySettings

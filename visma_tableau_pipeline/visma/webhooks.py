@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import itertools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field

@@ -16,11 +16,11 @@ from tableauhyperapi import Connection, HyperProcess, Telemetry
 
 import visma_tableau_pipeline.delivery.publish as audited
 from visma_tableau_pipeline.delivery.row_changes import row_keys_and_hashes
+from visma_tableau_pipeline.demo import tableau_sandbox_settings
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES
 from visma_tableau_pipeline.pipeline import run_pipeline
-from visma_tableau_pipeline.demo import tableau_sandbox_settings
 from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.state import StateDB, last_delivered, run_summary
 from visma_tableau_pipeline.visma.plan import sync_all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from decimal import Decimal
 
@@ -10,8 +11,8 @@ import pytest
 
 from visma_tableau_pipeline.sandbox.visma import DemoSize, VismaSandbox
 from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
-from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, sandbox_companies
 from visma_tableau_pipeline_tests.sandbox.visma_support import SandboxClient, strip_metadata, token_form
 
 NO = SANDBOX_TENANT_IDS["nordic-no"]
@@ -209,7 +210,7 @@ def test_journal_batches_span_pages_and_balance(sandbox, client):
     pages = list(client.pages("/v2/journaltransaction", 7))
     total_lines = pages[0][0]["metadata"]["totalCount"]
     assert sum(len(b["journalTransactionLines"]) for p in pages for b in p) == total_lines
-    split = [p[-1]["batchNumber"] for p, nxt in zip(pages, pages[1:]) if nxt and nxt[0]["batchNumber"] == p[-1]["batchNumber"]]
+    split = [p[-1]["batchNumber"] for p, nxt in itertools.pairwise(pages) if nxt and nxt[0]["batchNumber"] == p[-1]["batchNumber"]]
     assert split, "no batch was split across pages"
     merged: dict[tuple, list] = {}
     for page in pages:

@@ -12,8 +12,8 @@ from decimal import Decimal
 import httpx
 
 from visma_tableau_pipeline.sandbox.visma import VismaSandbox
-from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT_IDS
 
 READ_SCOPE = "vismanet_erp_service_api:read"
 

@@ -16,8 +16,7 @@ import pytest
 
 from visma_tableau_pipeline.sandbox.visma import FaultPlan, VismaSandbox
 from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
-from visma_tableau_pipeline.settings import sandbox_companies
-from visma_tableau_pipeline.settings import CompanySettings
+from visma_tableau_pipeline.settings import CompanySettings, sandbox_companies
 from visma_tableau_pipeline.state.keys import key_parts
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, entity, record_key
 from visma_tableau_pipeline.visma.client import Presence, VismaClient
