@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
@@ -222,9 +221,3 @@ def trial_balance_totals(period_close: pd.DataFrame) -> pd.DataFrame:
     with localcontext(EXACT):
         totals["difference_base_currency"] = totals["debits_base_currency"] - totals["credits_base_currency"]
     return totals
-
-
-def describe(rows: Iterable[tuple[str, str, str, Decimal]]) -> Iterator[str]:
-    """`company period ledger: difference` for each unreconciled line."""
-    for company, period, ledger, difference in rows:
-        yield f"{company} {period} {ledger}: subledger minus GL {difference}"
