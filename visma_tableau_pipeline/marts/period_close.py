@@ -37,7 +37,7 @@ import pandas as pd
 from visma_tableau_pipeline.marts.ap import ap_document_total_base
 from visma_tableau_pipeline.marts.decimals import EXACT, decimal_totals
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
-from visma_tableau_pipeline.marts.records import amount, boolean, financial_period, lenient_period, text
+from visma_tableau_pipeline.marts.fields import amount, boolean, financial_period, lenient_period, text
 from visma_tableau_pipeline.marts.schema import BOOL, MONEY, TEXT, MartError, TableSchema, columns
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES, AR_NEGATIVE_DOCUMENT_TYPES, document_sign
 
