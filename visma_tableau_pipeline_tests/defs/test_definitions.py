@@ -82,7 +82,7 @@ def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, table
 def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
     when = datetime(2026, 11, 24, 2, 0)
     master = list(nightly_master_data(dg.build_schedule_context(scheduled_execution_time=when)))
-    periods = list(nightly_period_entities(dg.build_schedule_context(scheduled_execution_time=when)))
+    periods = list(nightly_period_entities(dg.build_schedule_context(scheduled_execution_time=when, resources=defs.resources)))
     assert {r.partition_key for r in master} == {"nordic-no", "nordic-se"}
     ranges = {(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in periods}
     assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
@@ -95,7 +95,7 @@ def test_the_nightly_run_reconciles_master_data_and_open_periods_and_the_weekly_
                 weekly_period_entities: {"full": True}}
     when = datetime(2026, 11, 29, 4, 0)
     for schedule, config in expected.items():
-        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when)))
+        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when, resources=defs.resources)))
         assert len(requests) == 2
         job = defs.resolve_job_def(schedule.job_name)
         for request in requests:
