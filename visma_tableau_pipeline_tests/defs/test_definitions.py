@@ -409,3 +409,23 @@ def test_entitlements_are_checked_against_visma_and_tableau_and_published(tablea
                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "entitlements_resolve")
     assert not check.passed
     assert "Auditors" in check.description and "99999" in check.description
+
+
+def test_without_tableau_a_data_source_is_skipped_with_the_reason_in_the_run_log(sandbox_env):
+    """No `published false` green materialization: the data source asset does not materialize."""
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+
+    instance = dg.DagsterInstance.ephemeral()
+    sync_invoice_month(instance)
+    mart, data_source = mart_asset_key(mart_table("ap_invoices")), tableau_asset_key("ap_invoices")
+    result = defs.resolve_implicit_job_def_def_for_assets([mart, data_source]).execute_in_process(
+        instance=instance, asset_selection=[mart, data_source])
+    assert result.success
+    assert instance.get_latest_materialization_event(mart) is not None
+    assert instance.get_latest_materialization_event(data_source) is None
+    skipped = [entry.user_message for entry in instance.all_logs(result.run_id)
+               if "skipped, no Tableau is configured" in entry.user_message]
+    assert skipped == [f"ap_invoices: skipped, no Tableau is configured (TABLEAU_SERVER_URL, or tableau: in "
+                       f"VTP_CONFIG); the extract {get_settings().extracts_dir / 'ap_invoices.hyper'} is "
+                       "written, nothing is published."]
