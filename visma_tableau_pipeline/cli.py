@@ -148,36 +148,51 @@ def audit() -> None:
 
 
 @audit.command("record")
-@click.argument("record_key")
-@click.option("--company", default=None, help="Company id (default: any).")
-@click.option("--table", "data_source", default=None, help="Data source / table (default: any).")
-def audit_record(record_key: str, company: str | None, data_source: str | None) -> None:
-    """Every delivered version of one row, e.g. `vtp audit record 'Invoice|000123'`."""
+@click.argument("company")
+@click.argument("key", nargs=-1, required=True)
+@click.option("--table", "data_source", default=None, help="Data source / table, e.g. ap_invoices (default: every one).")
+def audit_record(company: str, key: tuple[str, ...], data_source: str | None) -> None:
+    """Every delivered version of one record's rows: when each reached Tableau, which version
+    (content hash), which run, and what changed.
+
+    COMPANY and KEY as Tableau shows them: the company_id, then the record's key columns (for an
+    invoice its document_type and reference_number; its lines and aging rows are shown too):
+
+        vtp audit record nordic-no Invoice 000001 --table ap_invoices
+    """
     from visma_tableau_pipeline.state import history
 
     with _state_db().connect() as conn:
-        deliveries = history(conn, company, data_source, record_key)
+        deliveries = history(conn, company, key, data_source)
     if not deliveries:
-        raise click.ClickException(f"no delivery of {record_key!r} is on the ledger")
-    previous: dict[str, dict] = {}
+        where = f" to {data_source}" if data_source else ""
+        raise click.ClickException(f"no delivery of {company} {' '.join(key)}{where} is on the ledger")
+    previous: dict[tuple[str, str], dict] = {}
     for d in deliveries:
         click.echo(
-            f"{d.delivered_at:%Y-%m-%d %H:%M:%S}  {d.company_id}  {d.data_source:<18} "
+            f"{d.delivered_at:%Y-%m-%d %H:%M:%S}  {d.record_key:<32} {d.data_source:<18} "
             f"{d.action:<6}  version {d.content_hash[:12]}  run {d.run_id}"
         )
+        row = (d.data_source, d.record_key)
         content = json.loads(d.content) if d.content else {}
-        before = previous.get(d.data_source)
+        before = previous.get(row)
         if before is not None and content:
             for field in sorted(set(before) | set(content)):
                 if before.get(field) != content.get(field):
                     click.echo(f"      {field}: {before.get(field)!r} -> {content.get(field)!r}")
-        previous[d.data_source] = content
+        if content:  # a resend or a delete carries no content: the version before stays the baseline
+            previous[row] = content
 
 
 @audit.command("run")
 @click.argument("run_id")
 def audit_run(run_id: str) -> None:
-    """What one run delivered, per data source and action."""
+    """What one run delivered, per data source and action: insert, update, delete, and resend
+    (a version Tableau already held, sent again by an overwrite or a replaced aging snapshot day).
+
+    RUN_ID is the run `vtp sync` names in its summary, or a Dagster run id (a data source's
+    materialization shows the command in its `ledger` metadata).
+    """
     from visma_tableau_pipeline.state import run_summary
 
     with _state_db().connect() as conn:

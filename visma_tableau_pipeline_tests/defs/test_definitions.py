@@ -429,3 +429,27 @@ def test_without_tableau_a_data_source_is_skipped_with_the_reason_in_the_run_log
     assert skipped == [f"ap_invoices: skipped, no Tableau is configured (TABLEAU_SERVER_URL, or tableau: in "
                        f"VTP_CONFIG); the extract {get_settings().extracts_dir / 'ap_invoices.hyper'} is "
                        "written, nothing is published."]
+
+
+def test_the_run_id_of_a_data_source_s_ledger_metadata_is_the_one_vtp_audit_run_knows(sandbox_env, tableau_env):
+    """The `ledger` metadata of a materialization names `vtp audit run <Dagster run id>`; that
+    command, as written, lists what the run delivered: a create, then an overwrite of the same rows."""
+    import shlex
+
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline_tests.cli_support import vtp
+
+    instance = dg.DagsterInstance.ephemeral()
+    mart, data_source = mart_asset_key(mart_table("suppliers")), tableau_asset_key("suppliers")
+    job = defs.resolve_implicit_job_def_def_for_assets([mart, data_source])
+    suppliers = sum(1 for c in ("nordic-no", "nordic-se") for _ in sandbox_env.records(c, "suppliers"))
+    overwrite = {"ops": {"tableau__suppliers": {"config": {"full": True}}}}
+    for run_config, action in (({}, "insert"), (overwrite, "resend")):
+        result = job.execute_in_process(instance=instance, asset_selection=[mart, data_source], run_config=run_config)
+        metadata = instance.get_latest_materialization_event(data_source).asset_materialization.metadata
+        command = shlex.split(metadata["ledger"].value.strip("`"))
+        assert command == ["vtp", "audit", "run", result.run_id]
+        audit = vtp(*command[1:])
+        assert audit.exit_code == 0, audit.output
+        assert audit.output.split() == ["suppliers", action, str(suppliers)]

@@ -101,7 +101,8 @@ def build_tableau_asset(
                 "rows_upserted": outcome.rows_upserted,
                 "rows_deleted": outcome.rows_deleted,
                 "request_ids": ", ".join(outcome.request_ids),
-                "ledger": dg.MetadataValue.md(f"`vtp audit run {context.run.run_id}`"),
+                # only when the run put rows on the ledger: `vtp audit run` finds nothing else
+                **({"ledger": dg.MetadataValue.md(f"`vtp audit run {context.run.run_id}`")} if outcome.rows else {}),
             }
         )
 
