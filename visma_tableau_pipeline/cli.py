@@ -252,12 +252,34 @@ def secrets_init() -> None:
 
 @secrets.command("set")
 @click.argument("name")
-@click.option("--value", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="The secret (prompted without echo when omitted).")
-def secrets_set(name: str, value: str) -> None:
-    """Store NAME, e.g. visma/<company_id>/client_secret or tableau/pat_secret."""
+@click.option("--value", default=None,
+              help="The secret. Omitted: prompted for twice without echo, or read once from a pipe.")
+def secrets_set(name: str, value: str | None) -> None:
+    """Store NAME: visma/<company_id>/client_id, visma/<company_id>/client_secret,
+    tableau/pat_secret or tableau/connected_app_secret_value.
+
+    Piped, the value is read once (one trailing newline dropped), e.g.
+    `printf %s "$PAT" | vtp secrets set tableau/pat_secret`; --value leaves it in the shell history.
+    """
+    from visma_tableau_pipeline.state.secrets import check_secret_name
+
+    check_secret_name(name)  # before the user types a secret that would be refused
+    if value is None:
+        value = _read_secret_value()
+    if not value:
+        raise click.ClickException("the secret is empty: nothing was stored")
     _secret_store().set(name, value)
     click.echo(f"stored {name}")
+
+
+def _read_secret_value() -> str:
+    """From the terminal without echo (asked twice), or from a pipe once: getpass on a pipe warns
+    that it cannot hide the input, and a second read of a pipe finds nothing."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        return click.prompt("Value", hide_input=True, confirmation_prompt=True)
+    value = stdin.read()
+    return value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
 
 
 @secrets.command("list")
