@@ -147,36 +147,51 @@ def audit() -> None:
 
 
 @audit.command("record")
-@click.argument("record_key")
-@click.option("--company", default=None, help="Company id (default: any).")
-@click.option("--table", "data_source", default=None, help="Data source / table (default: any).")
-def audit_record(record_key: str, company: str | None, data_source: str | None) -> None:
-    """Every delivered version of one row, e.g. `vtp audit record 'Invoice|000123'`."""
+@click.argument("company")
+@click.argument("key", nargs=-1, required=True)
+@click.option("--table", "data_source", default=None, help="Data source / table, e.g. ap_invoices (default: every one).")
+def audit_record(company: str, key: tuple[str, ...], data_source: str | None) -> None:
+    """Every delivered version of one record's rows: when each reached Tableau, which version
+    (content hash), which run, and what changed.
+
+    COMPANY and KEY as Tableau shows them: the company_id, then the record's key columns (for an
+    invoice its document_type and reference_number; its lines and aging rows are shown too):
+
+        vtp audit record nordic-no Invoice 000001 --table ap_invoices
+    """
     from visma_tableau_pipeline.state import history
 
     with _state_db().connect() as conn:
-        deliveries = history(conn, company, data_source, record_key)
+        deliveries = history(conn, company, key, data_source)
     if not deliveries:
-        raise click.ClickException(f"no delivery of {record_key!r} is on the ledger")
-    previous: dict[str, dict] = {}
+        where = f" to {data_source}" if data_source else ""
+        raise click.ClickException(f"no delivery of {company} {' '.join(key)}{where} is on the ledger")
+    previous: dict[tuple[str, str], dict] = {}
     for d in deliveries:
         click.echo(
-            f"{d.delivered_at:%Y-%m-%d %H:%M:%S}  {d.company_id}  {d.data_source:<18} "
+            f"{d.delivered_at:%Y-%m-%d %H:%M:%S}  {d.record_key:<32} {d.data_source:<18} "
             f"{d.action:<6}  version {d.content_hash[:12]}  run {d.run_id}"
         )
+        row = (d.data_source, d.record_key)
         content = json.loads(d.content) if d.content else {}
-        before = previous.get(d.data_source)
+        before = previous.get(row)
         if before is not None and content:
             for field in sorted(set(before) | set(content)):
                 if before.get(field) != content.get(field):
                     click.echo(f"      {field}: {before.get(field)!r} -> {content.get(field)!r}")
-        previous[d.data_source] = content
+        if content:  # a resend or a delete carries no content: the version before stays the baseline
+            previous[row] = content
 
 
 @audit.command("run")
 @click.argument("run_id")
 def audit_run(run_id: str) -> None:
-    """What one run delivered, per data source and action."""
+    """What one run delivered, per data source and action: insert, update, delete, and resend
+    (a version Tableau already held, sent again by an overwrite or a replaced aging snapshot day).
+
+    RUN_ID is the run `vtp sync` names in its summary, or a Dagster run id (a data source's
+    materialization shows the command in its `ledger` metadata).
+    """
     from visma_tableau_pipeline.state import run_summary
 
     with _state_db().connect() as conn:
@@ -236,12 +251,34 @@ def secrets_init() -> None:
 
 @secrets.command("set")
 @click.argument("name")
-@click.option("--value", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="The secret (prompted without echo when omitted).")
-def secrets_set(name: str, value: str) -> None:
-    """Store NAME, e.g. visma/<company_id>/client_secret or tableau/pat_secret."""
+@click.option("--value", default=None,
+              help="The secret. Omitted: prompted for twice without echo, or read once from a pipe.")
+def secrets_set(name: str, value: str | None) -> None:
+    """Store NAME: visma/<company_id>/client_id, visma/<company_id>/client_secret,
+    tableau/pat_secret or tableau/connected_app_secret_value.
+
+    Piped, the value is read once (one trailing newline dropped), e.g.
+    `printf %s "$PAT" | vtp secrets set tableau/pat_secret`; --value leaves it in the shell history.
+    """
+    from visma_tableau_pipeline.state.secrets import check_secret_name
+
+    check_secret_name(name)  # before the user types a secret that would be refused
+    if value is None:
+        value = _read_secret_value()
+    if not value:
+        raise click.ClickException("the secret is empty: nothing was stored")
     _secret_store().set(name, value)
     click.echo(f"stored {name}")
+
+
+def _read_secret_value() -> str:
+    """From the terminal without echo (asked twice), or from a pipe once: getpass on a pipe warns
+    that it cannot hide the input, and a second read of a pipe finds nothing."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        return click.prompt("Value", hide_input=True, confirmation_prompt=True)
+    value = stdin.read()
+    return value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
 
 
 @secrets.command("list")

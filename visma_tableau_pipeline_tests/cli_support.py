@@ -12,7 +12,7 @@ from visma_tableau_pipeline.cli import main
 from visma_tableau_pipeline.settings import get_settings
 
 # Variables of the developer's shell that would change what a command reads.
-_SETTINGS = ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_CONFIG",
+SETTINGS_VARIABLES = ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_CONFIG",
              "TABLEAU_SERVER_URL", "TABLEAU_SITE", "TABLEAU_PAT_NAME", "TABLEAU_PAT_SECRET",
              "VTP_SECRET_KEY", "VTP_STATE_URL", "VTP_SANDBOX_URL", "VTP_FIRST_MONTH",
              "VTP_SANDBOX_SIZE", "TABLEAU_DEPLOYMENT", "VTP_RETRY_BACKOFF_SECONDS",
@@ -22,7 +22,7 @@ _SETTINGS = ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "VTP_C
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh VTP_HOME and an environment without the developer's settings."""
-    for name in _SETTINGS:
+    for name in SETTINGS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("VTP_HOME", str(tmp_path / "vtp"))
     monkeypatch.setenv("VTP_SANDBOX", "1")

@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from visma_tableau_pipeline.cli import main
-from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
 from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
+from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, vtp
 
 SECRET = "s3cr3t-that-must-never-be-logged"
 
@@ -132,12 +133,49 @@ def test_a_wrong_key_is_a_clear_error_not_a_traceback(home, monkeypatch):
     runner.invoke(main, ["secrets", "init"])
     runner.invoke(main, ["secrets", "set", "tableau/pat_secret", "--value", SECRET])
     monkeypatch.setenv("VTP_SECRET_KEY", "A" * 43 + "=")
-    result = runner.invoke(main, ["secrets", "list"])
-    listed_or_refused = result.output
+    listed = vtp("secrets", "list")
+    message = assert_one_clear_message(listed, "vtp secrets failed", "the secret key does not match")
+    assert listed.stdout == "" and "tableau/pat_secret" not in message  # no list that looks fine
     got = runner.invoke(main, ["secrets", "set", "tableau/pat_secret", "--value", "x"])
-    assert got.exit_code != 0 and "Traceback" not in got.output
-    assert "key" in got.output.lower()
-    assert SECRET not in listed_or_refused + got.output
+    assert_one_clear_message(got, "the secret key does not match")
+    assert SECRET not in listed.output + got.output
+
+
+def test_vtp_secrets_set_refuses_a_name_it_does_not_know_and_names_those_it_knows(home):
+    assert vtp("secrets", "init").exit_code == 0
+    refused = vtp("secrets", "set", "tableau/pat", "--value", SECRET)
+    assert_one_clear_message(refused, "unknown secret name 'tableau/pat'", "visma/<company_id>/client_id",
+                             "visma/<company_id>/client_secret", "tableau/pat_secret",
+                             "tableau/connected_app_secret_value")
+    assert vtp("secrets", "list").output == ""
+
+
+def test_vtp_secrets_set_reads_a_piped_value_once_without_an_echo_warning(home):
+    vtp_command = Path(sys.executable).parent / "vtp"
+    assert subprocess.run([str(vtp_command), "secrets", "init"], capture_output=True, timeout=120).returncode == 0
+    done = subprocess.run([str(vtp_command), "secrets", "set", "tableau/pat_secret"], input=SECRET + "\n",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "stored tableau/pat_secret\n"
+    assert "Warning" not in done.stderr and SECRET not in done.stdout + done.stderr
+    from visma_tableau_pipeline.state import SecretStore, StateDB, default_key_file, load_key
+
+    store = SecretStore(StateDB(get_settings().state_url), load_key(default_key_file(home)))
+    assert store.get("tableau/pat_secret") == SECRET
+
+
+def test_the_readme_counts_the_tables_built_record_by_record_right():
+    import re
+
+    from visma_tableau_pipeline.marts.registry import MART_TABLES
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+             "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+             "twenty", "twenty-one", "twenty-two"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    part, whole = re.search(r"(\S+) of the (\S+) tables build each row from one record", readme).groups()
+    assert (words.index(part.lower()), words.index(whole.lower())) == (
+        sum(1 for table in MART_TABLES if table.rows_from), len(MART_TABLES))
 
 
 def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):

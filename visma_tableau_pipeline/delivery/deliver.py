@@ -26,6 +26,7 @@ import pandas as pd
 
 from visma_tableau_pipeline.delivery.payload import DEFAULT_MAX_PAYLOAD_BYTES, write_payloads
 from visma_tableau_pipeline.delivery.row_changes import (
+    ChangeSet,
     RowBatch,
     RowChange,
     build_actions,
@@ -169,7 +170,7 @@ def replace_partition(
     return DeliveryOutcome(
         table_name, "partition", f"{partition_column} = {partition_value} replaced",
         datasource_id, sent, len(batch), deleted, ids, schema_fingerprint(partition_frame),
-        changes.hashes, changes.rows,
+        changes.hashes, changes.rows + _resent(changes, previous_hashes),
     )
 
 
@@ -185,8 +186,19 @@ def _publish_whole(
     log.info("%s: published in full (%s): %s", table_name, mode, reason)
     return DeliveryOutcome(
         table_name, mode, reason, outcome.datasource_id, outcome.bytes_sent, len(frame),
-        len(changes.batch.delete_rows), (), fingerprint, changes.hashes, changes.rows,
+        len(changes.batch.delete_rows), (), fingerprint, changes.hashes,
+        changes.rows + _resent(changes, previous_hashes),
     )
+
+
+def _resent(changes: ChangeSet, previous_hashes: Mapping[str, str]) -> tuple[RowChange, ...]:
+    """The rows a whole send delivered again as Tableau already held them.
+
+    An overwrite or a replaced snapshot day sends every row, changed or not; the ledger records
+    each (action "resend"), so that `vtp audit run` shows everything the run delivered.
+    """
+    return tuple(RowChange(key, digest, "resend", digest)
+                 for key, digest in changes.hashes.items() if previous_hashes.get(key) == digest)
 
 
 def _send_batches(

@@ -125,7 +125,9 @@ def publish_extract(
         outcome = _deliver_extract(session, project_id, target, frame, publication, previous,
                                    workdir, run_id, full)
     delivered_at = datetime.now(UTC)
-    contents = _row_contents(frame, target.key, {row.key for row in outcome.rows if row.action != "delete"})
+    # a resent version's content is on the ledger already, with the delivery that first sent it
+    contents = _row_contents(frame, target.key,
+                             {row.key for row in outcome.rows if row.action in ("insert", "update")})
     with db.transaction() as conn:
         record_deliveries(conn, [
             Delivery(_company_of(row.key, target.key), name, row.key, row.content_hash, name,

@@ -43,7 +43,8 @@ import pyarrow.compute as pc
 from visma_tableau_pipeline.state.keys import escape_chars, key_parts, key_strings
 from visma_tableau_pipeline.tableau.errors import ChangeSetError
 
-RowAction = Literal["insert", "update", "delete"]
+# "resend": a version Tableau already held, sent again whole (an overwrite, a replaced snapshot day)
+RowAction = Literal["insert", "update", "delete", "resend"]
 
 EXTRACT_SCHEMA = "Extract"
 UPSERTS_TABLE = "Extract"  # the payload's upsert rows, named like the target table

@@ -58,4 +58,4 @@ class SecretTamperedError(StateError):
 
 
 class SecretNameError(StateError, ValueError):
-    """A secret name is empty, too long or has whitespace (names look like `tableau/pat_secret`)."""
+    """A secret name the settings never read (names look like `tableau/pat_secret`)."""

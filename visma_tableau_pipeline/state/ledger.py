@@ -7,7 +7,7 @@ publish sends only what changed. Recording the same delivery twice (a retried co
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, get_args
@@ -16,10 +16,11 @@ from sqlalchemy import Column, Connection, Select, func, select
 
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.errors import LedgerError
+from visma_tableau_pipeline.state.keys import key_parts, key_string
 from visma_tableau_pipeline.state.schema import ledger
 from visma_tableau_pipeline.state.upsert import upsert_many
 
-Action = Literal["insert", "update", "delete"]
+Action = Literal["insert", "update", "delete", "resend"]  # resend: the same version sent again whole
 _UNIQUE = ("run_id", "data_source", "company_id", "entity", "record_key", "content_hash", "action")
 _ORDER = (ledger.c.delivered_at, ledger.c.id)
 
@@ -61,15 +62,29 @@ def record_deliveries(conn: Connection, deliveries: Iterable[Delivery]) -> None:
 
 
 def history(
-    conn: Connection, company_id: str | None, entity: str | None, record_key: str
+    conn: Connection, company_id: str | None, key: Sequence[str], data_source: str | None = None
 ) -> list[Delivery]:
-    """Every delivery of one record, oldest first; None for company or entity means any."""
-    stmt = select(*_delivery_columns()).where(ledger.c.record_key == record_key)
+    """Every delivery of the rows of one record, oldest first; None for company or data source
+    means any.
+
+    `key` is the record's key as a user sees it in Tableau, e.g. document type and number. A
+    row's key holds more than that (the company, an aging row's snapshot day, a line number), so
+    every row whose key holds these values one after the other is the record's: the invoice, each
+    of its lines, its rows in every aging snapshot.
+    """
+    wanted = tuple(key)
+    stmt = select(*_delivery_columns()).where(ledger.c.record_key.contains(key_string(wanted), autoescape=True))
     if company_id is not None:
         stmt = stmt.where(ledger.c.company_id == company_id)
-    if entity is not None:
-        stmt = stmt.where(ledger.c.entity == entity)
-    return _deliveries(conn, stmt.order_by(*_ORDER))
+    if data_source is not None:
+        stmt = stmt.where(ledger.c.data_source == data_source)
+    return [delivery for delivery in _deliveries(conn, stmt.order_by(*_ORDER))
+            if _holds_in_order(key_parts(delivery.record_key), wanted)]
+
+
+def _holds_in_order(parts: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    """Whether `wanted` is a run of consecutive parts of a row key."""
+    return any(parts[start:start + len(wanted)] == wanted for start in range(len(parts) - len(wanted) + 1))
 
 
 def deliveries_for_run(conn: Connection, run_id: str) -> list[Delivery]:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ KEY_FILE_NAME = "secret.key"
 _KEY_BYTES = 32
 _NONCE_BYTES = 12
 _MAX_NAME = 300
+# The names settings read (settings.StoredSecrets): a secret under any other name is never used.
+KNOWN_NAMES = ("visma/<company_id>/client_id", "visma/<company_id>/client_secret",
+               "tableau/pat_secret", "tableau/connected_app_secret_value")
+_KNOWN_NAME = re.compile(r"visma/[^/\s]+/(client_id|client_secret)|tableau/(pat_secret|connected_app_secret_value)")
 _WRONG_KEY = (
     "the secret key does not match the one the stored secrets were encrypted with. Set "
     f"{KEY_ENV_VAR} (or restore the key file) to the original key; if that key is lost, remove "
@@ -136,7 +141,7 @@ class SecretStore:
 
     def set(self, name: str, value: str) -> None:
         """Store or replace a secret."""
-        _check_name(name)
+        check_secret_name(name)
         nonce = os.urandom(_NONCE_BYTES)
         ciphertext = self._cipher.encrypt(nonce, value.encode("utf-8"), _associated_data(name))
         with self._db.transaction() as conn:
@@ -182,12 +187,18 @@ class SecretStore:
         return plaintext.decode("utf-8")
 
     def list(self) -> list[SecretInfo]:
-        """Names and update times of all stored secrets, by name."""
+        """Names and update times of all stored secrets, by name.
+
+        Refused under a key the secrets were not stored with: a list that looks fine would hide
+        that none of them can be read (the settings would then ask for credentials already stored).
+        """
         with self._db.connect() as conn:
             rows = conn.execute(
-                select(secrets.c.name, secrets.c.updated_at).order_by(secrets.c.name)
-            )
-            return [SecretInfo(name, updated_at) for name, updated_at in rows]
+                select(secrets.c.name, secrets.c.updated_at, secrets.c.key_id).order_by(secrets.c.name)
+            ).all()
+        if any(key_id != self._key_id for _, _, key_id in rows):
+            raise SecretKeyError(_WRONG_KEY)
+        return [SecretInfo(name, updated_at) for name, updated_at, _ in rows]
 
     def remove(self, name: str) -> bool:
         """Delete a secret; False when there was none."""
@@ -202,10 +213,10 @@ def _associated_data(name: str) -> bytes:
     return b"vtp-secret:" + name.encode("utf-8")
 
 
-def _check_name(name: str) -> None:
-    if not name or len(name) > _MAX_NAME or any(ch.isspace() for ch in name):
+def check_secret_name(name: str) -> None:
+    """Refuse a name the settings never read: a typo would store a secret nothing uses."""
+    if len(name) > _MAX_NAME or not _KNOWN_NAME.fullmatch(name):
         raise SecretNameError(
-            f"secret name {name[:60]!r} must be 1-{_MAX_NAME} characters without whitespace, "
-            "e.g. visma/<company_id>/client_secret",
+            f"unknown secret name {name[:60]!r}; the names vtp reads are {', '.join(KNOWN_NAMES)}",
             name=name[:60],
         )

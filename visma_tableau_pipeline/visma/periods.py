@@ -72,11 +72,29 @@ def period_for_month(periods: list[FinancialPeriod], month_start: date) -> str:
     for period in periods:
         if period.start <= month_start <= period.end:
             return period.period_id
-    span = f"{periods[0].start}..{periods[-1].end}" if periods else "none"
     raise PeriodError(
-        f"no financial period covers {month_start:%Y-%m}; the company's periods span {span}. "
+        f"no financial period covers {month_start:%Y-%m}; the company's periods span {periods_span(periods)}. "
         "Create the financial year in Visma (or pick a month inside it)."
     )
+
+
+def covered_months(periods: list[FinancialPeriod], first_month: date, last_month: date) -> tuple[date, date] | None:
+    """The first and last month of `first_month..last_month` whose first day the sorted periods
+    cover (None when none does): a range of months to read need not ask for months before the
+    company's first fiscal year or after its last. Without periods (not read yet) the range as given.
+    """
+    if not periods:
+        return first_month, last_month
+    start = periods[0].start
+    first_covered = start if start.day == 1 else date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    first = max(first_month.replace(day=1), first_covered)
+    last = min(last_month.replace(day=1), periods[-1].end.replace(day=1))
+    return (first, last) if first <= last else None
+
+
+def periods_span(periods: list[FinancialPeriod]) -> str:
+    """The first and last day sorted periods cover, for a message ("none" without periods)."""
+    return f"{periods[0].start}..{periods[-1].end}" if periods else "none"
 
 
 def period_of_record(record: dict, requested_period: str | None = None) -> str | None:

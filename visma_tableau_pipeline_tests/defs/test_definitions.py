@@ -82,7 +82,7 @@ def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, table
 def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
     when = datetime(2026, 11, 24, 2, 0)
     master = list(nightly_master_data(dg.build_schedule_context(scheduled_execution_time=when)))
-    periods = list(nightly_period_entities(dg.build_schedule_context(scheduled_execution_time=when)))
+    periods = list(nightly_period_entities(dg.build_schedule_context(scheduled_execution_time=when, resources=defs.resources)))
     assert {r.partition_key for r in master} == {"nordic-no", "nordic-se"}
     ranges = {(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in periods}
     assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
@@ -95,7 +95,7 @@ def test_the_nightly_run_reconciles_master_data_and_open_periods_and_the_weekly_
                 weekly_period_entities: {"full": True}}
     when = datetime(2026, 11, 29, 4, 0)
     for schedule, config in expected.items():
-        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when)))
+        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when, resources=defs.resources)))
         assert len(requests) == 2
         job = defs.resolve_job_def(schedule.job_name)
         for request in requests:
@@ -409,3 +409,47 @@ def test_entitlements_are_checked_against_visma_and_tableau_and_published(tablea
                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "entitlements_resolve")
     assert not check.passed
     assert "Auditors" in check.description and "99999" in check.description
+
+
+def test_without_tableau_a_data_source_is_skipped_with_the_reason_in_the_run_log(sandbox_env):
+    """No `published false` green materialization: the data source asset does not materialize."""
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+
+    instance = dg.DagsterInstance.ephemeral()
+    sync_invoice_month(instance)
+    mart, data_source = mart_asset_key(mart_table("ap_invoices")), tableau_asset_key("ap_invoices")
+    result = defs.resolve_implicit_job_def_def_for_assets([mart, data_source]).execute_in_process(
+        instance=instance, asset_selection=[mart, data_source])
+    assert result.success
+    assert instance.get_latest_materialization_event(mart) is not None
+    assert instance.get_latest_materialization_event(data_source) is None
+    skipped = [entry.user_message for entry in instance.all_logs(result.run_id)
+               if "skipped, no Tableau is configured" in entry.user_message]
+    assert skipped == [f"ap_invoices: skipped, no Tableau is configured (TABLEAU_SERVER_URL, or tableau: in "
+                       f"VTP_CONFIG); the extract {get_settings().extracts_dir / 'ap_invoices.hyper'} is "
+                       "written, nothing is published."]
+
+
+def test_the_run_id_of_a_data_source_s_ledger_metadata_is_the_one_vtp_audit_run_knows(sandbox_env, tableau_env):
+    """The `ledger` metadata of a materialization names `vtp audit run <Dagster run id>`; that
+    command, as written, lists what the run delivered: a create, then an overwrite of the same rows."""
+    import shlex
+
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+    from visma_tableau_pipeline_tests.cli_support import vtp
+
+    instance = dg.DagsterInstance.ephemeral()
+    mart, data_source = mart_asset_key(mart_table("suppliers")), tableau_asset_key("suppliers")
+    job = defs.resolve_implicit_job_def_def_for_assets([mart, data_source])
+    suppliers = sum(1 for c in ("nordic-no", "nordic-se") for _ in sandbox_env.records(c, "suppliers"))
+    overwrite = {"ops": {"tableau__suppliers": {"config": {"full": True}}}}
+    for run_config, action in (({}, "insert"), (overwrite, "resend")):
+        result = job.execute_in_process(instance=instance, asset_selection=[mart, data_source], run_config=run_config)
+        metadata = instance.get_latest_materialization_event(data_source).asset_materialization.metadata
+        command = shlex.split(metadata["ledger"].value.strip("`"))
+        assert command == ["vtp", "audit", "run", result.run_id]
+        audit = vtp(*command[1:])
+        assert audit.exit_code == 0, audit.output
+        assert audit.output.split() == ["suppliers", action, str(suppliers)]

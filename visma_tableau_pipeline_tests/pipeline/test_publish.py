@@ -220,8 +220,8 @@ def test_vtp_audit_tells_when_a_record_reached_tableau_and_what_changed(visma_sa
 
     monkeypatch.setenv("VTP_HOME", str(both.home))
     get_settings.cache_clear()
-    key = f"{company_id}|{invoice['documentType']}|{invoice['referenceNumber']}"
-    result = CliRunner().invoke(main, ["audit", "record", key, "--table", "ap_invoices"])
+    result = CliRunner().invoke(main, ["audit", "record", company_id, invoice["documentType"],
+                                       invoice["referenceNumber"], "--table", "ap_invoices"])
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -229,3 +229,59 @@ def test_vtp_audit_tells_when_a_record_reached_tableau_and_what_changed(visma_sa
     assert any(second.sync.run_id in line and "update" in line for line in lines)
     assert any(line.strip().startswith("balance_doc_currency:") for line in lines), result.output
     assert DEMO_PAT_SECRET not in caplog.text
+
+
+def _vtp_audit_run(settings, run_id: str, monkeypatch) -> dict[str, dict[str, int]]:
+    """`vtp audit run RUN_ID` through its entry point, read back as data source -> action -> rows."""
+    from visma_tableau_pipeline_tests.cli_support import vtp
+
+    monkeypatch.setenv("VTP_HOME", str(settings.home))
+    result = vtp("audit", "run", run_id)
+    assert result.exit_code == 0, result.output
+    summary = {}
+    for line in result.output.splitlines():
+        data_source, actions = line.split(maxsplit=1)
+        summary[data_source] = {action: int(rows) for action, rows in
+                                (part.split() for part in actions.split(", "))}
+    return summary
+
+
+def test_vtp_audit_run_shows_every_kind_of_delivery(visma_sandbox, companies, both, tableau, monkeypatch):
+    """Incremental upserts, an aging day replaced whole, an overwrite: each row sent is on the ledger."""
+    run_pipeline(both, companies=companies, as_of=TODAY)
+    company_id = companies[0].company_id
+    invoice = next(visma_sandbox.records(company_id, "supplier_invoices"))
+    visma_sandbox.modify(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+
+    second = run_pipeline(both, companies=companies, as_of=TODAY)
+    summary = _vtp_audit_run(both, second.sync.run_id, monkeypatch)
+    assert summary["ap_invoices"] == {"update": 1}
+    aging_rows = second.extracts["ap_aging"]
+    assert second.published["ap_aging"].startswith(f"partition (+{aging_rows}/")
+    assert sum(summary["ap_aging"].values()) == aging_rows and "resend" in summary["ap_aging"]
+    assert "suppliers" not in summary  # nothing was sent to it
+
+    full = run_pipeline(both, companies=companies, as_of=TODAY, full=True)
+    summary = _vtp_audit_run(both, full.sync.run_id, monkeypatch)
+    assert all(what.startswith("overwrite") for what in full.published.values())
+    assert {name: sum(actions.values()) for name, actions in summary.items()} == full.extracts
+    assert summary["suppliers"] == {"resend": full.extracts["suppliers"]}
+
+
+def test_vtp_audit_run_shows_what_a_run_after_a_crash_sent_again(visma_sandbox, companies, both, tableau, monkeypatch):
+    run_pipeline(both, companies=companies, as_of=TODAY)
+    company_id = companies[0].company_id
+    invoice = next(visma_sandbox.records(company_id, "supplier_invoices"))
+    visma_sandbox.modify(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
+    real_record = audited.record_deliveries
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the process died after Tableau confirmed the delivery")
+
+    monkeypatch.setattr(audited, "record_deliveries", crash)
+    with pytest.raises(RuntimeError):
+        run_pipeline(both, companies=companies, as_of=TODAY)
+    monkeypatch.setattr(audited, "record_deliveries", real_record)
+    again = run_pipeline(both, companies=companies, as_of=TODAY)
+    summary = _vtp_audit_run(both, again.sync.run_id, monkeypatch)
+    assert summary["ap_invoices"] == {"update": 1}  # the change the crashed run sent, sent again

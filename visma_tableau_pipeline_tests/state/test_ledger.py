@@ -44,11 +44,20 @@ def test_history_tells_when_each_version_reached_tableau(db: StateDB) -> None:
     record(db, [deleted, FIRST, other_company, second])
 
     with db.connect() as conn:
-        assert history(conn, "acme", "supplier_invoices", "Invoice|000123") == [
-            FIRST, second, deleted,
-        ]
-        assert len(history(conn, None, None, "Invoice|000123")) == 4
-        assert history(conn, "acme", None, "Invoice|nothing") == []
+        assert history(conn, "acme", ("Invoice", "000123"), "ap_invoices") == [FIRST, second, deleted]
+        assert len(history(conn, None, ("Invoice", "000123"))) == 4
+        assert history(conn, "acme", ("Invoice", "nothing")) == []
+
+
+def test_history_of_a_record_holds_its_lines_and_aging_rows_and_nothing_else(db: StateDB) -> None:
+    keys = {"acme|Invoice|000123": True, "acme|Invoice|000123|2": True,
+            "acme|2025-03-31|daily|Invoice|000123": True, "acme|Invoice|0001234": False,
+            "acme|Invoice|X000123": False, "acme|CreditNote|000123": False, "acme|Invoice|00012%": False}
+    record(db, [replace(FIRST, record_key=key, content_hash=key) for key in keys])
+    with db.connect() as conn:
+        found = {delivery.record_key for delivery in history(conn, "acme", ("Invoice", "000123"))}
+        assert found == {key for key, wanted in keys.items() if wanted}
+        assert [d.record_key for d in history(conn, "acme", ("Invoice", "00012%"))] == ["acme|Invoice|00012%"]
 
 
 def test_run_summary_counts_by_data_source_and_action(db: StateDB) -> None:

@@ -6,7 +6,7 @@ instance's default): a second sign-in with the same PAT would end the first sess
 
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -68,14 +68,21 @@ def build_tableau_asset(
         deps=[upstream],
         pool=tableau_pool(),
         automation_condition=PUBLISH_CONDITION,
+        output_required=False,  # nothing is materialized when no Tableau is configured
     )
     def _tableau_asset(
         context: dg.AssetExecutionContext, config: PublishConfig, state: StateResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
+        """Without Tableau settings the data source is skipped, not materialized: a green
+        materialization would say the data source is current in Tableau when nothing was sent."""
         settings = get_settings()
         if settings.tableau is None:
-            context.log.info("No Tableau settings: the extract is written, nothing is published.")
-            return dg.MaterializeResult(metadata={"published": False})
+            context.log.info(
+                f"{name}: skipped, no Tableau is configured (TABLEAU_SERVER_URL, or tableau: in "
+                f"VTP_CONFIG); the extract {hyper_path(settings.extracts_dir, name)} is written, "
+                "nothing is published."
+            )
+            return
         pat_usage = PatUsageFile.under(settings.home)
         with TableauSession(settings.tableau, pat_usage=pat_usage) as session, \
                 tempfile.TemporaryDirectory() as workdir:
@@ -85,9 +92,8 @@ def build_tableau_asset(
                 hyper_path(settings.extracts_dir, name), Path(workdir),
                 run_id=context.run.run_id, full=config.full,
             )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
-                "published": True,
                 "mode": outcome.mode,
                 "reason": outcome.reason,
                 "datasource_id": outcome.datasource_id,
@@ -95,7 +101,8 @@ def build_tableau_asset(
                 "rows_upserted": outcome.rows_upserted,
                 "rows_deleted": outcome.rows_deleted,
                 "request_ids": ", ".join(outcome.request_ids),
-                "ledger": dg.MetadataValue.md(f"`vtp audit run {context.run.run_id}`"),
+                # only when the run put rows on the ledger: `vtp audit run` finds nothing else
+                **({"ledger": dg.MetadataValue.md(f"`vtp audit run {context.run.run_id}`")} if outcome.rows else {}),
             }
         )
 

@@ -5,9 +5,17 @@ company. A run reads its window as a delta from the stored watermark, or in full
 records found) when configured so or when no watermark exists yet; the nightly run reads in full
 the periods Visma has not closed (`open_periods_in_full`). A backfill of several months
 runs as one run per company (single-run backfill policy).
+
+A month that no financial period of its company covers (before the first fiscal year, or past
+the last one Visma has) is skipped, not materialized: a green partition with nothing in it would
+tell a finance user that the month was read and is empty. Skipping beats failing: a backfill or
+the nightly run over a range that starts before the first fiscal year still delivers the months
+that exist. One log line per company names the months left out, the periods the company has, and
+what to do.
 """
 
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import dagster as dg
@@ -22,6 +30,7 @@ from visma_tableau_pipeline.visma.periods import (
     PeriodError,
     parse_periods,
     period_for_month,
+    periods_span,
 )
 from visma_tableau_pipeline.visma.plan import read_in_full, stored_open_periods, stored_periods
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
@@ -59,6 +68,23 @@ def _financial_periods(state: StateResource, client: VismaClient, company_id: st
     return stored_periods(state.db(), company_id) or parse_periods(
         record for batch in client.read_entity(catalogue_entity("financial_periods")) for record in batch
     )
+
+
+def _uncovered_months(periods: list[FinancialPeriod], months: list[date | None]) -> list[date]:
+    """The months of a run that no financial period of the company covers."""
+    uncovered = []
+    for month in months:
+        if month is None:
+            continue
+        try:
+            period_for_month(periods, month)
+        except PeriodError:  # e.g. before the company's first fiscal year
+            uncovered.append(month)
+    return uncovered
+
+
+def _month_partition_key(company_id: str, month: date) -> str:
+    return str(dg.MultiPartitionKey({"company": company_id, "month": f"{month:%Y-%m-%d}"}))
 
 
 def _flat(record: dict) -> dict[str, str]:
@@ -106,6 +132,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=deps,
         pool="visma",
+        output_required=False,  # a run of months no financial period covers materializes nothing
         # the nightly run must land every day; a warning after half a day without a change
         freshness_policy=dg.FreshnessPolicy.time_window(
             fail_window=timedelta(hours=26), warn_window=timedelta(hours=12)
@@ -117,22 +144,30 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         config: EntitySyncConfig,
         visma: VismaResource,
         state: StateResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         if get_settings().sandbox:
             context.log.info("VTP_SANDBOX: reading the bundled Visma sandbox, not a real company.")
         results: list[WindowResult] = []
         stats: dict[str, float] = {}
         preview: list[dict] = []
+        skipped: set[str] = set()  # partition keys of months no financial period covers
         for company_id, months in _windows(context, entity).items():
             with visma.client(company_id) as client:
                 periods = _financial_periods(state, client, company_id) if entity.by_period else []
                 open_periods = stored_open_periods(state.db(), company_id) if config.open_periods_in_full else set()
+                uncovered = _uncovered_months(periods, months)
+                if uncovered:
+                    skipped.update(_month_partition_key(company_id, month) for month in uncovered)
+                    context.log.warning(
+                        f"{entity.name} {company_id} {', '.join(f'{m:%Y-%m}' for m in uncovered)}: "
+                        f"skipped, no financial period covers {'it' if len(uncovered) == 1 else 'them'} "
+                        f"(the company's periods span {periods_span(periods)}); not read, not "
+                        "materialized. Create the financial year in Visma if they should hold data."
+                    )
                 for month in months:
-                    try:
-                        period = period_for_month(periods, month) if month else None
-                    except PeriodError as error:  # e.g. before the company's first fiscal year
-                        context.log.warning(f"{company_id} {month:%Y-%m}: skipped, {error}")
+                    if month in uncovered:
                         continue
+                    period = period_for_month(periods, month) if month else None
 
                     def progress(page: PageProgress, period: str | None = period) -> None:
                         if page.page % 20 == 0 or page.total_count is None:
@@ -152,7 +187,15 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                     preview.extend(result.preview)
                 for name, value in client.stats.as_metadata().items():
                     stats[name] = stats.get(name, 0) + value
-        return dg.MaterializeResult(metadata=_metadata(results, stats, preview))
+        metadata = _metadata(results, stats, preview)
+        if not skipped:
+            yield dg.MaterializeResult(metadata=metadata)
+            return
+        # The step's output would mark every partition of the run: only the covered ones are
+        # marked, one by one (the entity's checks then wait for a run without skipped months).
+        for key in context.partition_keys:
+            if key not in skipped:
+                context.log_event(dg.AssetMaterialization(context.asset_key, partition=key, metadata=metadata))
 
     return _entity_asset
 

@@ -14,9 +14,12 @@ from datetime import date
 
 import dagster as dg
 
+from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import ENTITIES
+from visma_tableau_pipeline.visma.periods import FinancialPeriod, covered_months
+from visma_tableau_pipeline.visma.plan import stored_periods
 
 # The run tags of a single-run backfill over a partition range, as Dagster's docs name them
 # (Dagster exports no public constant for them).
@@ -37,12 +40,20 @@ period_entities_job = dg.define_asset_job(
 )
 
 
-def month_range_tags(company_id: str, first_month: date, today: date) -> dict[str, str]:
+def month_range_tags(
+    company_id: str, first_month: date, today: date, periods: list[FinancialPeriod]
+) -> dict[str, str] | None:
     """Run tags that make one run over every month of a company, from its first month to the
-    current one (a single-run backfill)."""
+    current one (a single-run backfill), narrowed to the months its financial periods cover
+    (None when none is): a run that asked for months outside them would skip them, and its
+    entity checks wait for a run without skipped months."""
+    covered = covered_months(periods, first_month, today)
+    if covered is None:
+        return None
+    first, last = covered
     return {
-        ASSET_PARTITION_RANGE_START_TAG: f"{company_id}|{first_month:%Y-%m-01}",
-        ASSET_PARTITION_RANGE_END_TAG: f"{company_id}|{today:%Y-%m-01}",
+        ASSET_PARTITION_RANGE_START_TAG: f"{company_id}|{first:%Y-%m-01}",
+        ASSET_PARTITION_RANGE_END_TAG: f"{company_id}|{last:%Y-%m-01}",
     }
 
 
@@ -81,12 +92,17 @@ def _period_entities_schedule(name: str, cron: str, run_config: dict, descriptio
         name=name, cron_schedule=cron, job=period_entities_job, execution_timezone=TIMEZONE,
         default_status=dg.DefaultScheduleStatus.RUNNING, description=description,
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+    def _schedule(context: dg.ScheduleEvaluationContext, state: StateResource) -> Iterator[dg.RunRequest]:
         scheduled = context.scheduled_execution_time
         for company in get_settings().companies:
+            tags = month_range_tags(company.company_id, get_settings().first_month, scheduled.date(),
+                                    stored_periods(state.db(), company.company_id))
+            if tags is None:
+                context.log.warning(f"{company.company_id}: no financial period covers a month since "
+                                    "VTP_FIRST_MONTH; nothing to read")
+                continue
             yield dg.RunRequest(
-                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=run_config,
-                tags=month_range_tags(company.company_id, get_settings().first_month, scheduled.date()),
+                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=run_config, tags=tags,
             )
 
     return _schedule

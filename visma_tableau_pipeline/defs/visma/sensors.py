@@ -72,10 +72,11 @@ def runs_for_changes(
             partition_key=company_id, asset_selection=[key],
         )]
     if changes.truncated:
+        tags = month_range_tags(company_id, first_month, today, periods)
         return [dg.RunRequest(
             run_key=f"{company_id}:{entity.name}:every-month:{version}", job_name=period_entities_job.name,
-            asset_selection=[key], tags=month_range_tags(company_id, first_month, today),
-        )]
+            asset_selection=[key], tags=tags,
+        )] if tags else []
     return [
         dg.RunRequest(
             run_key=f"{company_id}:{entity.name}:{month}:{version}", job_name=period_entities_job.name,
