@@ -188,7 +188,14 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
         caplog.set_level(logging.DEBUG)
         result = CliRunner().invoke(main, ["sync", "--as-of", "2026-11-24"])
     assert result.exit_code == 0, result.output
-    assert "Visma records read" in result.output and "nothing published" in result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(": incremental: master data and the periods Visma has not closed re-read "
+                             "in full, closed periods as deltas")
+    assert "Visma records read" in lines[1]
+    assert [line.split(":")[0] for line in lines[2:4]] == ["  nordic-no", "  nordic-se"]
+    assert lines[4:] == ["Tableau: not configured (TABLEAU_SERVER_URL), nothing published",
+                         "Records held back: none", lines[6]]
+    assert lines[6].startswith(f"Extracts: 19 in {home / 'extracts'} (rows: ap_invoices ")
     assert (home / "extracts" / "ap_invoices.hyper").exists()
     assert "sandbox" in caplog.text.lower()
     everything = caplog.text + result.output
