@@ -35,7 +35,8 @@ MODES = {  # name -> (full, open_periods_in_full)
 
 def measure(size: int) -> list[str]:
     """Markdown rows: mode, windows read in full, records read, API calls, wall time."""
-    from visma_tableau_pipeline.settings import get_settings, resolved_companies
+    from visma_tableau_pipeline.companies import resolved_companies
+    from visma_tableau_pipeline.settings import get_settings
     from visma_tableau_pipeline.state import StateDB
     from visma_tableau_pipeline.visma.plan import stored_open_periods, sync_all
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from visma_tableau_pipeline.state import StateDB, key_string, upsert_records
-from visma_tableau_pipeline.state.records import RecordRow
+from visma_tableau_pipeline.state.record_store import RecordRow
 
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

@@ -24,11 +24,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from visma_tableau_pipeline.marts.extracts import build_extract
+from visma_tableau_pipeline.delivery.extracts import build_extract
 from visma_tableau_pipeline.marts.registry import mart_table
-from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import EnvSettings, build_settings
+from visma_tableau_pipeline.settings import EnvSettings, build_settings, sandbox_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.plan import sync_all
 

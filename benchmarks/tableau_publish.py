@@ -44,7 +44,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,8 @@ def store_input(size: int, db: Any) -> dict[str, float]:
 
 def store(db: Any, invoices: list[dict], run_id: str) -> None:
     """Store invoices as `visma.sync` stores a page of them."""
-    from visma_tableau_pipeline.state.records import key_string, upsert_records
+    from visma_tableau_pipeline.state.keys import key_string
+    from visma_tableau_pipeline.state.record_store import upsert_records
     from visma_tableau_pipeline.visma.catalogue import entity, record_key
     from visma_tableau_pipeline.visma.periods import period_of_record
 
@@ -165,12 +166,12 @@ def store(db: Any, invoices: list[dict], run_id: str) -> None:
 
 def build_input_extract(db: Any, folder: Path) -> tuple[Path, float]:
     """The ap_invoices extract from the store, and its extract cursor, as `build_extract` makes them."""
-    from visma_tableau_pipeline.marts.extracts import write_extract
+    from visma_tableau_pipeline.delivery.extracts import write_extract
     from visma_tableau_pipeline.marts.inputs import MartInputs
     from visma_tableau_pipeline.marts.registry import build_with, mart_table
-    from visma_tableau_pipeline.state.changes import settled_moment
+    from visma_tableau_pipeline.state.changed_records import settled_moment
     from visma_tableau_pipeline.state.delivered import set_cursor
-    from visma_tableau_pipeline.state.records import iter_records
+    from visma_tableau_pipeline.state.record_store import iter_records
 
     table = mart_table(TABLE)
     started = time.perf_counter()
@@ -188,7 +189,7 @@ def build_input_extract(db: Any, folder: Path) -> tuple[Path, float]:
 
 def change_every_100th(db: Any) -> int:
     """Every 100th stored invoice paid and edited, stored again as a sync stores a change."""
-    from visma_tableau_pipeline.state.records import iter_records
+    from visma_tableau_pipeline.state.record_store import iter_records
 
     with db.connect() as conn:
         invoices = list(itertools.islice(iter_records(conn, COMPANY, "supplier_invoices"), 0, None, CHANGE_EVERY))
@@ -233,7 +234,7 @@ class Stopwatch:
 
 
 PHASES = {  # functions `publish_extract` calls, by module and the phase they stand for
-    "visma_tableau_pipeline.tableau.audited": {
+    "visma_tableau_pipeline.delivery.publish": {
         "frame_from_hyper": "read extract",
         "_changed_rows": "rebuild changed rows",
         "delivered_hashes": "read rows held",
@@ -243,7 +244,7 @@ PHASES = {  # functions `publish_extract` calls, by module and the phase they st
         "apply_delivery": "ledger",
         "replace_delivered": "ledger",
     },
-    "visma_tableau_pipeline.tableau.delivery": {
+    "visma_tableau_pipeline.delivery.deliver": {
         "compute_changes": "hash + compare",
         "schema_fingerprint": "hash + compare",
         "find_datasource": "look up data source",
@@ -287,13 +288,13 @@ def deliver(sandbox: SandboxProcess, name: str, call: Callable[[], Any]) -> tupl
 
 
 def bench(size: int, cache: Path | None) -> None:
+    from visma_tableau_pipeline.delivery.extracts import build_extract, publish_target
+    from visma_tableau_pipeline.delivery.publish import publish_extract
     from visma_tableau_pipeline.marts.hyper import frame_from_hyper
-    from visma_tableau_pipeline.marts.extracts import build_extract, publish_target
     from visma_tableau_pipeline.marts.registry import mart_table
     from visma_tableau_pipeline.settings import TableauSettings
     from visma_tableau_pipeline.state.db import StateDB
     from visma_tableau_pipeline.tableau import TableauSession, ensure_project
-    from visma_tableau_pipeline.tableau.audited import publish_extract
 
     table = mart_table(TABLE)
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "

@@ -89,7 +89,7 @@ def peak_rss_mb() -> float:
 
 
 def company_for(url: str) -> Any:
-    from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
+    from visma_tableau_pipeline.settings import sandbox_companies
 
     return sandbox_companies(url)[0]
 
@@ -200,7 +200,8 @@ def row(size: int, latency_ms: int, case: str, figures: dict[str, Any], decode: 
     cpu_ratio = per_cpu / cpu_rate(decode) if decode and per_cpu and cpu_rate(decode) else None
     return (f"| {size:>9,} | {latency_ms:>3} | {case:<9} | {figures['records']:>9,} | {figures['seconds']:>6.1f} "
             f"| {rate(figures):>7,.0f} | {_number(ratio, 4, '.2f')} "
-            f"| {_number(figures.get('cpu'), 6, '.1f')} | {_number(per_cpu, 7, ',.0f')} | {_number(cpu_ratio, 4, '.2f')} "
+            f"| {_number(figures.get('cpu'), 6, '.1f')} | {_number(per_cpu, 7, ',.0f')} "
+            f"| {_number(cpu_ratio, 4, '.2f')} "
             f"| {figures.get('api_calls', ''):>5} | {figures.get('pages', ''):>5} "
             f"| {_number(figures.get('peak_rss_mb'), 7, ',.0f')} |")
 

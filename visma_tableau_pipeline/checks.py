@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.settings import (
     CompanySettings,
     RetrySettings,
     Settings,
     TableauSettings,
-    resolved_companies,
 )
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.errors import VismaError
@@ -54,7 +54,7 @@ def check_tableau(tableau: TableauSettings, retries: RetrySettings) -> CheckResu
     try:
         with TableauSession(tableau, retry=TableauRetry.from_settings(retries)) as session:
             version = session.server.version
-    except Exception as error:  # noqa: BLE001 - every failure becomes a reason the user reads
+    except Exception as error:
         return CheckResult(target, False, f"{type(error).__name__}: {error}")
     return CheckResult(target, True, f"signed in (REST API {version})")
 

@@ -12,6 +12,7 @@ from datetime import date
 import click
 
 from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.state import StateDB
 
 log = logging.getLogger("vtp")
 
@@ -93,7 +94,7 @@ def sandbox(ctx: click.Context, host: str, visma_port: int, tableau_port: int, s
     subcommand, act on a running Visma sandbox)."""
     if ctx.invoked_subcommand is not None:
         return
-    from visma_tableau_pipeline.sandbox.local import serve_forever
+    from visma_tableau_pipeline.demo import serve_forever
 
     serve_forever(host, visma_port, tableau_port, size, announce=click.echo)
 
@@ -127,17 +128,15 @@ def sandbox_close_period(url: str, company: str, period: str, modules: tuple[str
 @click.option("--size", default=300, show_default=True, help="Supplier invoices per demo company.")
 def demo(size: int) -> None:
     """Sandboxes, a full sync, extracts and a publish, in one process."""
-    from visma_tableau_pipeline.sandbox.local import run_demo
+    from visma_tableau_pipeline.demo import run_demo
 
     os.environ["VTP_SANDBOX"] = "1"  # the demo is the sandbox asked for
     get_settings.cache_clear()
     click.echo(run_demo(size).summary())
 
 
-def _state_db():
-    from visma_tableau_pipeline.state import StateDB
-
-    db = StateDB.for_settings(get_settings())
+def _state_db() -> StateDB:
+    db = get_settings().open_state()
     db.create_all()  # a state database from an older version gains the tables it lacks
     return db
 
@@ -275,10 +274,9 @@ def secrets_set(name: str, value: str | None) -> None:
 def _read_secret_value() -> str:
     """From the terminal without echo (asked twice), or from a pipe once: getpass on a pipe warns
     that it cannot hide the input, and a second read of a pipe finds nothing."""
-    stdin = click.get_text_stream("stdin")
-    if stdin.isatty():
-        return click.prompt("Value", hide_input=True, confirmation_prompt=True)
-    value = stdin.read()
+    if sys.stdin.isatty():
+        return str(click.prompt("Value", hide_input=True, confirmation_prompt=True))
+    value = sys.stdin.read()
     return value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
 
 

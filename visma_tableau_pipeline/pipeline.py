@@ -12,16 +12,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.delivery.deliver import DeliveryOutcome
+from visma_tableau_pipeline.delivery.extracts import (
+    ENTITLEMENTS,
+    build_extract,
+    publish_target,
+    write_entitlements,
+)
+from visma_tableau_pipeline.delivery.publish import PublishTarget, publish_extract
 from visma_tableau_pipeline.marts.entitlements import ENTITLEMENTS_KEY
-from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, build_extract, publish_target, write_entitlements
 from visma_tableau_pipeline.marts.registry import MART_TABLES
-from visma_tableau_pipeline.settings import CompanySettings, Settings, resolved_companies
-from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records
-from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
-from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome
+from visma_tableau_pipeline.tableau.datasources import ensure_project
 from visma_tableau_pipeline.tableau.directory import read_directory
-from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
 from visma_tableau_pipeline.visma.plan import SyncReport, sync_all
 
@@ -99,7 +104,7 @@ def run_pipeline(
         log.info("VTP_SANDBOX: reading the bundled Visma sandbox, not a real company.")
     companies = companies or resolved_companies(settings)
     as_of = as_of or date.today()
-    db = StateDB.for_settings(settings)
+    db = settings.open_state()
     # as the nightly schedules read: master data and open periods reconciled, closed ones as deltas
     outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of, open_periods_in_full=True),
                               full=full, extracts_dir=settings.extracts_dir)

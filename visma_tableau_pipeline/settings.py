@@ -19,12 +19,28 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from visma_tableau_pipeline.state import SecretStore, StateDB, default_key_file, load_key
+from visma_tableau_pipeline.state.db import normalise_url
+from visma_tableau_pipeline.state.errors import StateConfigError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.finance.visma.net"
 DEFAULT_TOKEN_URL = "https://connect.visma.com/connect/token"
 READ_SCOPE = "vismanet_erp_service_api:read"
 DEMO_ENTITLEMENTS = Path(__file__).parent / "sandbox" / "entitlements.yaml"
+
+# The demo group of the bundled Visma sandbox, when it is asked for: the companies it serves (company
+# id -> company tenant id) and the client it accepts. Sandbox-only values, worthless against the
+# real Visma. They live here, not in `sandbox/`, because settings sit below everything else; the
+# sandbox serves exactly these tenants.
+SANDBOX_TENANT_IDS: dict[str, str] = {
+    "nordic-no": "4f1c2a9e-7b3d-4e51-9a0c-2d8e6b1f0a11",
+    "nordic-se": "9b7e3d51-2c4a-4f86-b1e0-5a3c7d9e2f22",
+}
+SANDBOX_CLIENT_ID = "nordlys_dagster_sandbox"
+SANDBOX_CLIENT_SECRET = "sandbox-secret-not-for-production"
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 
 
 class ConfigError(ValueError):
@@ -91,7 +107,7 @@ class TableauSettings(BaseModel):
 
 
 class EnvSettings(BaseSettings):
-    """The raw environment, as ARCHITECTURE.md names it."""
+    """The raw environment, with the names the README documents."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -162,6 +178,10 @@ class Settings(BaseModel):
     def extracts_dir(self) -> Path:
         return self.home / "extracts"
 
+    def open_state(self) -> StateDB:
+        """The configured state database, with the configured patience for outages."""
+        return StateDB(self.state_url, connect_budget_s=self.retries.state_s, backoff_s=self.retries.backoff_s)
+
     def company(self, company_id: str) -> CompanySettings:
         for company in self.companies:
             if company.company_id == company_id:
@@ -180,12 +200,10 @@ class StoredSecrets:
 
     def __init__(self, home: Path, state_url: str) -> None:
         self._home, self._state_url = home, state_url
-        self._store = None
+        self._store: SecretStore | None = None
 
     def get(self, name: str) -> str | None:
         if self._store is None:
-            from visma_tableau_pipeline.state import SecretStore, StateDB, default_key_file, load_key
-
             key_file = default_key_file(self._home)
             if not os.environ.get("VTP_SECRET_KEY") and not key_file.exists():
                 return None  # no key, so nothing can have been stored
@@ -403,8 +421,6 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
     elif env.visma_client_id or env.visma_client_secret or env.visma_tenant_id:
         companies, tableau = _companies_from_env(env, secrets), _tableau_from_env(env, secrets)
     elif env.vtp_sandbox or env.vtp_sandbox_url:
-        from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
-
         companies, tableau, sandbox = sandbox_companies(env.vtp_sandbox_url), _tableau_from_env(env, secrets), True
     else:
         # A deployment that lost its credentials must not publish demo numbers: the sandbox is
@@ -433,28 +449,28 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
 
 def _check_state_url(state_url: str) -> None:
     """VTP_STATE_URL must name SQLite or PostgreSQL; the value is never repeated (a password)."""
-    from visma_tableau_pipeline.state.db import normalise_url
-    from visma_tableau_pipeline.state.errors import StateConfigError
-
     try:
         normalise_url(state_url)
     except StateConfigError as error:
         raise ConfigError(f"VTP_STATE_URL cannot be used: {error}") from None
 
 
-def resolved_companies(settings: Settings) -> list[CompanySettings]:
-    """The companies to read, with the sandbox started in this process when it is the target.
-
-    Raises ConfigError naming the settings when no company is configured and the sandbox was
-    not asked for.
-    """
-    if not settings.sandbox:
-        if not settings.companies:
-            raise ConfigError(NOTHING_TO_READ)
-        return settings.companies
-    from visma_tableau_pipeline.sandbox.local import sandbox_company_settings
-
-    return sandbox_company_settings(settings.sandbox_size)
+def sandbox_companies(base_url: str | None = None) -> list[CompanySettings]:
+    """Settings for every company of the demo group, pointing at the Visma sandbox at `base_url`
+    (default: env VTP_SANDBOX_URL, else http://127.0.0.1:8765)."""
+    url = (base_url or os.environ.get("VTP_SANDBOX_URL") or DEFAULT_SANDBOX_URL).rstrip("/")
+    return [
+        CompanySettings(
+            company_id=company_id,
+            client_id=SANDBOX_CLIENT_ID,
+            client_secret=SecretStr(SANDBOX_CLIENT_SECRET),
+            tenant_id=tenant_id,
+            api_url=url,
+            token_url=f"{url}/connect/token",
+            scope=READ_SCOPE,
+        )
+        for company_id, tenant_id in SANDBOX_TENANT_IDS.items()
+    ]
 
 
 @lru_cache(maxsize=1)

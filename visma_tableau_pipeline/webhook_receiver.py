@@ -1,6 +1,6 @@
 """The webhook receiver (`vtp webhooks serve`): stores Visma and Tableau notifications in the inbox.
 
-Webhooks are hints (ARCHITECTURE.md, invariant 3): the receiver checks who sent a delivery, stores
+Webhooks are hints (docs/ARCHITECTURE.md, promise 3): the receiver checks who sent a delivery, stores
 it as received in the state database's inbox (deduplicated on the raw body, which is what Visma
 signs) and answers at once; a Dagster sensor later turns the inbox into runs that re-read Visma.
 Nothing here calls Visma or Tableau.
@@ -183,8 +183,9 @@ async def _store(
     return JSONResponse({"status": "duplicate"}, status_code=200)
 
 
-async def _http_error(_request: Request, exc: HTTPException) -> Response:
+async def _http_error(_request: Request, exc: Exception) -> Response:
     """Errors as short JSON, the same for an unknown path and a wrong Tableau token."""
+    assert isinstance(exc, HTTPException)  # registered for HTTPException only
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, home, vtp  # noqa: F401
+from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, vtp
 
 VTP = Path(sys.executable).parent / "vtp"
 PASSWORD = "hunter2-never-shown"

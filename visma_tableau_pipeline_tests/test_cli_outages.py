@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from visma_tableau_pipeline.sandbox.visma import FaultPlan, VismaSandbox
-from visma_tableau_pipeline.sandbox.visma.demo import SANDBOX_CLIENT_SECRET
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_SECRET
 from visma_tableau_pipeline.state import StateDB, StateUnavailableError
 from visma_tableau_pipeline.state.schema import metadata
-from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, home, vtp  # noqa: F401
+from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, vtp
 from visma_tableau_pipeline_tests.tcp_proxy import TcpProxy, proxy_to
 
 AS_OF = "2026-11-24"

@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from visma_tableau_pipeline.cli import main
-from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings, resolved_companies
+from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.marts.registry import MART_TABLES
+from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
 from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, vtp
 
 SECRET = "s3cr3t-that-must-never-be-logged"
@@ -166,8 +168,6 @@ def test_vtp_secrets_set_reads_a_piped_value_once_without_an_echo_warning(home):
 def test_the_readme_counts_the_tables_built_record_by_record_right():
     import re
 
-    from visma_tableau_pipeline.marts.registry import MART_TABLES
-
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
              "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
              "twenty", "twenty-one", "twenty-two"]
@@ -178,8 +178,8 @@ def test_the_readme_counts_the_tables_built_record_by_record_right():
 
 
 def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
-    from visma_tableau_pipeline.sandbox.visma.demo import SANDBOX_CLIENT_SECRET
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+    from visma_tableau_pipeline.settings import SANDBOX_CLIENT_SECRET
 
     with VismaSandbox(30, seed=2) as sandbox:
         monkeypatch.setenv("VTP_SANDBOX_URL", sandbox.base_url)
@@ -195,7 +195,7 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
     assert [line.split(":")[0] for line in lines[2:4]] == ["  nordic-no", "  nordic-se"]
     assert lines[4:] == ["Tableau: not configured (TABLEAU_SERVER_URL), nothing published",
                          "Records held back: none", lines[6]]
-    assert lines[6].startswith(f"Extracts: 19 in {home / 'extracts'} (rows: ap_invoices ")
+    assert lines[6].startswith(f"Extracts: {len(MART_TABLES) + 1} in {home / 'extracts'} (rows: ap_invoices ")
     assert (home / "extracts" / "ap_invoices.hyper").exists()
     assert "sandbox" in caplog.text.lower()
     everything = caplog.text + result.output
@@ -205,8 +205,8 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
 
 def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypatch, tmp_path):
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
-    from visma_tableau_pipeline.sandbox.visma.demo import COMPANY_TENANT_IDS, SANDBOX_CLIENT_ID
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+    from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_TENANT_IDS
 
     with VismaSandbox(20, seed=1) as visma, TableauSandbox(tmp_path / "tableau").serve() as tableau_url:
         monkeypatch.setenv("VTP_SANDBOX_URL", visma.base_url)
@@ -221,7 +221,7 @@ def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypat
         monkeypatch.setenv("TABLEAU_PAT_NAME", "vtp-sandbox")
         monkeypatch.setenv("TABLEAU_PAT_SECRET", "wrong")
         for name, value in {"VISMA_CLIENT_ID": SANDBOX_CLIENT_ID, "VISMA_CLIENT_SECRET": SECRET,
-                            "VISMA_TENANT_ID": COMPANY_TENANT_IDS["nordic-no"],
+                            "VISMA_TENANT_ID": SANDBOX_TENANT_IDS["nordic-no"],
                             "VISMA_API_URL": visma.base_url,
                             "VISMA_TOKEN_URL": f"{visma.base_url}/connect/token"}.items():
             monkeypatch.setenv(name, value)

@@ -20,7 +20,8 @@ import tableauserverclient as TSC
 
 from visma_tableau_pipeline.sandbox.server import ServerThread
 from visma_tableau_pipeline.sandbox.tableau import TableauSandbox
-from visma_tableau_pipeline.sandbox.visma import COMPANY_TENANT_IDS, DemoSize, FaultPlan, VismaSandbox
+from visma_tableau_pipeline.sandbox.visma import DemoSize, FaultPlan, VismaSandbox
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS
 from visma_tableau_pipeline.state import Notification, StateDB, pending
 from visma_tableau_pipeline.visma.webhooks import sign
 from visma_tableau_pipeline.webhook_receiver import MAX_BODY_BYTES, ReceiverConfigError, build_receiver_app
@@ -29,7 +30,7 @@ SECRET = "visma-subscription-secret-for-tests"
 TOKEN = "tableau-url-token-0123456789abcdefghij"
 PAT_NAME, PAT_SECRET = "ci-token", "ci-secret-value"
 # nordic-se is left out on purpose: its notifications come from a tenant the receiver does not know.
-TENANTS = {COMPANY_TENANT_IDS["nordic-no"]: "nordic-no"}
+TENANTS = {SANDBOX_TENANT_IDS["nordic-no"]: "nordic-no"}
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_a_forged_or_missing_signature_is_refused_and_not_stored(
 REPLAYS = {
     "another notification id": {"x-vwd-notification-id": "replayed-1"},
     "no notification id": {},
-    "another tenant": {"x-vwd-notification-id": "replayed-2", "x-vwd-tenant-id": COMPANY_TENANT_IDS["nordic-se"]},
+    "another tenant": {"x-vwd-notification-id": "replayed-2", "x-vwd-tenant-id": SANDBOX_TENANT_IDS["nordic-se"]},
 }
 
 
@@ -151,8 +152,8 @@ def test_a_second_change_of_the_same_record_is_a_new_notification(receiver: str,
 
 
 def test_the_tenant_named_in_the_signed_body_wins_over_the_header(receiver: str, state: StateDB) -> None:
-    body = json.dumps({"tenantId": COMPANY_TENANT_IDS["nordic-no"], "event": "Customer", "id": "10002"}).encode()
-    answer = signed_post(receiver, body, **{"x-vwd-tenant-id": COMPANY_TENANT_IDS["nordic-se"]})
+    body = json.dumps({"tenantId": SANDBOX_TENANT_IDS["nordic-no"], "event": "Customer", "id": "10002"}).encode()
+    answer = signed_post(receiver, body, **{"x-vwd-tenant-id": SANDBOX_TENANT_IDS["nordic-se"]})
     assert answer.status_code == 202
     [note] = inbox(state, 1)
     assert (note.company_id, note.entity, note.record_key) == ("nordic-no", "customers", "10002")
@@ -161,7 +162,7 @@ def test_the_tenant_named_in_the_signed_body_wins_over_the_header(receiver: str,
 def test_a_signed_body_that_is_not_json_is_still_kept(receiver: str, state: StateDB) -> None:
     body = b"SupplierInvoice 000007 changed"
     answer = signed_post(receiver, body,
-                         **{"x-vwd-notification-id": "n-2", "x-vwd-tenant-id": COMPANY_TENANT_IDS["nordic-no"]})
+                         **{"x-vwd-notification-id": "n-2", "x-vwd-tenant-id": SANDBOX_TENANT_IDS["nordic-no"]})
     assert answer.status_code == 202
     [note] = inbox(state, 1)
     assert (note.notification_id, note.company_id, note.raw_body) == (

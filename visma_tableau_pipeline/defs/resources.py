@@ -7,7 +7,8 @@ from typing import Iterator
 
 import dagster as dg
 
-from visma_tableau_pipeline.settings import CompanySettings, get_settings, resolved_companies
+from visma_tableau_pipeline.settings import CompanySettings, get_settings
+from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.retrying import RetryPolicy

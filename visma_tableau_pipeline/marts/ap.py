@@ -8,15 +8,15 @@ from decimal import Decimal
 
 import pandas as pd
 
-from visma_tableau_pipeline.marts.flat import FlatTable, Getter
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
-from visma_tableau_pipeline.marts.records import (
+from visma_tableau_pipeline.marts.fields import (
     amount,
     field,
     financial_period,
     lenient_period,
     text,
 )
+from visma_tableau_pipeline.marts.flat import FlatTable, Getter
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.schema import (
     BOOL,
     DATE,

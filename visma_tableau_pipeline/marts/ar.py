@@ -6,9 +6,9 @@ from itertools import chain
 
 import pandas as pd
 
+from visma_tableau_pipeline.marts.fields import financial_period, lenient_period, text
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.records import financial_period, lenient_period, text
 from visma_tableau_pipeline.marts.schema import DATE, INT, MONEY, RATE, TEXT, TIMESTAMP
 from visma_tableau_pipeline.marts.signs import AR_NEGATIVE_DOCUMENT_TYPES as AR_NEG
 from visma_tableau_pipeline.marts.signs import sign_of, signed

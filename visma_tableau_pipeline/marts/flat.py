@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from visma_tableau_pipeline.marts.fields import amount, boolean, day, integer, text, timestamp
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
-from visma_tableau_pipeline.marts.records import amount, boolean, day, integer, text, timestamp
 from visma_tableau_pipeline.marts.schema import Column, Kind, TableSchema
 
 Getter = Callable[[Record], Any]

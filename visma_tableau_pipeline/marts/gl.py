@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from visma_tableau_pipeline.marts.decimals import EXACT, decimal_totals
+from visma_tableau_pipeline.marts.fields import amount, field, financial_period, text
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
-from visma_tableau_pipeline.marts.records import amount, field, financial_period, text
 from visma_tableau_pipeline.marts.schema import (
     BOOL,
     DATE,

@@ -24,8 +24,8 @@ import pyarrow as pa
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.registry import MartTable, build_with
 from visma_tableau_pipeline.marts.schema import MartError, RejectedValue
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.state.quarantine import HeldRecord
-from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.catalogue import record_key
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from visma_tableau_pipeline.marts.records import unique_by_key
+from visma_tableau_pipeline.marts.fields import unique_by_key
 from visma_tableau_pipeline.visma.catalogue import entity
 
 Record = dict[str, Any]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from visma_tableau_pipeline.marts import aging, ap, ar, gl, people
+from visma_tableau_pipeline.marts import aging, ap, ar, gl, people, period_close
 from visma_tableau_pipeline.marts.inputs import MartInputs
 
 
@@ -126,6 +126,14 @@ MART_TABLES: tuple[MartTable, ...] = (
               _PERIOD, "AP spend per company, period, supplier, account and currency, in "
               "document and base currency.",
               per_record=("supplier_invoices",), combine=ap.combine_vendor_spend),
+    MartTable("period_close", period_close.build_period_close,
+              ("gl_balances", "gl_accounts", "financial_periods", "supplier_invoices", "supplier_payments",
+               "customer_invoices", "customer_credit_notes", "customer_payments"),
+              ("company_id", "financial_period", "account_number"), _PERIOD,
+              "The month-end close per company, period and account, in base currency: the trial "
+              "balance (opening balance, debits, credits, closing balance) and, on the AP and AR "
+              "control accounts, the subledger's open balance at the period end, the control "
+              "account's balance and their difference."),
 )
 
 BY_NAME: dict[str, MartTable] = {table.name: table for table in MART_TABLES}

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from visma_tableau_pipeline.marts.records import text
+from visma_tableau_pipeline.marts.fields import text
 
 log = logging.getLogger(__name__)
 

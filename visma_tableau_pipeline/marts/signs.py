@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+from visma_tableau_pipeline.marts.fields import amount, text
 from visma_tableau_pipeline.marts.inputs import Record
-from visma_tableau_pipeline.marts.records import amount, text
 
 AP_NEGATIVE_DOCUMENT_TYPES = frozenset({"DebitAdj", "Prepayment"})
 AR_NEGATIVE_DOCUMENT_TYPES = frozenset({"CreditNote"})

@@ -21,6 +21,7 @@ from visma_tableau_pipeline.state.errors import (
     WatermarkError,
 )
 from visma_tableau_pipeline.state.inbox import Notification, add_notification, mark_processed, pending
+from visma_tableau_pipeline.state.keys import key_parts, key_string
 from visma_tableau_pipeline.state.ledger import (
     DeliveredKey,
     Delivery,
@@ -30,13 +31,11 @@ from visma_tableau_pipeline.state.ledger import (
     record_deliveries,
     run_summary,
 )
-from visma_tableau_pipeline.state.records import (
+from visma_tableau_pipeline.state.record_store import (
     UpsertResult,
     content_hashes,
     count,
     iter_records,
-    key_parts,
-    key_string,
     keys_for,
     mark_deleted,
     upsert_records,
@@ -91,10 +90,10 @@ __all__ = [
     "keys_for",
     "last_delivered",
     "last_full_sync",
-    "newest_watermark",
     "load_key",
     "mark_deleted",
     "mark_processed",
+    "newest_watermark",
     "normalise_url",
     "pending",
     "record_deliveries",

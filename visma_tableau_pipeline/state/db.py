@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -37,9 +37,6 @@ from tenacity import (
 from visma_tableau_pipeline.state.batches import BATCH_SIZE
 from visma_tableau_pipeline.state.errors import StateConfigError, StateUnavailableError
 from visma_tableau_pipeline.state.schema import metadata
-
-if TYPE_CHECKING:
-    from visma_tableau_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +100,6 @@ class StateDB:
         self._sleep = sleep
         self.engine: Engine = self._create_engine(echo)
         self.create_all()
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> StateDB:
-        """The configured state database, with the configured patience for outages."""
-        return cls(settings.state_url, connect_budget_s=settings.retries.state_s,
-                   backoff_s=settings.retries.backoff_s)
 
     def __repr__(self) -> str:
         return f"StateDB({self.safe_url!r})"

@@ -59,11 +59,11 @@ def apply_delivery(
             delivered_rows.c.data_source == data_source, delivered_rows.c.row_key.in_(chunk)
         ))
     present = ((key, digest) for key, digest in hashes.items() if digest is not None)
-    for chunk in batched(present, 10_000):
+    for pairs in batched(present, 10_000):
         upsert_many(conn, delivered_rows, ("data_source", "row_key"), ("group_key", "content_hash"), [
             {"data_source": data_source, "row_key": key, "group_key": group_of(key),
              "content_hash": digest}
-            for key, digest in chunk
+            for key, digest in pairs
         ])
 
 

@@ -1,6 +1,6 @@
 """The webhook inbox: notifications stored as received, deduplicated, until a sensor acts.
 
-Webhooks are hints (ARCHITECTURE.md, invariant 3): the receiver stores each one and answers at
+Webhooks are hints (docs/ARCHITECTURE.md, promise 3): the receiver stores each one and answers at
 once; a sensor later turns pending notifications into runs that re-read the records from Visma.
 Senders deliver duplicates, so a notification id already stored is ignored; the receiver decides
 what the id is (a digest of the body, see `webhook_receiver`).

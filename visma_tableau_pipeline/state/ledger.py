@@ -1,7 +1,7 @@
 """The audit ledger: one row per record version delivered to a Tableau data source.
 
-It answers "when did supplier invoice X reach Tableau, and in which version?" (ARCHITECTURE.md,
-invariant 5), and tells the publisher what each data source last received, so an incremental
+It answers "when did supplier invoice X reach Tableau, and in which version?" (docs/ARCHITECTURE.md,
+promise 5), and tells the publisher what each data source last received, so an incremental
 publish sends only what changed. Recording the same delivery twice (a retried commit) adds nothing.
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy import Column, Connection, Select, func, select
 
 from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.errors import LedgerError
-from visma_tableau_pipeline.state.records import key_parts, key_string
+from visma_tableau_pipeline.state.keys import key_parts, key_string
 from visma_tableau_pipeline.state.schema import ledger
 from visma_tableau_pipeline.state.upsert import upsert_many
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, exists, select
+from sqlalchemy import ColumnElement, Connection, Exists, and_, delete, exists, select
 
 from visma_tableau_pipeline.state.schema import quarantine, records, utc_now
 from visma_tableau_pipeline.state.upsert import upsert_many
@@ -40,7 +40,7 @@ class HeldRecord:
                 f"{self.reason} (table {self.table})")
 
 
-def _applies() -> object:
+def _applies() -> Exists:
     """The condition under which a note applies: its record is live with the noted content."""
     return exists().where(
         records.c.company_id == quarantine.c.company_id,
@@ -86,7 +86,7 @@ def release_stale(conn: Connection) -> int:
 def held_records(conn: Connection, company_ids: Collection[str] | None = None,
                  entities: Collection[str] | None = None) -> list[HeldRecord]:
     """Records held back now (notes that still apply), by company, entity and key."""
-    conditions = [_applies()]
+    conditions: list[ColumnElement[bool]] = [_applies()]
     if company_ids is not None:
         conditions.append(quarantine.c.company_id.in_(list(company_ids)))
     if entities is not None:
@@ -100,7 +100,7 @@ def held_records(conn: Connection, company_ids: Collection[str] | None = None,
     return [HeldRecord(*row) for row in conn.execute(stmt)]
 
 
-def not_held() -> object:
+def not_held() -> ColumnElement[bool]:
     """A condition on `records` rows: the row's current content is not held back."""
     return ~exists().where(
         quarantine.c.company_id == records.c.company_id,

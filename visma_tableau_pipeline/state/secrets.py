@@ -1,4 +1,4 @@
-"""Encrypted credentials in the state database (ARCHITECTURE.md, invariant 6).
+"""Encrypted credentials in the state database (docs/ARCHITECTURE.md, promise 6).
 
 Each value is encrypted with AES-256-GCM under a key that never enters the database: from
 VTP_SECRET_KEY (urlsafe base64 of 32 bytes) or a key file only its owner can read. The secret's

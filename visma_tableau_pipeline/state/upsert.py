@@ -30,6 +30,7 @@ def insert_on_conflict(
 def _insert_on_conflict(
     backend: str, table: Table, key: Sequence[str], update: Sequence[str]
 ) -> Insert:
+    stmt: sqlite.Insert | postgresql.Insert
     if backend == "sqlite":
         stmt = sqlite.insert(table)
     elif backend == "postgresql":

@@ -2,7 +2,7 @@
 
 The scope is "" for the whole entity or a YYYYPP period for an entity read per period. A
 watermark never moves backwards, and the caller advances it in the same transaction that stores
-the records it covers, so a crash leaves neither (see ARCHITECTURE.md, invariant 1). The value is
+the records it covers, so a crash leaves neither (see docs/ARCHITECTURE.md, promise 1). The value is
 kept as the text Visma sent, to be sent back in the next delta query, and compared as a
 timestamp: Visma writes 'yyyy-MM-ddTHH:mm:ss.fff', with a space for the 'T' or without fraction.
 """

@@ -1,16 +1,21 @@
-"""Tableau: sign-in and session care, publishing, incremental updates.
+"""Tableau: the one folder that talks to Tableau (sign-in, session care, data sources, payloads).
 
 - `session`: `TableauSession` (PAT or Connected App JWT; re-signs in on age and on 401002;
   retries 429 and 5xx) over the real tableauserverclient.
-- `changes`: pure change sets (row keys, content hashes), Tableau actions, request ids.
-- `payload`: payload .hyper files for incremental updates, split under the byte limit.
-- `publish`: projects, full publishes, `update_hyper_data` requests and their jobs.
-- `delivery`: `deliver_table`, the one call the Dagster layer makes per dashboard table.
+- `datasources`: projects, full publishes, `update_hyper_data` requests and their jobs.
+- `directory`: users and groups for row-level security (entitlements).
 - `pat`: when the PAT will expire.
+
+What to send and when (change sets, the audit ledger) is decided in `delivery/`.
 """
 
-from visma_tableau_pipeline.tableau.changes import ChangeSet, RowChange, compute_changes
-from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table, replace_partition
+from visma_tableau_pipeline.tableau.datasources import (
+    PublishOutcome,
+    ensure_project,
+    find_datasource,
+    publish_changes,
+    publish_full,
+)
 from visma_tableau_pipeline.tableau.errors import (
     TableauConfigError,
     TableauError,
@@ -19,35 +24,22 @@ from visma_tableau_pipeline.tableau.errors import (
     TableauThrottled,
 )
 from visma_tableau_pipeline.tableau.pat import PatStatus, PatUsageFile, pat_status
-from visma_tableau_pipeline.tableau.publish import (
-    PublishOutcome,
-    ensure_project,
-    find_datasource,
-    publish_changes,
-    publish_full,
-)
 from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
 
 __all__ = [
-    "ChangeSet",
-    "DeliveryOutcome",
     "PatStatus",
     "PatUsageFile",
     "PublishOutcome",
     "RetryPolicy",
-    "RowChange",
     "TableauConfigError",
     "TableauError",
     "TableauJobFailed",
     "TableauSession",
     "TableauSignInError",
     "TableauThrottled",
-    "compute_changes",
-    "deliver_table",
     "ensure_project",
     "find_datasource",
     "pat_status",
     "publish_changes",
     "publish_full",
-    "replace_partition",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -56,7 +57,7 @@ def read_directory(session: TableauSession, *,
         lambda server: list(TSC.Pager(server.groups, options)))
     memberships: list[dict[str, Any]] = []
     for group in groups:
-        members = session.call(lambda server, group=group: _members(server, group, options))
+        members = session.call(partial(_members, group=group, options=options))
         memberships.extend(_membership_rows(group, members))
     log.info("read %d Tableau users and %d groups (%d memberships)", len(users), len(groups),
              sum(row["user_id"] is not None for row in memberships))

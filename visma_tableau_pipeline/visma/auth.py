@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -105,7 +106,7 @@ class TokenProvider:
             "tenant_id": company.tenant_id,
             "scope": company.scope,
         }
-        context = {"company_id": company.company_id, "url": company.token_url}
+        context: dict[str, Any] = {"company_id": company.company_id, "url": company.token_url}
 
         def attempt() -> httpx.Response:
             self._stats.add(token_requests=1)

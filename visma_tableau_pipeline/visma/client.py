@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import lru_cache
+from functools import cache
 from itertools import compress
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from visma_tableau_pipeline.settings import CompanySettings
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.auth import TokenProvider
 from visma_tableau_pipeline.visma.catalogue import DIMENSION_IDS_PATH, Delta, Entity, Paging, record_key
 from visma_tableau_pipeline.visma.errors import (
@@ -543,7 +543,7 @@ def _decoded(answer: _Answer, decode: Callable[[bytes], _T], context: dict) -> _
         ) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stored_fields(entity: Entity) -> tuple[str, ...]:
     """What a record read `as_stored` must hold: what the store indexes, and the page's metadata."""
     roots = [field.split(".")[0] for field in entity.key]
@@ -584,7 +584,7 @@ def _without_metadata(record: dict) -> dict:
 
 def _has_request(exc: httpx.TransportError) -> bool:
     try:
-        exc.request
+        exc.request  # noqa: B018  # the property raises when the error has no request
     except RuntimeError:
         return False
     return True

@@ -55,7 +55,7 @@ def _refuse_constant(literal: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
-_scan = make_scanner(_DECODER)
+_scan = make_scanner(_DECODER)  # type: ignore[arg-type]  # typeshed types the C scanner's argument oddly
 _ITEM_SLICES = msgspec.json.Decoder(list[msgspec.Raw])  # each item's own bytes, undecoded
 
 
@@ -129,7 +129,7 @@ def _summary_decoder(fields: tuple[str, ...]) -> tuple[msgspec.json.Decoder, tup
     summary = msgspec.defstruct(
         "Summary", [(attribute, Any, UNSET) for attribute in attributes], rename=dict(zip(attributes, names))
     )
-    return msgspec.json.Decoder(list[summary], float_hook=Decimal), names
+    return msgspec.json.Decoder(list[summary], float_hook=Decimal), names  # type: ignore[valid-type]  # a struct made at run time
 
 
 def _decode_with_texts_slowly(raw: bytes) -> tuple[Any, list[str | None]]:

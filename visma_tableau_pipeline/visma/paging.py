@@ -20,9 +20,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.catalogue import Entity, record_key
 from visma_tableau_pipeline.visma.timestamps import parse_timestamp
 
@@ -41,7 +42,7 @@ class RecordBatch(list):
     page is checked, then reused by the dedupe and the sync.
     """
 
-    __slots__ = ("texts", "keys")
+    __slots__ = ("keys", "texts")
 
     def __init__(
         self, records: Iterable[dict], texts: Iterable[str | None] | None, keys: Iterable[str]
@@ -232,7 +233,7 @@ class Deduplicator:
         return True
 
 
-def _modified(raw: object) -> object:
+def _modified(raw: Any) -> datetime | None:
     if not raw:
         return None
     try:

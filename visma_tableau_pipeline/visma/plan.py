@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from functools import partial
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.records import iter_records
-from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
+from visma_tableau_pipeline.state.record_store import iter_records
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity
+from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import VismaClient
-from visma_tableau_pipeline.visma.retrying import RetryPolicy
 from visma_tableau_pipeline.visma.periods import FinancialPeriod, open_period_ids, parse_periods
+from visma_tableau_pipeline.visma.retrying import RetryPolicy
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 log = logging.getLogger(__name__)

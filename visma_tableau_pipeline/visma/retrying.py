@@ -24,8 +24,10 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    stop_any,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from visma_tableau_pipeline.settings import RetrySettings
 from visma_tableau_pipeline.visma.errors import (
@@ -75,17 +77,13 @@ def call_with_retries(
         asked = _retry_after(state)
         return asked if asked is not None else backoff(state)
 
-    def wait_overruns_budget(state: RetryCallState) -> bool:
-        asked = _retry_after(state)
-        return asked is not None and state.seconds_since_start + asked > policy.max_seconds
-
     def before_sleep(state: RetryCallState) -> None:
-        error = state.outcome.exception()
+        error = state.outcome.exception() if state.outcome else None
         seconds = state.next_action.sleep if state.next_action else 0.0
         log.warning("retrying Visma call in %.1f s (attempt %d of %d, %.0f of %.0f s spent): %s",
                     seconds, state.attempt_number, policy.max_attempts, state.seconds_since_start,
                     policy.max_seconds, error)
-        if on_retry is not None:
+        if on_retry is not None and isinstance(error, VismaError):  # only Visma's errors are retried
             on_retry(error, seconds)
 
     attempts = 0
@@ -97,9 +95,8 @@ def call_with_retries(
 
     retrying = Retrying(
         sleep=sleep,
-        stop=stop_after_attempt(policy.max_attempts)
-        | stop_after_delay(policy.max_seconds)
-        | wait_overruns_budget,
+        stop=stop_any(stop_after_attempt(policy.max_attempts), stop_after_delay(policy.max_seconds),
+                      _AskedWaitOverrunsBudget(policy.max_seconds)),
         wait=wait,
         retry=retry_if_exception_type(RETRYABLE),
         before_sleep=before_sleep,
@@ -114,6 +111,17 @@ def call_with_retries(
                           "watermark did not move past what was stored). Run the sync again later; "
                           "if it persists, check Visma's service status and VISMA_API_URL")
         raise
+
+
+class _AskedWaitOverrunsBudget(stop_base):
+    """Stop when the wait Visma asks for (Retry-After) would end past the time budget."""
+
+    def __init__(self, max_seconds: float) -> None:
+        self.max_seconds = max_seconds
+
+    def __call__(self, state: RetryCallState) -> bool:
+        asked = _retry_after(state)
+        return asked is not None and (state.seconds_since_start or 0.0) + asked > self.max_seconds
 
 
 def _retry_after(state: RetryCallState) -> float | None:

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.keys import key_parts
 from visma_tableau_pipeline.state.payloads import load_payload
-from visma_tableau_pipeline.state.records import RecordRow, key_parts, keys_for, mark_deleted, upsert_records
+from visma_tableau_pipeline.state.record_store import RecordRow, keys_for, mark_deleted, upsert_records
 from visma_tableau_pipeline.state.watermarks import advance_watermark, get_watermark, record_full_sync
 from visma_tableau_pipeline.visma.catalogue import Delta, Entity, Paging
 from visma_tableau_pipeline.visma.client import PageProgress, Presence, VismaClient

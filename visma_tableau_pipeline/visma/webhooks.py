@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import itertools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +26,9 @@ SIGNATURE_HEADER = "x-vwd-signature-v1"
 # Names Visma uses for a resource in event names and bodies, beyond the catalogue's own.
 _RESOURCE_ALIASES = {"apinvoice": "SupplierInvoice", "arinvoice": "CustomerInvoice"}
 _RESOURCE_FIELDS = ("entity", "entityname", "resource", "resourcename", "resourcetype", "eventtype", "event", "type")
-_KEY_FIELDS = ("id", "key", "resourceid", "entityid", "number", "referencenumber", "refnbr", "accountcd", "employeenumber")
+_KEY_FIELDS = (
+    "id", "key", "resourceid", "entityid", "number", "referencenumber", "refnbr", "accountcd", "employeenumber",
+)
 _ACTION_FIELDS = ("action", "operation", "changetype", "eventtype", "event", "type")
 _DELETION = re.compile(r"delete", re.IGNORECASE)
 _EVENT_SUFFIX = re.compile(

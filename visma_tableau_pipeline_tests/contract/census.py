@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from visma_tableau_pipeline.marts.hyper import write_hyper
 from visma_tableau_pipeline.marts.inputs import MartInputs
@@ -98,7 +98,7 @@ def _culprit_field(record: dict, error: BaseException, fails: Callable[[dict], b
     message = str(error)
     paths = [path for path in _node_paths(record) if path[0] not in keys]
     column = re.search(r"column (\w+)", message)
-    flat = FLAT_TABLES.get(column and re.search(r"table (\w+)", message)[1] or "") if column else None
+    flat = FLAT_TABLES.get((column and re.search(r"table (\w+)", message)[1]) or "") if column else None
     if flat is not None:
         source = next((source for name, _, source in flat.fields if name == column[1]), None)
         if isinstance(source, str):
@@ -122,7 +122,7 @@ def _culprit_field(record: dict, error: BaseException, fails: Callable[[dict], b
 def _raises(action: Callable[[], Any]) -> BaseException | None:
     try:
         action()
-    except Exception as error:  # noqa: BLE001 - the census is about exceptions
+    except Exception as error:
         return error
     return None
 
@@ -143,7 +143,7 @@ def _build_fails(entity: Entity, table: MartTable) -> Callable[[dict], BaseExcep
         inputs = MartInputs({entity.name: [{**record, "company_id": COMPANY_ID}]}, AS_OF)
         try:
             frame = build_with(table, inputs)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             return error
         with tempfile.TemporaryDirectory() as scratch:
             return _raises(lambda: write_hyper(frame, Path(scratch), table.name))
@@ -154,11 +154,11 @@ def _hyper_column(entity: Entity, table: MartTable, record: dict) -> tuple[str, 
     """The column whose Hyper write fails, when the record builds in memory."""
     try:
         frame = build_with(table, MartInputs({entity.name: [{**record, "company_id": COMPANY_ID}]}, AS_OF))
-    except Exception:  # noqa: BLE001 - it fails in memory: not the Hyper write
+    except Exception:
         return None
     with tempfile.TemporaryDirectory() as scratch:
         for column in frame.columns:
-            if _raises(lambda: write_hyper(frame[[column]], Path(scratch), "column")) is not None:
+            if _raises(partial(write_hyper, frame[[column]], Path(scratch), "column")) is not None:
                 return f"column {column}", frame[column].iloc[0] if len(frame) else None
     return None
 
@@ -171,7 +171,7 @@ def census(examples: int) -> dict[CrashClass, tuple[Any, str]]:
     for entity in (e for e in ENTITIES if tables_fed_by(e.name)):
         keys = {field.split(".")[0] for field in entity.key}
 
-        def examine(records: list[dict]) -> None:
+        def examine(records: list[dict], entity: Entity = entity, keys: set[str] = keys) -> None:
             run = run_pipeline(entity, records)
             for crash in run.crashes:
                 if crash.stage == "quarantine":
@@ -182,7 +182,7 @@ def census(examples: int) -> dict[CrashClass, tuple[Any, str]]:
                     error = attempt(record)
                     if error is None:
                         continue
-                    field, value = _culprit_field(record, error, lambda r: attempt(r) is not None, keys, table)
+                    field, value = _culprit_field(record, error, lambda r, attempt=attempt: attempt(r) is not None, keys, table)
                     stage = crash.stage
                     if table is not None and field == "(no single field)":
                         located = _hyper_column(entity, table, record)

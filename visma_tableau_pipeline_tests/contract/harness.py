@@ -14,8 +14,8 @@ back with a reason (`state.quarantine.held_records`); no exception stops a sync 
 
 from __future__ import annotations
 
+import itertools
 import re
-
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,14 +29,14 @@ import httpx
 import msgspec
 import pandas as pd
 
+from visma_tableau_pipeline.delivery.extracts import build_extract
 from visma_tableau_pipeline.marts import ap, ar, gl, people
-from visma_tableau_pipeline.marts.extracts import build_extract
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.marts.schema import Kind
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.catalogue import DIMENSION_IDS_PATH, Entity, Paging, record_key
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.pacing import Pacer
@@ -190,7 +190,7 @@ def run_pipeline(entity: Entity, records: Sequence[dict], workdir: Path | None =
         try:
             try:
                 sync_records(db, entity, records)
-            except Exception as error:  # noqa: BLE001 - what stops a sync is what is reported
+            except Exception as error:
                 run.crashes.append(Crash("sync", error))
                 return run
             for table in tables_fed_by(entity.name):
@@ -198,7 +198,7 @@ def run_pipeline(entity: Entity, records: Sequence[dict], workdir: Path | None =
                     result = build_extract(db, [COMPANY_ID], table, AS_OF, Path(scratch) / "extracts", "generated",
                                            full=True)
                     run.frames[table.name] = frame_from_hyper(result.path)
-                except Exception as error:  # noqa: BLE001 - what stops a build is what is reported
+                except Exception as error:
                     run.crashes.append(Crash(table.name, error))
             try:
                 run.held = _held_records(db)
@@ -287,7 +287,7 @@ def row_contexts(table: str, record: dict, company_id: str) -> Iterator[dict]:
         yield {**record, "company_id": company_id}
         return
     contexts = [{"company_id": company_id, chain[0][0]: record}]
-    for (parent, _), (name, list_field) in zip(chain, chain[1:]):
+    for (parent, _), (name, list_field) in itertools.pairwise(chain):
         contexts = [{**context, name: item} for context in contexts
                     for item in (_at(context[parent], list_field or "") or []) if isinstance(item, dict)]
     yield from contexts

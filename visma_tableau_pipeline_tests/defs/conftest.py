@@ -33,7 +33,7 @@ def tableau_env(sandbox_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Both sandboxes, the Visma one already synced, and TABLEAU_* pointing at the Tableau one."""
     from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
-    from visma_tableau_pipeline.settings import resolved_companies
+    from visma_tableau_pipeline.companies import resolved_companies
     from visma_tableau_pipeline.visma.plan import sync_all
 
     sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())

@@ -28,7 +28,8 @@ from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import get_settings, resolved_companies
+from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.visma.plan import sync_all
 
@@ -275,7 +276,8 @@ def test_pat_expiry_warns_then_fails_as_the_cloud_pat_goes_unused(
 
 
 def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
-    """Blocking: duplicate keys, unbalanced batches, an aging off its ledger, unresolved
+    """Blocking: duplicate keys, unbalanced batches, an aging off its ledger, a subledger off its
+    control account, unresolved
     entitlements (each means wrong or wrongly visible numbers in Tableau). Not blocking: the
     PAT's expiry, a warning about the next publish; records held back, a warning that the rest
     of the company was delivered; and Tableau's own refresh of a data source, which nothing of
@@ -284,5 +286,65 @@ def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
     blocking = {key.name for key in graph.asset_check_keys if graph.get(key).blocking}
     warnings = {key.name for key in graph.asset_check_keys if not graph.get(key).blocking}
     assert blocking == {"unique_keys", "journal_batches_balance", "reconciles_to_open_invoices",
-                        "entitlements_resolve"}
+                        "subledgers_reconcile_to_gl", "entitlements_resolve"}
     assert warnings == {"pat_expiry", "no_records_held_back", "tableau_refresh"}
+
+
+def _post_to_the_ap_control_account(sandbox: VismaSandbox, amount: Decimal) -> str:
+    """A manual batch in Visma that moves `amount` from the bank to the AP control account with
+    no supplier document behind it (what a wrong manual entry does); returns its period."""
+    template = next(b for b in sandbox.records(COMPANY, "journal_transactions") if b["module"] == "ModuleGL"
+                    and b["financialPeriod"] == "202610")
+    roles = sandbox.company(COMPANY).profile.roles
+    line = template["journalTransactionLines"][0]
+    lines = [{**line, "lineNumber": 1, "accountNumber": roles["bank"], "debitAmount": amount,
+              "debitAmountInCurrency": amount, "creditAmount": Decimal(0), "creditAmountInCurrency": Decimal(0)},
+             {**line, "lineNumber": 2, "accountNumber": roles["ap"], "debitAmount": Decimal(0),
+              "debitAmountInCurrency": Decimal(0), "creditAmount": amount, "creditAmountInCurrency": amount}]
+    sandbox.create(COMPANY, "journal_transactions", {**template, "batchNumber": "900001",
+                                                     "journalTransactionLines": lines})
+    return template["financialPeriod"]
+
+
+def test_period_close_rows_balance_and_reconcile(built: Built, monkeypatch: pytest.MonkeyPatch):
+    """The trial balance of every company and period balances, each account's closing balance is
+    its opening balance plus debits minus credits, and AP and AR equal their control accounts."""
+    _point_at(built.home, monkeypatch)
+    close = _extract("period_close")
+    assert close["company_id"].nunique() == 2 and close["financial_period"].nunique() > 12
+    totals = close.groupby(["company_id", "financial_period"])[["debits_base_currency", "credits_base_currency"]].sum()
+    assert (totals["debits_base_currency"] == totals["credits_base_currency"]).all()
+    assert (close["closing_balance_base_currency"] == close["opening_balance_base_currency"]
+            + close["debits_base_currency"] - close["credits_base_currency"]).all()
+    lines = close[close["control_ledger"].notna()]
+    assert set(zip(lines["company_id"], lines["control_ledger"])) == {
+        (company, ledger) for company in ("nordic-no", "nordic-se") for ledger in ("AP", "AR")}
+    assert (lines["subledger_open_balance_base_currency"] != 0).sum() > len(lines) // 2  # reconciled, not empty
+    assert (lines["reconciliation_difference_base_currency"] == 0).all()
+    evaluation = _evaluations(built.result)[_check_key("period_close", "subledgers_reconcile_to_gl")]
+    assert evaluation.passed and "equals its control account" in evaluation.description
+
+
+def test_a_manual_entry_on_the_ap_control_account_fails_the_reconciliation_and_is_not_published(
+        copy_of_built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A GL line on the AP control account with no document: the subledger no longer equals the
+    GL; the check names the company, period, ledger and amount, and period_close stays out of Tableau."""
+    period = _post_to_the_ap_control_account(copy_of_built.sandbox, Decimal("123.45"))
+    sync_all(get_settings(), resolved_companies(get_settings())[:1], StateResource().db())
+    tableau = TableauSandbox(tmp_path / "tableau")
+    with tableau.serve():
+        for name, value in tableau.settings_env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        close, published = mart_asset_key(mart_table("period_close")), tableau_asset_key("period_close")
+        result = defs.resolve_implicit_job_def_def_for_assets([close, published]).execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), asset_selection=[close, published], raise_on_error=False)
+
+        evaluation = _evaluations(result)[dg.AssetCheckKey(close, "subledgers_reconcile_to_gl")]
+        assert not evaluation.passed
+        assert f"{COMPANY} {period} AP (account 2400): -123.45" in evaluation.description
+        assert evaluation.metadata["difference_by_company_period_ledger"].value == {f"{COMPANY} {period} AP": "-123.45"}
+        materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+        assert close in materialized and published not in materialized
+        with pytest.raises(KeyError):
+            tableau.datasource_path("period_close")

@@ -8,7 +8,7 @@ from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.marts.registry import mart_table
-from visma_tableau_pipeline.state.records import key_string
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.visma.catalogue import entity, record_key
 from visma_tableau_pipeline_tests.defs.conftest import (
     COMPANY,

@@ -11,7 +11,7 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.visma.sensors import runs_for_changes, runs_for_deletion
 from visma_tableau_pipeline.visma.catalogue import entity
-from visma_tableau_pipeline.visma.changes import EntityChanges
+from visma_tableau_pipeline.visma.change_probe import EntityChanges
 from visma_tableau_pipeline.visma.periods import FinancialPeriod
 
 FIRST_MONTH, TODAY = date(2025, 1, 1), date(2026, 12, 3)

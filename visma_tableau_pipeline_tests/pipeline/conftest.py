@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import CompanySettings, EnvSettings, Settings, build_settings
-
+from visma_tableau_pipeline.settings import CompanySettings, EnvSettings, Settings, build_settings, sandbox_companies
 
 # Small pages make every list span several pages, so paging and shifting rows are exercised.
 SMALL_PAGES = {

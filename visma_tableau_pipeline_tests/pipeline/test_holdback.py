@@ -15,8 +15,8 @@ from visma_tableau_pipeline.pipeline import run_pipeline
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.state.quarantine import held_records
-from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.visma.catalogue import entity, record_key
 from visma_tableau_pipeline_tests.pipeline.conftest import TODAY
 

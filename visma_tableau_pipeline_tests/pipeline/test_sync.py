@@ -12,12 +12,12 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from visma_tableau_pipeline.visma.plan import sync_all
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan
 from visma_tableau_pipeline.state import StateDB, count, iter_records, key_string
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, record_key
 from visma_tableau_pipeline.visma.client import VismaClient
-from visma_tableau_pipeline.visma.errors import VismaAuthError, VismaTenantError
+from visma_tableau_pipeline.visma.errors import VismaAuthError, VismaServerError, VismaTenantError
+from visma_tableau_pipeline.visma.plan import sync_all
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
 from visma_tableau_pipeline_tests.pipeline.conftest import TODAY
 
@@ -150,7 +150,7 @@ def test_a_wrong_secret_says_which_settings_to_check(companies, settings, tmp_pa
 
 
 def test_the_customer_tenant_id_gives_the_tenant_hint(companies, settings, tmp_path):
-    from visma_tableau_pipeline.sandbox.visma.demo import CUSTOMER_TENANT_ID
+    from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
 
     wrong = companies[0].model_copy(update={"tenant_id": CUSTOMER_TENANT_ID})
     with pytest.raises(VismaTenantError) as raised:
@@ -169,9 +169,10 @@ def test_a_crash_mid_sync_keeps_the_previous_watermark(visma_sandbox, companies,
     supplier = next(visma_sandbox.records(company_id, "suppliers"))
     visma_sandbox.modify(company_id, "suppliers", (supplier["number"],))
     visma_sandbox.faults = FaultPlan(error_every=1)  # Visma fails every request from now on
-    with pytest.raises(Exception):
+    quick = RetryPolicy(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)
+    with pytest.raises(VismaServerError):
         sync_all(settings, companies[:1], db, today=TODAY,
-                 client_factory=lambda c: VismaClient(c, retry_policy=RetryPolicy(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)))
+                 client_factory=lambda c: VismaClient(c, retry_policy=quick))
     with db.connect() as conn:
         assert get_watermark(conn, company_id, "suppliers") == before
     visma_sandbox.faults = FaultPlan()

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from visma_tableau_pipeline.sandbox.visma import (
-    COMPANY_TENANT_IDS,
-    CUSTOMER_TENANT_ID,
-    DemoSize,
-    VismaSandbox,
-    sandbox_companies,
-)
+from visma_tableau_pipeline.sandbox.visma import DemoSize, VismaSandbox
+from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, sandbox_companies
 from visma_tableau_pipeline_tests.sandbox.visma_support import SandboxClient, strip_metadata, token_form
 
-NO = COMPANY_TENANT_IDS["nordic-no"]
+NO = SANDBOX_TENANT_IDS["nordic-no"]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +101,7 @@ def test_sandbox_companies_point_at_the_sandbox():
     companies = sandbox_companies("http://127.0.0.1:9999")
     assert [c.company_id for c in companies] == ["nordic-no", "nordic-se"]
     assert companies[0].token_url == "http://127.0.0.1:9999/connect/token"
-    assert companies[1].tenant_id == COMPANY_TENANT_IDS["nordic-se"]
+    assert companies[1].tenant_id == SANDBOX_TENANT_IDS["nordic-se"]
 
 
 # --- paging --------------------------------------------------------------------------------
@@ -213,7 +210,7 @@ def test_journal_batches_span_pages_and_balance(sandbox, client):
     pages = list(client.pages("/v2/journaltransaction", 7))
     total_lines = pages[0][0]["metadata"]["totalCount"]
     assert sum(len(b["journalTransactionLines"]) for p in pages for b in p) == total_lines
-    split = [p[-1]["batchNumber"] for p, nxt in zip(pages, pages[1:]) if nxt and nxt[0]["batchNumber"] == p[-1]["batchNumber"]]
+    split = [p[-1]["batchNumber"] for p, nxt in itertools.pairwise(pages) if nxt and nxt[0]["batchNumber"] == p[-1]["batchNumber"]]
     assert split, "no batch was split across pages"
     merged: dict[tuple, list] = {}
     for page in pages:

@@ -22,9 +22,8 @@ from openapi_schema_validator import OAS30Validator
 
 from visma_tableau_pipeline.sandbox.visma import DemoSize, VismaSandbox
 from visma_tableau_pipeline.visma.catalogue import entity, key_values
-from visma_tableau_pipeline_tests.sandbox.visma_support import SandboxClient, decimals
-
 from visma_tableau_pipeline_tests.conftest import OPENAPI_PATH as SPEC_PATH
+from visma_tableau_pipeline_tests.sandbox.visma_support import SandboxClient, decimals
 
 _VISMA_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})?")
 FORMATS = FormatChecker()
@@ -97,7 +96,7 @@ def _calls(sandbox: VismaSandbox, company_id: str) -> list[tuple[str, str, dict]
         if endpoint.by_key:  # the company's last record: a modified or created one where there are
             *_, record = sandbox.records(company_id, endpoint.entity_name)
             key = list(key_values(entity(endpoint.entity_name).key, record))
-            calls.append((endpoint.path, re.sub(r"\{\w+\}", lambda _: key.pop(0), endpoint.path), {}))
+            calls.append((endpoint.path, re.sub(r"\{\w+\}", lambda _, key=key: key.pop(0), endpoint.path), {}))
             continue
         params: dict = {"pageNumber": 1, "pageSize": 150} if endpoint.paged else {}
         if endpoint.path == "/v1/timeCard":

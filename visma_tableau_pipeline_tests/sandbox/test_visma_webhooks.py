@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from visma_tableau_pipeline.sandbox.server import ServerThread
-from visma_tableau_pipeline.sandbox.visma import COMPANY_TENANT_IDS, DemoSize, FaultPlan, VismaSandbox
+from visma_tableau_pipeline.sandbox.visma import DemoSize, FaultPlan, VismaSandbox
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS
 
 SECRET = "subscription-secret-for-tests"
 
@@ -55,10 +56,10 @@ def test_changes_are_notified_with_a_valid_signature(receiver):
         for name in ("x-vwd-notification-id", "x-vwd-event-id", "x-vwd-notification-timestamp"):
             assert headers[name]
     bodies = [json.loads(body) for _, body in received]
-    assert bodies[0] == {"tenantId": COMPANY_TENANT_IDS["nordic-no"], "event": "SupplierInvoice", "action": "Update",
+    assert bodies[0] == {"tenantId": SANDBOX_TENANT_IDS["nordic-no"], "event": "SupplierInvoice", "action": "Update",
                          "id": "Invoice/000003", "key": {"documentType": "Invoice", "referenceNumber": "000003"},
                          "timestamp": bodies[0]["timestamp"]}
-    assert received[0][0]["x-vwd-tenant-id"] == COMPANY_TENANT_IDS["nordic-no"]
+    assert received[0][0]["x-vwd-tenant-id"] == SANDBOX_TENANT_IDS["nordic-no"]
     assert (bodies[1]["event"], bodies[1]["action"]) == ("Customer", "Create")
     assert (bodies[2]["event"], bodies[2]["action"], bodies[2]["id"]) == ("Supplier", "Delete", "50002")
     changed = next(r for r in sandbox.records("nordic-no", "supplier_invoices") if r["referenceNumber"] == "000003")

@@ -59,7 +59,7 @@ def test_a_wrong_key_says_so_and_what_to_do(db: StateDB) -> None:
     SecretStore(db, KEY_A).set("tableau/pat_secret", VALUE)
     other = SecretStore(db, KEY_B)
 
-    with pytest.raises(SecretKeyError, match="does not match.*original key") as caught:
+    with pytest.raises(SecretKeyError, match=r"does not match.*original key") as caught:
         other.get("tableau/pat_secret")
     assert caught.value.__context__ is None  # no chained traceback from the cipher
     with pytest.raises(SecretKeyError, match="does not match"):

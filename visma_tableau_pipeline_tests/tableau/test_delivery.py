@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 import tableauserverclient as TSC
 
-from visma_tableau_pipeline.marts.hyper import frame_from_hyper
-from visma_tableau_pipeline.sandbox.tableau import TableauSandbox
-from visma_tableau_pipeline.tableau.changes import (
+from visma_tableau_pipeline.delivery.deliver import DeliveryOutcome, deliver_table, replace_partition
+from visma_tableau_pipeline.delivery.payload import write_payload
+from visma_tableau_pipeline.delivery.row_changes import (
     build_actions,
     compute_changes,
     partition_replace_actions,
     request_id,
 )
-from visma_tableau_pipeline.tableau.delivery import DeliveryOutcome, deliver_table, replace_partition
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper
+from visma_tableau_pipeline.sandbox.tableau import TableauSandbox
+from visma_tableau_pipeline.tableau.datasources import ensure_project, publish_changes
 from visma_tableau_pipeline.tableau.errors import TableauJobFailed
-from visma_tableau_pipeline.tableau.payload import write_payload
-from visma_tableau_pipeline.tableau.publish import ensure_project, publish_changes
 from visma_tableau_pipeline.tableau.session import RetryPolicy, TableauSession
 from visma_tableau_pipeline_tests.tableau.asgi import BeforeRequest, LoseFirstResponse
 from visma_tableau_pipeline_tests.tableau.conftest import PAT_NAME, PAT_SECRET, settings_for

@@ -11,8 +11,7 @@ import pytest
 import tableauserverclient as TSC
 from pydantic import SecretStr
 
-from visma_tableau_pipeline.sandbox.tableau import TableauSandbox
-from visma_tableau_pipeline.sandbox.tableau import hs256
+from visma_tableau_pipeline.sandbox.tableau import TableauSandbox, hs256
 from visma_tableau_pipeline.settings import TableauSettings
 from visma_tableau_pipeline.tableau.connected_app import connected_app_jwt
 from visma_tableau_pipeline.tableau.errors import (
@@ -180,7 +179,7 @@ def test_tableau_that_never_recovers_is_one_typed_error(sandbox: TableauSandbox,
     sandbox.app = FailFirst(sandbox.app, lambda method, path: path.endswith("/projects"), 503, 99)
     with sandbox.serve():
         with TableauSession(settings_for(sandbox), retry=RetryPolicy(sleep=waits)) as session:
-            with pytest.raises(TableauUnavailable, match="HTTP 503 .* through 8 attempts; check Tableau"):
+            with pytest.raises(TableauUnavailable, match=r"HTTP 503 .* through 8 attempts; check Tableau"):
                 session.call(project_names)
     assert len(waits) == 7
 

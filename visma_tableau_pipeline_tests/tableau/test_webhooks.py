@@ -36,7 +36,7 @@ def test_a_succeeded_refresh_passes_the_check():
 
 
 def test_a_deleted_data_source_runs_its_asset_once_per_notification():
-    [observation], [run] = asset_events_and_runs(KEY, parse_event(payload("DatasourceDeleted")), "n-3")
+    [_observation], [run] = asset_events_and_runs(KEY, parse_event(payload("DatasourceDeleted")), "n-3")
     assert (run.asset_selection, run.run_key) == ([KEY], "republish:tableau/ap_invoices:n-3")
 
 

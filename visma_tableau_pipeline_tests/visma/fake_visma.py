@@ -19,7 +19,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from urllib.parse import parse_qs, unquote
 
 import httpx
@@ -228,7 +228,7 @@ class FakeVisma:
         return fault
 
 
-@lru_cache(maxsize=None)
+@cache
 def _by_key_pattern(path: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(path)))
 

@@ -14,15 +14,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from visma_tableau_pipeline.sandbox.visma import (
-    CUSTOMER_TENANT_ID,
-    FaultPlan,
-    VismaSandbox,
-    sandbox_companies,
-)
-from visma_tableau_pipeline.settings import CompanySettings
+from visma_tableau_pipeline.sandbox.visma import FaultPlan, VismaSandbox
+from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
+from visma_tableau_pipeline.settings import CompanySettings, sandbox_companies
+from visma_tableau_pipeline.state.keys import key_parts
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, entity, record_key
-from visma_tableau_pipeline.state.records import key_parts
 from visma_tableau_pipeline.visma.client import Presence, VismaClient
 from visma_tableau_pipeline.visma.errors import VismaAuthError, VismaTenantError
 from visma_tableau_pipeline.visma.pacing import Pacer

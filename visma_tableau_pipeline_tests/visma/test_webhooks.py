@@ -10,9 +10,9 @@ import json
 import pytest
 
 from visma_tableau_pipeline.visma.webhooks import (
+    WebhookSignatureError,
     announces_deletion,
     notified_keys,
-    WebhookSignatureError,
     parse_notification,
     verify_and_parse,
 )

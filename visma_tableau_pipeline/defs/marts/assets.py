@@ -8,12 +8,14 @@ Each table holds every company (a `company_id` column) and lives at
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.defs.visma.checks import held_back_table
-from visma_tableau_pipeline.marts.extracts import ExtractResult, build_extract
+from visma_tableau_pipeline.delivery.extracts import ExtractResult, build_extract
 from visma_tableau_pipeline.marts.aging import CLOSE, DAILY, aging_bucket_totals
+from visma_tableau_pipeline.marts.period_close import reconciliation_lines, trial_balance_totals, unreconciled
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
@@ -73,7 +75,26 @@ def _metadata(table: MartTable, extract: ExtractResult, config: MartConfig,
         metadata["aging_bucket_totals_base_currency"] = dg.MetadataValue.json(
             {bucket: str(total) for bucket, total in aging_bucket_totals(frame).items()}
         )
+    if table.name == "period_close":
+        metadata.update(_close_metadata(frame))
     return metadata
+
+
+def _close_metadata(frame: pd.DataFrame) -> dict:
+    """What a controller reads of a close: the trial balance totals (debits = credits) and the
+    reconciliation lines of each company and period, and how many there are."""
+    totals = trial_balance_totals(frame)
+    unbalanced = totals[totals["difference_base_currency"] != 0]
+    return {
+        "companies": int(frame["company_id"].nunique()),
+        "periods": len(totals),
+        "accounts": int(frame["account_number"].nunique()),
+        "trial_balance_totals": dg.MetadataValue.md(totals.astype(str).to_markdown(index=False)),
+        "trial_balances_unbalanced": len(unbalanced),
+        "reconciliation_lines": dg.MetadataValue.md(
+            reconciliation_lines(frame).astype(str).to_markdown(index=False)),
+        "reconciliation_lines_differing": len(unreconciled(frame)),
+    }
 
 
 def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:

@@ -2,10 +2,11 @@
 
 Every table: no duplicate keys (Tableau upserts by key, so a duplicate would double a row).
 GL: every journal batch balances, in document and base currency. Aging: the snapshot reconciles
-to the open balances of the invoice table it was built from. (Freshness of the Visma
+to the open balances of the invoice table it was built from. Close: the AP and AR subledgers'
+open balances equal their GL control accounts at every period end (`period_close`). (Freshness of the Visma
 entities is their FreshnessPolicy, in defs/visma/assets.py.)
 
-All three are blocking: each failure means numbers in Tableau that are wrong, so the Tableau data
+All four are blocking: each failure means numbers in Tableau that are wrong, so the Tableau data
 source downstream is not published in that run (nor later by its automation condition, see
 defs/tableau/assets.py). A failure says what is wrong in its description (keys, amounts) and
 keeps examples in its metadata.
@@ -22,6 +23,7 @@ from visma_tableau_pipeline.marts.aging import DAILY, aging_differences
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
+from visma_tableau_pipeline.marts.period_close import unreconciled
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplicate_keys, mart_table
 from visma_tableau_pipeline.settings import get_settings
 
@@ -150,9 +152,44 @@ def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefi
     return _check
 
 
+@dg.asset_check(
+    asset=mart_asset_key(mart_table("period_close")), blocking=True,
+    description="Subledgers equal the GL: per company and period, the AP open balance (supplier "
+    "documents open at the period end) equals the supplier ledger's control account, and the AR "
+    "open balance the customer ledger's, to the cent in base currency.",
+)
+def subledgers_reconcile_to_gl() -> dg.AssetCheckResult:
+    """Blocking: a payable or receivable that is not the one in the GL means the close is wrong
+    (a document not posted, a manual entry on a control account), and a close must not be
+    published until a controller has found it."""
+    frame = read_extract("period_close")
+    if frame is None:
+        return _missing("period_close")
+    differing = unreconciled(frame)
+    return dg.AssetCheckResult(
+        passed=differing.empty,
+        description="every AP and AR subledger equals its control account at every period end"
+        if differing.empty else
+        f"{len(differing)} subledger balances differ from their GL control accounts (subledger minus GL, "
+        "base currency): " + _examples((
+            f"{row.company_id} {row.financial_period} {row.control_ledger} (account {row.account_number}): "
+            f"{row.reconciliation_difference_base_currency}, subledger {row.subledger_open_balance_base_currency}, "
+            f"GL {row.gl_control_balance_base_currency}"
+            for row in differing.itertuples()), len(differing)),
+        metadata={
+            "differences": len(differing),
+            "difference_by_company_period_ledger": {
+                f"{row.company_id} {row.financial_period} {row.control_ledger}":
+                    str(row.reconciliation_difference_base_currency) for row in differing.itertuples()},
+            "examples": _examples_table(differing),
+        },
+    )
+
+
 mart_checks = [
     *(_unique_keys_check(table) for table in MART_TABLES),
     journal_batches_balance,
     _aging_reconciles("ap_aging", "ap_invoices"),
     _aging_reconciles("ar_aging", "ar_invoices"),
+    subledgers_reconcile_to_gl,
 ]

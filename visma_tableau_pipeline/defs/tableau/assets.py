@@ -14,14 +14,14 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.resources import StateResource
+from visma_tableau_pipeline.delivery.extracts import publish_target
+from visma_tableau_pipeline.delivery.publish import PublishTarget, publish_extract
 from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.marts.extracts import publish_target
-from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.tableau.audited import PublishTarget, publish_extract
 from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.tableau.datasources import ensure_project
 from visma_tableau_pipeline.tableau.pat import PatUsageFile, pat_status
-from visma_tableau_pipeline.tableau.publish import ensure_project
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 GROUP = "tableau_data_sources"

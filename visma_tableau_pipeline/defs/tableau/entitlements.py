@@ -7,7 +7,8 @@ import dagster as dg
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.defs.marts.checks import read_extract
 from visma_tableau_pipeline.defs.tableau.assets import build_tableau_asset, tableau_pool
-from visma_tableau_pipeline.tableau.audited import PublishTarget
+from visma_tableau_pipeline.delivery.extracts import ENTITLEMENTS, write_entitlements
+from visma_tableau_pipeline.delivery.publish import PublishTarget
 from visma_tableau_pipeline.marts.entitlements import (
     ENTITLEMENTS_KEY,
     entitlement_problems,
@@ -15,7 +16,6 @@ from visma_tableau_pipeline.marts.entitlements import (
     load_entitlements,
     tableau_principals,
 )
-from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS, write_entitlements
 from visma_tableau_pipeline.marts.hyper import write_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.settings import get_settings

@@ -14,7 +14,7 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
-from visma_tableau_pipeline.marts.extracts import ENTITLEMENTS
+from visma_tableau_pipeline.delivery.extracts import ENTITLEMENTS
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.state import mark_processed, pending
 from visma_tableau_pipeline.state.inbox import latest

@@ -23,7 +23,8 @@ import dagster as dg
 from visma_tableau_pipeline.defs.partitions import company_month_partitions, company_partitions
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
 from visma_tableau_pipeline.settings import get_settings
-from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity
+from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.periods import (
     FinancialPeriod,
@@ -169,7 +170,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                         continue
                     period = period_for_month(periods, month) if month else None
 
-                    def progress(page: PageProgress, period: str | None = period) -> None:
+                    def progress(page: PageProgress, period: str | None = period, company_id: str = company_id) -> None:
                         if page.page % 20 == 0 or page.total_count is None:
                             context.log.info(
                                 f"{entity.name} {company_id} {period or ''}: page {page.page}, "

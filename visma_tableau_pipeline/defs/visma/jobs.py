@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
@@ -22,6 +21,10 @@ from visma_tableau_pipeline.visma.catalogue import ENTITIES
 from visma_tableau_pipeline.visma.periods import FinancialPeriod, covered_months
 from visma_tableau_pipeline.visma.plan import stored_periods
 
+# The run tags of a single-run backfill over a partition range, as Dagster's docs name them
+# (Dagster exports no public constant for them).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 PERIOD_ENTITY_KEYS = [entity_asset_key(e) for e in ENTITIES if e.by_period]
 MASTER_ENTITY_KEYS = [entity_asset_key(e) for e in ENTITIES if not e.by_period]
 

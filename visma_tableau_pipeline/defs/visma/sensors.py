@@ -27,9 +27,10 @@ from visma_tableau_pipeline.defs.visma.jobs import (
 )
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state import Notification, key_string, mark_processed, newest_watermark, pending
-from visma_tableau_pipeline.state.records import periods_of
-from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity, entity as catalogue_entity
-from visma_tableau_pipeline.visma.changes import EntityChanges, probe_changes
+from visma_tableau_pipeline.state.record_store import periods_of
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity
+from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
+from visma_tableau_pipeline.visma.change_probe import EntityChanges, probe_changes
 from visma_tableau_pipeline.visma.periods import FinancialPeriod
 from visma_tableau_pipeline.visma.plan import periods_in_window, stored_periods
 from visma_tableau_pipeline.visma.webhooks import announces_deletion, notified_keys

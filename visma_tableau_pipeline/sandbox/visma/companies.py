@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from visma_tableau_pipeline.sandbox.visma.calendar import FiscalCalendar
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw, stream_key
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,13 @@ class CompanyProfile:
         return self.base_rates[currency] + wobble.between(-250, 250) * self.base_rates[currency] // 10_000
 
 
+# The group's customer (contract) tenant id: Visma Connect issues a token for it, and every ERP
+# API call with that token answers 401, as the real service does when this id is configured.
+CUSTOMER_TENANT_ID = "0d5f8a27-6e4b-4c19-8f3a-71b2c9e4d033"
+
 NORWAY = CompanyProfile(
     company_id="nordic-no",
-    tenant_id="4f1c2a9e-7b3d-4e51-9a0c-2d8e6b1f0a11",
+    tenant_id=SANDBOX_TENANT_IDS["nordic-no"],
     name="Nordlys Programvare AS",
     country="NO",
     base_currency="NOK",
@@ -106,10 +111,11 @@ NORWAY = CompanyProfile(
         Account("7770", "Bank- og kortgebyrer", "Expense", "DRIFTSKOSTNAD"),
         Account("7790", "Øreavrunding", "Expense", "DRIFTSKOSTNAD"),
         Account("8050", "Renteinntekter", "Income", "FINANSINNTEKT"),
+        Account("8060", "Valutagevinst (agio) og -tap (disagio)", "Income", "FINANSINNTEKT"),
     ),
     roles={"ap": "2400", "ar": "1500", "bank": "1920", "vat_out": "2700", "vat_in": "2710",
            "salary": "5000", "salary_due": "2930", "rounding": "7790", "bank_fees": "7770",
-           "interest": "8050"},
+           "interest": "8050", "fx": "8060"},
     expense_accounts=("4300", "6300", "6540", "6800", "6900", "7100", "7320"),
     sales_accounts=("3000", "3100"),
     segments=(
@@ -145,7 +151,7 @@ NORWAY = CompanyProfile(
 
 SWEDEN = CompanyProfile(
     company_id="nordic-se",
-    tenant_id="9b7e3d51-2c4a-4f86-b1e0-5a3c7d9e2f22",
+    tenant_id=SANDBOX_TENANT_IDS["nordic-se"],
     name="Nordlys Mjukvara AB",
     country="SE",
     base_currency="SEK",
@@ -175,10 +181,11 @@ SWEDEN = CompanyProfile(
         Account("6570", "Bankkostnader", "Expense", "ÖVRIGA EXTERNA KOSTNADER"),
         Account("7210", "Löner till tjänstemän", "Expense", "PERSONALKOSTNADER"),
         Account("8310", "Ränteintäkter", "Income", "FINANSIELLA POSTER"),
+        Account("8330", "Valutakursdifferenser", "Income", "FINANSIELLA POSTER"),
     ),
     roles={"ap": "2440", "ar": "1510", "bank": "1930", "vat_out": "2611", "vat_in": "2641",
            "salary": "7210", "salary_due": "2821", "rounding": "3740", "bank_fees": "6570",
-           "interest": "8310"},
+           "interest": "8310", "fx": "8330"},
     expense_accounts=("4010", "5010", "5410", "5800", "5910", "6110", "6212"),
     sales_accounts=("3001", "3041"),
     segments=(

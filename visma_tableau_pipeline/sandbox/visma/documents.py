@@ -6,6 +6,10 @@ document currency; `...InCurrency` (and `...InBaseCurrency`) fields are in the c
 currency: round_half_up(amount x exchangeRate, 2 decimals), each field on its own, so the base
 amounts of lines may differ by a cent from the base amount of their header, as in real ledgers.
 
+A document whose balance is below its amount was paid by one payment (`Settlements`), and
+every document and payment posts to the GL (ledger.py), so the subledgers reconcile to their
+control accounts.
+
 Open documents cluster in the last four months before the data ends, with due dates spread so
 that every aging bucket (current, 1-30, 31-60, 61-90, over 90 days past due) has documents;
 older documents are closed (balance 0) but for a few long-overdue ones.
@@ -13,12 +17,16 @@ older documents are closed (balance 0) but for a few long-overdue ones.
 
 from __future__ import annotations
 
+import heapq
+import threading
+from array import array
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from visma_tableau_pipeline.sandbox.visma.calendar import DATA_END, Period
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw
 from visma_tableau_pipeline.sandbox.visma.masters import CURRENCY_NAMES, Masters, Party, version_stamp
-from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, SeriesSource, parse_number
+from visma_tableau_pipeline.sandbox.visma.sources import DAY_MS, CompanyContext, SeriesSource, parse_number
 from visma_tableau_pipeline.sandbox.visma.wire import (
     day_of_ms,
     day_text,
@@ -29,6 +37,7 @@ from visma_tableau_pipeline.sandbox.visma.wire import (
 )
 
 _END_DAY = DATA_END.date().toordinal()
+PAYMENT_DELAY_DAYS = 21  # a paid document was paid this long after it was created
 
 
 class DocumentSource(SeriesSource):
@@ -100,26 +109,115 @@ def open_balance(amount: int, is_open: bool, partly_paid: bool) -> int:
     return amount // 2 if partly_paid else amount
 
 
+class Settlements:
+    """Which documents of a subledger have been paid, in the order their payments were made.
+
+    A document whose `balance` is below its `amount` was paid that difference by one payment,
+    `PAYMENT_DELAY_DAYS` after it was created (at the latest when the data ends), so that the
+    payments and the documents' balances agree and both post to the GL (see ledger.py): the
+    subledger then reconciles to its control account at every period end.
+
+    Finding them takes one pass over the documents, the first time a payment is asked for; the
+    result is three compact arrays (payment time, source, document index), merged by time from
+    the sources (supplier invoices, or customer invoices and credit notes).
+    """
+
+    def __init__(self, sources: Sequence[DocumentSource]) -> None:
+        self.sources = tuple(sources)
+        self._found: tuple[array, bytearray, array] | None = None
+        self._lock = threading.Lock()
+
+    def _paid(self) -> tuple[array, bytearray, array]:
+        with self._lock:
+            if self._found is None:
+                self._found = self._scan()
+            return self._found
+
+    def _scan(self) -> tuple[array, bytearray, array]:
+        def paid(number: int, source: DocumentSource) -> Iterator[tuple[int, int, int]]:
+            last_ms = source.ctx.data_end_ms - source.lag_ms
+            for index in range(len(source)):
+                record = source.build(index)
+                if cents(record["balance"]) != cents(record["amount"]):
+                    yield min(source.created_ms(index) + PAYMENT_DELAY_DAYS * DAY_MS, last_ms), number, index
+
+        times, numbers, indices = array("q"), bytearray(), array("I")
+        for moment, number, index in heapq.merge(*(paid(n, s) for n, s in enumerate(self.sources))):
+            times.append(moment)
+            numbers.append(number)
+            indices.append(index)
+        return times, numbers, indices
+
+    def __len__(self) -> int:
+        return len(self._paid()[0])
+
+    def paid_ms(self, payment: int) -> int:
+        """When payment `payment` (0-based, in time order) was made."""
+        return self._paid()[0][payment]
+
+    def document(self, payment: int) -> tuple[DocumentSource, int]:
+        """(source, index) of the document that payment `payment` settled."""
+        _, numbers, indices = self._paid()
+        return self.sources[numbers[payment]], indices[payment]
+
+    def payment_of(self, source: DocumentSource, index: int) -> int | None:
+        """The payment of document `index` of `source`, or None when it was not paid."""
+        _, numbers, indices = self._paid()
+        number, start = self.sources.index(source), 0
+        while True:
+            try:
+                payment = indices.index(index, start)
+            except ValueError:
+                return None
+            if numbers[payment] == number:
+                return payment
+            start = payment + 1
+
+
+class PaymentSource(DocumentSource):
+    """Payments, one per paid document of its subledger (`Settlements`), dated when it was paid.
+
+    A new payment (a mutation) pays what `pays` names: see `VismaSandbox.modify`.
+    """
+
+    def __init__(self, ctx: CompanyContext, masters: Masters, settlements: Settlements) -> None:
+        super().__init__(ctx, masters, 0)
+        self.settlements = settlements
+
+    def __len__(self) -> int:
+        return len(self.settlements)
+
+    def created_ms(self, index: int) -> int:
+        return self.settlements.paid_ms(index)
+
+    def build(self, index: int, when_ms: int | None = None) -> dict:
+        if when_ms is not None:
+            raise ValueError(f"a new {self.entity_name} record pays a document: modify the document's balance")
+        source, document_index = self.settlements.document(index)
+        document = source.build(document_index)
+        return self.payment(index, document, cents(document["amount"]) - cents(document["balance"]))
+
+    def payment(self, index: int, document: dict, paid: int, when_ms: int | None = None) -> dict:
+        """Payment `index` (its refNbr is index + 1) of `paid` minor units of `document`."""
+        raise NotImplementedError
+
+    def bank_base(self, payment: dict) -> int:
+        """What the payment moved in or out of the bank, in base currency (unsigned)."""
+        raise NotImplementedError
+
+
 # --- accounts payable ----------------------------------------------------------------------
 
-class SupplierPaymentSource(DocumentSource):
-    """Payments, each settling one earlier supplier invoice in full."""
+class SupplierPaymentSource(PaymentSource):
+    """Supplier payments, each paying one supplier invoice or credit adjustment."""
 
     entity_name = "supplier_payments"
     period_field = "applicationPeriod"
 
-    def __init__(self, ctx: CompanyContext, masters: Masters, count: int,
-                 invoices: DocumentSource) -> None:
-        super().__init__(ctx, masters, count)
-        self.invoices = invoices
-
-    def build(self, index: int, when_ms: int | None = None) -> dict:
+    def payment(self, index: int, document: dict, paid: int, when_ms: int | None = None) -> dict:
         created, modified, day, period = self.dated(index, when_ms)
-        draw = Draw(self.stream, index)
-        invoice = self.invoices.build(_earlier(draw, index, len(self), len(self.invoices)))
-        party_ref = invoice["supplier"]
-        currency = invoice["currencyId"]
-        amount = _cents(invoice["amount"])
+        party_ref = document["supplier"]
+        currency = document["currencyId"]
         return {
             "type": "Payment",
             "refNbr": f"{index + 1:06d}",
@@ -133,44 +231,43 @@ class SupplierPaymentSource(DocumentSource):
             "cashAccount": self.ctx.profile.roles["bank"],
             "currency": _currency_ref(currency, self.ctx.profile.base_currency),
             "description": f"{self.ctx.profile.words['payment']} {party_ref['name']}",
-            "paymentAmount": money(amount),
+            "paymentAmount": money(paid),
             "financeCharges": money(0),
             "balance": money(0),
             "unappliedBalance": money(0),
-            "appliedAmount": money(amount),
+            "appliedAmount": money(paid),
             "released": True,
             "lastModifiedDateTime": timestamp(modified),
             "branch": self.masters.branch_refs[0]["number"],
             "paymentLines": [{
-                "docType": invoice["documentType"],
-                "invoiceRefNbr": invoice["referenceNumber"],
-                "amountPaid": money(amount),
+                "docType": document["documentType"],
+                "invoiceRefNbr": document["referenceNumber"],
+                "amountPaid": money(paid),
                 "cashDiscountTaken": money(0),
-                "date": invoice["date"],
-                "dueDate": invoice["dueDate"],
-                "balance": money(0),
+                "date": document["date"],
+                "dueDate": document["dueDate"],
+                "balance": money(cents(document["amount"]) - paid),
                 "currency": currency,
-                "postPeriod": invoice["postPeriod"],
+                "postPeriod": document["postPeriod"],
             }],
             "timeStamp": version_stamp(modified),
         }
 
+    def bank_base(self, payment: dict) -> int:
+        """SupplierPaymentDto has no base amount: the amount at the rate of its period."""
+        period = self.ctx.calendar.by_id[payment["applicationPeriod"]]
+        return to_base(cents(payment["paymentAmount"]), self.rate(payment["currency"]["id"], period))
 
-def _earlier(draw: Draw, index: int, count: int, target_count: int) -> int:
-    """An index into another series that lies somewhat before `index`'s place in time."""
-    position = index * target_count // max(count, 1)
-    return max(0, min(target_count - 1, position - draw.between(0, max(1, target_count // 20))))
 
-
-def _cents(value: str | Decimal) -> int:
+def cents(value: str | Decimal) -> int:
     """Minor units of an amount: a Decimal, or a marked value written by `money`."""
     if isinstance(value, Decimal):
         return int(value * 100)
     text = value.strip("\ue000")
     negative = text.startswith("-")
     whole, fraction = text.lstrip("-").split(".")
-    cents = int(whole) * 100 + int(fraction)
-    return -cents if negative else cents
+    minor = int(whole) * 100 + int(fraction)
+    return -minor if negative else minor
 
 
 def _currency_ref(currency: str, base: str) -> dict:
@@ -221,7 +318,7 @@ class PurchaseOrderSource(DocumentSource):
         rate = self.rate(party.currency, period)
         order_nbr = f"{index + 1:06d}"
         lines = self.order_lines(draw, party, rate, order_nbr, day)
-        total = sum(_cents(line["amount"]) for line in lines)
+        total = sum(cents(line["amount"]) for line in lines)
         is_open = when_ms is not None or _END_DAY - day <= 60
         return {
             "orderType": "RegularOrder",
@@ -282,7 +379,7 @@ class PurchaseReceiptSource(DocumentSource):
                 "poOrderNbr": order["orderNbr"],
                 "poOrderLineNbr": line["lineNbr"],
             })
-        total = sum(_cents(line["amount"]) for line in lines)
+        total = sum(cents(line["amount"]) for line in lines)
         quantity = sum(int(line["receiptQty"].strip("\ue000")) for line in lines)
         return {
             "receiptType": "PoReceipt",
@@ -349,7 +446,8 @@ class CustomerDocumentSource(DocumentSource):
         vat = half_up(taxable * profile.vat_percent, 100) if domestic else 0
         amount = detail + vat
         is_open, due = open_state(draw.below(100), day, party.terms_days, when_ms is not None)
-        balance = open_balance(amount, is_open, draw.chance(1, 10))
+        partly_paid = draw.chance(1, 10) and when_ms is None  # a new document has no payment yet
+        balance = open_balance(amount, is_open, partly_paid)
         date = day_text(day)
         return {
             "documentType": self.document_type,
@@ -404,53 +502,48 @@ class CustomerDocumentSource(DocumentSource):
         }
 
 
-class CustomerPaymentSource(DocumentSource):
-    """Customer payments, each settling one earlier customer invoice in full."""
+class CustomerPaymentSource(PaymentSource):
+    """Customer payments of invoices, and refunds of credit notes, each settling one document."""
 
     entity_name = "customer_payments"
     period_field = "applicationPeriod"
 
-    def __init__(self, ctx: CompanyContext, masters: Masters, count: int,
-                 invoices: CustomerDocumentSource) -> None:
-        super().__init__(ctx, masters, count)
-        self.invoices = invoices
-
-    def build(self, index: int, when_ms: int | None = None) -> dict:
+    def payment(self, index: int, document: dict, paid: int, when_ms: int | None = None) -> dict:
         created, modified, day, period = self.dated(index, when_ms)
-        draw = Draw(self.stream, index)
-        invoice = self.invoices.build(_earlier(draw, index, len(self), len(self.invoices)))
-        amount = _cents(invoice["amount"])
-        rate = self.rate(invoice["currencyId"], period)
+        rate = self.rate(document["currencyId"], period)
         date = day_text(day)
         return {
-            "type": "Payment",
+            "type": "Refund" if document["documentType"] == "CreditNote" else "Payment",
             "refNbr": f"{index + 1:06d}",
             "status": "Closed",
             "hold": False,
             "applicationDate": date,
             "applicationPeriod": period.period_id,
-            "paymentRef": invoice["paymentReference"],
-            "customer": invoice["customer"],
+            "paymentRef": document["paymentReference"],
+            "customer": document["customer"],
             "paymentMethod": {"id": "BANK", "description": "Bank transfer"},
             "cashAccount": self.ctx.profile.roles["bank"],
-            "currency": invoice["currencyId"],
-            "paymentAmount": money(amount),
-            "paymentAmountInCurrency": money(to_base(amount, rate)),
-            "appliedToDocuments": money(amount),
+            "currency": document["currencyId"],
+            "paymentAmount": money(paid),
+            "paymentAmountInCurrency": money(to_base(paid, rate)),
+            "appliedToDocuments": money(paid),
             "availableBalance": money(0),
             "availableBalanceInCurrency": money(0),
             "branch": self.masters.branch_refs[0]["number"],
             "lastModifiedDateTime": timestamp(modified),
             "financialDetails": {"paymentDate": date},
             "paymentLines": [{
-                "documentType": invoice["documentType"],
-                "refNbr": invoice["referenceNumber"],
-                "amountPaid": money(amount),
+                "documentType": document["documentType"],
+                "refNbr": document["referenceNumber"],
+                "amountPaid": money(paid),
                 "cashDiscountTaken": money(0),
-                "date": invoice["documentDate"],
-                "dueDate": invoice["documentDueDate"],
-                "balance": money(0),
-                "currency": invoice["currencyId"],
-                "postPeriod": invoice["postPeriod"],
+                "date": document["documentDate"],
+                "dueDate": document["documentDueDate"],
+                "balance": money(cents(document["amount"]) - paid),
+                "currency": document["currencyId"],
+                "postPeriod": document["postPeriod"],
             }],
         }
+
+    def bank_base(self, payment: dict) -> int:
+        return cents(payment["paymentAmountInCurrency"])

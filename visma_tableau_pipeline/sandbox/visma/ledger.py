@@ -1,129 +1,267 @@
 """The general ledger: balanced journal batches and the GL balances they add up to.
 
+The journal is the subledgers' postings (postings.py: every supplier and customer document and
+payment, ModuleAP / ModuleAR) and the manual batches a bookkeeper enters (ModuleGL salaries,
+ModuleCA bank charges and interest), period by period. Each period's batches come in a fixed order
+of their streams (manual, supplier documents, supplier payments, customer invoices, credit notes,
+customer payments), each stream in its own order, and take lastModifiedDateTime spread through the
+period in that order: batch i is found by two binary searches, and a delta or period filter is an
+index range, as for every other generated entity.
+
 Every batch balances (debits = credits) and every line names an account and a subaccount whose
 segments are the department and project. `/v2/generalLedgerBalance` is computed from the very
 same lines (plus any mutation), so balances per period, account and subaccount reconcile with
 the journal: yearToDateBalance = beginningBalance + periodToDateDebit - periodToDateCredit, and
 income and expense accounts start each fiscal year at zero.
+
+Statements (issue 15) read the same GL: new kinds of manual batches (opening balances, rent,
+cost of goods) are more streams, and the balances follow by themselves.
 """
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Protocol
 
+from visma_tableau_pipeline.sandbox.visma.calendar import Period
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw
-from visma_tableau_pipeline.sandbox.visma.masters import Masters, Subaccount
-from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource
-from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, ListSource
-from visma_tableau_pipeline.sandbox.visma.wire import day_text, half_up, money, ms_of, number, timestamp
-
-MODULES = ("ModuleGL", "ModuleAP", "ModuleAR", "ModuleCA")
-
-
-class Line(NamedTuple):
-    account: str
-    sub: Subaccount
-    debit: int  # minor units
-    credit: int
-    text: str
+from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource, PaymentSource, cents
+from visma_tableau_pipeline.sandbox.visma.masters import Masters
+from visma_tableau_pipeline.sandbox.visma.postings import Line, Posting, PostingRules, cleared_by_payment
+from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, ListSource, SeriesSource, Source, parse_number
+from visma_tableau_pipeline.sandbox.visma.wire import day_of_ms, day_text, money, ms_of, number, timestamp
 
 
-class JournalSource(DocumentSource):
-    """Journal batches, 2 to 6 lines each; `/v2/journaltransaction` pages them by line."""
+class Stream(Protocol):
+    """Postings of one kind, in time order: a stream of the journal."""
 
-    entity_name = "journal_transactions"
-    lines_field = "journalTransactionLines"
+    def __len__(self) -> int: ...
+
+    def period(self, index: int) -> str | None: ...
+
+    def posting(self, index: int) -> Posting: ...
+
+
+class ManualBatches(SeriesSource):
+    """Batches a bookkeeper enters: salaries (ModuleGL), bank charges and interest (ModuleCA)."""
+
+    entity_name = "journal_transactions"  # the draws' stream key
+    period_field = "financialPeriod"
 
     def __init__(self, ctx: CompanyContext, masters: Masters, count: int) -> None:
-        super().__init__(ctx, masters, count)
-        self._line_counts: bytearray | None = None
+        super().__init__(ctx, count, ctx.data_start_ms, ctx.data_end_ms)
+        self.masters = masters
 
-    def lines(self, index: int) -> tuple[str, list[Line]]:
-        """(module, balanced lines) of batch `index`."""
+    def posting(self, index: int, day: int | None = None) -> Posting:
+        """Batch `index`, dated `day` (a date ordinal; default its place in the series)."""
         draw = Draw(self.stream, index)
         profile, subs = self.ctx.profile, self.masters.subaccounts
         roles, words = profile.roles, profile.words
-        module = MODULES[draw.below(10) % 4] if draw.chance(9, 10) else "ModuleGL"
         lines: list[Line] = []
-        if module == "ModuleAP":
-            total = 0
-            for _ in range(draw.between(1, 3)):
-                amount = draw.between(100_00, 20_000_00)
-                total += amount
-                lines.append(Line(draw.pick(profile.expense_accounts), draw.pick(subs), amount, 0, words["invoice"]))
-            vat = half_up(total * profile.vat_percent, 100)
-            lines.append(Line(roles["vat_in"], subs[0], vat, 0, words["invoice"]))
-            lines.append(Line(roles["ap"], subs[0], 0, total + vat, words["invoice"]))
-        elif module == "ModuleAR":
-            total = 0
-            for _ in range(draw.between(1, 3)):
-                amount = draw.between(500_00, 40_000_00)
-                total += amount
-                lines.append(Line(draw.pick(profile.sales_accounts), draw.pick(subs), 0, amount, words["invoice"]))
-            vat = half_up(total * profile.vat_percent, 100)
-            lines.append(Line(roles["vat_out"], subs[0], 0, vat, words["invoice"]))
-            rounding = draw.between(1, 9) if draw.chance(1, 5) else 0
-            if rounding:
-                lines.append(Line(roles["rounding"], subs[0], 0, rounding, words["rounding"]))
-            lines.append(Line(roles["ar"], subs[0], total + vat + rounding, 0, words["invoice"]))
-        elif module == "ModuleCA":
+        if draw.chance(1, 2):
+            module, text = "ModuleCA", words["payment"]
             amount = draw.between(25_00, 900_00)
             if draw.chance(1, 2):
-                lines.append(Line(roles["bank_fees"], subs[0], amount, 0, words["payment"]))
-                lines.append(Line(roles["bank"], subs[0], 0, amount, words["payment"]))
+                lines.append(Line(roles["bank_fees"], subs[0], amount, 0, text))
+                lines.append(Line(roles["bank"], subs[0], 0, amount, text))
             else:
-                lines.append(Line(roles["bank"], subs[0], amount, 0, words["payment"]))
-                lines.append(Line(roles["interest"], subs[0], 0, amount, words["payment"]))
+                lines.append(Line(roles["bank"], subs[0], amount, 0, text))
+                lines.append(Line(roles["interest"], subs[0], 0, amount, text))
         else:
-            total = 0
+            module, text, total = "ModuleGL", words["salary"], 0
             for _ in range(draw.between(1, 4)):
                 amount = draw.between(30_000_00, 80_000_00)
                 total += amount
-                lines.append(Line(roles["salary"], draw.pick(subs), amount, 0, words["salary"]))
-            lines.append(Line(roles["salary_due"], subs[0], 0, total, words["salary"]))
-        return module, lines
+                lines.append(Line(roles["salary"], draw.pick(subs), amount, 0, text))
+            lines.append(Line(roles["salary_due"], subs[0], 0, total, text))
+        return Posting(module, day_of_ms(self.created_ms(index)) if day is None else day, text, lines)
+
+
+class DocumentPostings:
+    """The postings of a subledger's documents, one batch per document."""
+
+    def __init__(self, documents: DocumentSource, rule: str, rules: PostingRules) -> None:
+        self.documents = documents
+        self.post = getattr(rules, rule)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def period(self, index: int) -> str | None:
+        return self.documents.period(index)
+
+    def posting(self, index: int) -> Posting:
+        return self.post(self.documents.build(index), day_of_ms(self.documents.created_ms(index)))
+
+
+class PaymentPostings:
+    """The postings of a subledger's payments: what each clears of its document, and the bank."""
+
+    def __init__(self, payments: PaymentSource, rules: PostingRules) -> None:
+        self.payments = payments
+        self.rules = rules
+
+    def __len__(self) -> int:
+        return len(self.payments)
+
+    def period(self, index: int) -> str | None:
+        return self.payments.period(index)
+
+    def posting(self, index: int) -> Posting:
+        source, document_index = self.payments.settlements.document(index)
+        document = source.build(document_index)
+        paid = cents(document["amount"]) - cents(document["balance"])
+        return self.of(self.payments.payment(index, document, paid), document, cleared_by_payment(document))
+
+    def of(self, payment: dict, document: dict, cleared_base: int) -> Posting:
+        """The batch of `payment`, which cleared `cleared_base` of `document`'s base balance."""
+        day = datetime.fromisoformat(str(payment["applicationDate"])).toordinal()
+        bank_base = self.payments.bank_base(payment)
+        if "supplier" in payment:
+            return self.rules.supplier_payment(payment, cleared_base, bank_base, day)
+        sign = -1 if document["documentType"] == "CreditNote" else 1
+        return self.rules.customer_payment(payment, sign * cleared_base, sign * bank_base, day)
+
+
+class JournalSource(Source):
+    """Journal batches of every stream, period by period; `/v2/journaltransaction` pages them by line."""
+
+    entity_name = "journal_transactions"
+    lines_field = "journalTransactionLines"
+    period_field = "financialPeriod"
+    monotonic = True
+
+    def __init__(self, ctx: CompanyContext, masters: Masters, manual: ManualBatches,
+                 streams: Sequence[Stream]) -> None:
+        self.ctx = ctx
+        self.masters = masters
+        self.manual = manual
+        self.streams: tuple[Stream, ...] = (manual, *streams)
+        self._layout: tuple[list[Period], list[int], list[int]] | None = None
+        self._scan: tuple[bytearray, Totals] | None = None
+        self._lock = threading.RLock()
+
+    # --- where batch i is --------------------------------------------------------------
+
+    def layout(self) -> tuple[list[Period], list[int], list[int]]:
+        """(periods, offsets, firsts): batches of period p and stream s are the batch numbers
+        offsets[p*S+s] .. offsets[p*S+s+1]-1, stream indices from firsts[p*S+s]."""
+        with self._lock:
+            if self._layout is None:
+                periods = self.ctx.calendar.periods
+                offsets, firsts = [0], []
+                for period in periods:
+                    for stream in self.streams:
+                        first = bisect_left(range(len(stream)), period.period_id, key=stream.period)
+                        last = bisect_right(range(len(stream)), period.period_id, key=stream.period)
+                        firsts.append(first)
+                        offsets.append(offsets[-1] + last - first)
+                self._layout = (periods, offsets, firsts)
+            return self._layout
+
+    def _locate(self, index: int) -> tuple[Period, int, int, int, int]:
+        """(period, stream number, stream index, position in the period, batches in the period)."""
+        periods, offsets, firsts = self.layout()
+        slot = bisect_right(offsets, index) - 1
+        count = len(self.streams)
+        period_number, stream_number = divmod(slot, count)
+        period_start = offsets[period_number * count]
+        period_batches = offsets[(period_number + 1) * count] - period_start
+        return (periods[period_number], stream_number, firsts[slot] + index - offsets[slot],
+                index - period_start, period_batches)
+
+    def __len__(self) -> int:
+        return self.layout()[1][-1]
+
+    def period(self, index: int) -> str | None:
+        return self._locate(index)[0].period_id
+
+    def modified_ms(self, index: int) -> int:
+        """Spread through the batch's period in journal order (never after the data ends)."""
+        period, _, _, position, batches = self._locate(index)
+        start = ms_of(datetime(period.start.year, period.start.month, period.start.day))
+        end = min(ms_of(datetime(period.end.year, period.end.month, period.end.day)) + 86_400_000,
+                  self.ctx.data_end_ms)
+        return start + (position + 1) * (end - start) // (batches + 1)
+
+    def posting(self, index: int) -> Posting:
+        _, stream_number, stream_index, _, _ = self._locate(index)
+        return self.streams[stream_number].posting(stream_index)
+
+    def index_of(self, key: tuple[str, ...]) -> int | None:
+        value = parse_number(key[1])
+        return None if value is None else value - 1
+
+    # --- what every batch adds up to -------------------------------------------------------
+
+    def scan(self) -> tuple[bytearray, Totals]:
+        """Lines per batch (one byte each) and debit and credit per period, account and
+        subaccount, over every generated batch: one pass, the first time either is needed."""
+        with self._lock:
+            if self._scan is None:
+                counts = bytearray()
+                totals: Totals = defaultdict(lambda: [0, 0, 0])
+                for index in range(len(self)):
+                    period, modified = self.period(index), self.modified_ms(index)
+                    lines = self.posting(index).lines
+                    counts.append(len(lines))
+                    for line in lines:
+                        entry = totals[(period, line.account, line.sub.number)]
+                        entry[0] += line.debit
+                        entry[1] += line.credit
+                        entry[2] = max(entry[2], modified)
+                self._scan = (counts, dict(totals))
+            return self._scan
 
     def line_counts(self) -> bytearray:
-        """Lines per batch for every generated batch (computed once, one byte each)."""
-        if self._line_counts is None:
-            self._line_counts = bytearray(len(self.lines(i)[1]) for i in range(len(self)))
-        return self._line_counts
+        return self.scan()[0]
+
+    # --- the record ------------------------------------------------------------------------
 
     def build(self, index: int, when_ms: int | None = None) -> dict:
-        created, modified, day, period = self.dated(index, when_ms)
-        module, lines = self.lines(index)
+        if when_ms is None:
+            posting, modified = self.posting(index), self.modified_ms(index)
+        else:  # a new manual batch, entered now
+            posting, modified = self.manual.posting(index, day_of_ms(when_ms)), when_ms
+        return self.render_batch(index, posting, modified)
+
+    def render_batch(self, index: int, posting: Posting, modified_ms: int) -> dict:
+        """JournalTransactionDto of `posting` as batch number index + 1."""
         profile = self.ctx.profile
+        period = self.ctx.calendar.period_of_day(posting.day)
         batch = f"{index + 1:06d}"
         branch = self.masters.branch_refs[0]["number"]
-        debit = sum(line.debit for line in lines)
+        debit = sum(line.debit for line in posting.lines)
         rendered = []
-        for number_, line in enumerate(lines, start=1):
+        for number_, line in enumerate(posting.lines, start=1):
             account = profile.account(line.account)
             rendered.append({
                 "lineNumber": number_,
                 "accountNumber": line.account,
                 "description": account.description,
                 "subaccount": line.sub.ref,
-                "referenceNumber": batch,
+                "referenceNumber": line.reference or batch,
                 "debitAmount": money(line.debit),
                 "debitAmountInCurrency": money(line.debit),
                 "creditAmount": money(line.credit),
                 "creditAmountInCurrency": money(line.credit),
                 "transactionDescription": line.text,
                 "branch": branch,
-                "module": module,
+                "module": posting.module,
                 "project": {"id": line.sub.project[0], "description": line.sub.project[1]},
+                **({"customerSupplier": line.party} if line.party else {}),
             })
         return {
-            "module": module,
+            "module": posting.module,
             "batchNumber": batch,
             "status": "Posted",
             "hold": False,
-            "transactionDate": day_text(day),
+            "transactionDate": day_text(posting.day),
             "postPeriod": period.post_period,
             "financialPeriod": period.period_id,
             "ledger": "1",
@@ -132,14 +270,15 @@ class JournalSource(DocumentSource):
             "exchangeRate": number("1.0000"),
             "autoReversing": False,
             "reversingEntry": False,
-            "description": f"{lines[0].text} {batch}",
+            "description": f"{posting.description} {batch}" if posting.module in ("ModuleGL", "ModuleCA")
+            else posting.description,
             "debitTotal": money(debit),
             "debitTotalInCurrency": money(debit),
             "creditTotal": money(debit),
             "creditTotalInCurrency": money(debit),
             "controlTotal": money(debit),
             "controlTotalInCurrency": money(debit),
-            "lastModifiedDateTime": timestamp(modified),
+            "lastModifiedDateTime": timestamp(modified_ms),
             "branch": branch,
             "journalTransactionLines": rendered,
         }
@@ -152,16 +291,7 @@ Totals = dict[tuple[str, str, str], list]  # (period, account, sub) -> [debit, c
 
 def base_totals(journal: JournalSource) -> Totals:
     """Debit and credit per period, account and subaccount over every generated batch."""
-    totals: Totals = defaultdict(lambda: [0, 0, 0])
-    for index in range(len(journal)):
-        period = journal.period(index)
-        modified = journal.modified_ms(index)
-        for line in journal.lines(index)[1]:
-            entry = totals[(period, line.account, line.sub.number)]
-            entry[0] += line.debit
-            entry[1] += line.credit
-            entry[2] = max(entry[2], modified)
-    return dict(totals)
+    return journal.scan()[1]
 
 
 def apply_batches(totals: Totals, batches: Iterable[dict], sign: int, modified_ms: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -20,11 +21,21 @@ from visma_tableau_pipeline.sandbox.server import ServerThread
 from visma_tableau_pipeline.sandbox.visma.auth import Client, TokenIssuer
 from visma_tableau_pipeline.sandbox.visma.calendar import SandboxClock
 from visma_tableau_pipeline.sandbox.visma.companies import PROFILES, CompanyProfile
-from visma_tableau_pipeline.sandbox.visma.demo import CUSTOMER_TENANT_ID, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from visma_tableau_pipeline.sandbox.visma.endpoints import EntityInfo, endpoints, entity_infos
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan, FaultState
 from visma_tableau_pipeline.sandbox.visma.masters import FinancialPeriodSource
-from visma_tableau_pipeline.sandbox.visma.ledger import JournalSource, apply_batches, balance_source, base_totals
+from visma_tableau_pipeline.sandbox.visma.documents import cents
+from visma_tableau_pipeline.sandbox.visma.ledger import (
+    DocumentPostings,
+    JournalSource,
+    PaymentPostings,
+    apply_batches,
+    balance_source,
+    base_totals,
+)
+from visma_tableau_pipeline.sandbox.visma.postings import Posting, reversal
 from visma_tableau_pipeline.sandbox.visma.ratelimit import RateLimiter
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
 from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query, RecordNotFound
@@ -41,8 +52,22 @@ class UnknownCompany(KeyError):
     """No demo company has this id."""
 
 
+# the payments of each subledger's documents
+PAYMENTS_OF = {"supplier_invoices": "supplier_payments", "customer_invoices": "customer_payments",
+               "customer_credit_notes": "customer_payments"}
+
+
 class CompanyData:
-    """One company's stores. GL balances are recomputed from the journal when it changes."""
+    """One company's stores. GL balances are recomputed from the journal when it changes.
+
+    Mutations of subledger documents post to the GL as Visma would, so that the subledgers keep
+    reconciling to their control accounts: a created document posts its batch; a lower balance
+    (a document paid, the default `modify`) makes a payment of the difference and posts it; a
+    deleted document is reversed in its own period together with its generated payment (the
+    payment leaves the payments list). Not posted: changes to a document's amounts or lines, and
+    payments created, changed or deleted directly (tests inject GL differences that way, or
+    through journal batches).
+    """
 
     def __init__(self, profile: CompanyProfile, size: DemoSize, seed: int, infos: Mapping[str, EntityInfo]) -> None:
         self.profile = profile
@@ -53,6 +78,53 @@ class CompanyData:
         self._gl_store: EntityStore | None = None
         self._gl_version = -1
         self._gl_lock = threading.Lock()
+        journal = self.stores["journal_transactions"].source
+        assert isinstance(journal, JournalSource)
+        self.journal = journal
+        self.document_postings = {s.documents.entity_name: s for s in journal.streams if isinstance(s, DocumentPostings)}
+        self.payment_postings = {s.payments.entity_name: s for s in journal.streams if isinstance(s, PaymentPostings)}
+
+    def post(self, posting: Posting, now_ms: int) -> dict:
+        """Add `posting` to the journal as a new batch, modified now."""
+        store = self.stores["journal_transactions"]
+        with store.lock:
+            index = len(self.journal) + store.created
+            store.created += 1
+            return store.create(self.journal.render_batch(index, posting, now_ms), now_ms)
+
+    def _document_posting(self, entity_name: str, document: dict) -> Posting:
+        return self.document_postings[entity_name].post(document, _day(document))
+
+    def posted_creation(self, entity_name: str, document: dict, now_ms: int) -> None:
+        if entity_name in self.document_postings:
+            self.post(self._document_posting(entity_name, document), now_ms)
+
+    def posted_change(self, entity_name: str, before: dict, after: dict, now_ms: int) -> None:
+        """A subledger document whose balance went down was paid that much: a payment, posted."""
+        if entity_name not in self.document_postings or cents(after["balance"]) >= cents(before["balance"]):
+            return
+        postings = self.payment_postings[PAYMENTS_OF[entity_name]]
+        store = self.stores[PAYMENTS_OF[entity_name]]
+        with store.lock:
+            index = len(store.source) + store.created
+            store.created += 1
+            payment = store.create(postings.payments.payment(
+                index, before, cents(before["balance"]) - cents(after["balance"]), when_ms=now_ms), now_ms)
+        cleared = cents(before["balanceInCurrency"]) - cents(after["balanceInCurrency"])
+        self.post(postings.of(payment, before, cleared), now_ms)
+
+    def posted_deletion(self, entity_name: str, document: dict, index: int | None, now_ms: int) -> None:
+        """Reverse a deleted document's batch, and its generated payment with the payment's batch."""
+        if entity_name not in self.document_postings:
+            return
+        self.post(reversal(self._document_posting(entity_name, document)), now_ms)
+        postings = self.payment_postings[PAYMENTS_OF[entity_name]]
+        documents = self.document_postings[entity_name].documents
+        payment = None if index is None else postings.payments.settlements.payment_of(documents, index)
+        if payment is not None:
+            self.post(reversal(postings.posting(payment)), now_ms)
+            record = postings.payments.build(payment)
+            self.stores[PAYMENTS_OF[entity_name]].delete(key_values(self.stores[PAYMENTS_OF[entity_name]].key_fields, record), now_ms)
 
     def store(self, entity_name: str) -> EntityStore:
         if entity_name == "gl_balances":
@@ -78,6 +150,12 @@ class CompanyData:
                     self._gl_version = journal.version
                 self._gl_store = EntityStore(balance_source(self.ctx, self.masters, totals), _GL_BALANCE_KEY)
             return self._gl_store
+
+
+def _day(document: dict) -> int:
+    """The date ordinal of a subledger document's date."""
+    text = document.get("date") or document["documentDate"]
+    return date.fromisoformat(str(text)[:10]).toordinal()
 
 
 def default_changes(record: dict) -> dict:
@@ -213,21 +291,29 @@ class VismaSandbox:
         """Change a record (by default: pay it, or edit its description) and bump its
         lastModifiedDateTime to the sandbox clock; returns the new record."""
         store = self._mutable_store(company_id, entity_name)
-        record = store.modify(_key(key), changes if changes is not None else default_changes, self.clock.tick())
+        before = store.current(_key(key))
+        now = self.clock.tick()
+        record = store.modify(_key(key), changes if changes is not None else default_changes, now)
+        self.company(company_id).posted_change(entity_name, before, record, now)
         self._notify(company_id, entity_name, "Update", record, store)
         return record
 
     def create(self, company_id: str, entity_name: str, record: dict | None = None) -> dict:
         """Add a record: the given one, or the next generated one, dated now."""
         store = self._mutable_store(company_id, entity_name)
-        created = store.create(record, self.clock.tick())
+        now = self.clock.tick()
+        created = store.create(record, now)
+        self.company(company_id).posted_creation(entity_name, created, now)
         self._notify(company_id, entity_name, "Create", created, store)
         return created
 
     def delete(self, company_id: str, entity_name: str, key: tuple[str, ...] | str) -> dict:
         """Hard-delete a record (nothing in lastModifiedDateTime will show it); returns it."""
         store = self._mutable_store(company_id, entity_name)
-        record = store.delete(_key(key), self.clock.tick())
+        now = self.clock.tick()
+        generated = store.source.index_of(_key(key))
+        record = store.delete(_key(key), now)
+        self.company(company_id).posted_deletion(entity_name, record, generated, now)
         self._notify(company_id, entity_name, "Delete", record, store)
         return record
 

@@ -7,7 +7,7 @@ import logging
 
 import uvicorn
 
-from visma_tableau_pipeline.sandbox.visma.demo import COMPANY_TENANT_IDS, SANDBOX_CLIENT_ID
+from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, SANDBOX_CLIENT_ID
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
 
@@ -19,7 +19,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, size: DemoSize | int = 2000
     """Serve until interrupted (blocking)."""
     sandbox = VismaSandbox(size, seed, webhook_url=webhook_url, webhook_secret=webhook_secret)
     log.info("Visma sandbox on http://%s:%s (token URL /connect/token, client %s, companies %s)",
-             host, port, SANDBOX_CLIENT_ID, ", ".join(COMPANY_TENANT_IDS))
+             host, port, SANDBOX_CLIENT_ID, ", ".join(SANDBOX_TENANT_IDS))
     uvicorn.run(sandbox.app, host=host, port=port, log_level="info", access_log=False)
 
 

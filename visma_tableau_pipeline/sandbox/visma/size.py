@@ -15,6 +15,7 @@ class DemoSize:
 
     A few hundred suits tests; 1,000,000 suits benchmarks (records are generated on demand, so
     memory does not grow with the size). Each company gets its `volume` percent of the counts.
+    Payments are not counted: there is one for each paid document (documents.Settlements).
     """
 
     supplier_invoices: int = 240
@@ -27,10 +28,8 @@ class DemoSize:
             "customers": _clamp(invoices // 15, 15, 8000),
             "customer_invoices": max(20, invoices * 3 // 4),
             "customer_credit_notes": max(6, invoices // 12),
-            "supplier_payments": max(10, invoices * 2 // 3),
-            "customer_payments": max(10, invoices // 2),
             "purchase_orders": max(6, invoices // 5),
             "purchase_receipts": max(6, invoices // 5),
-            "journal_transactions": max(40, invoices // 3),
+            "journal_transactions": max(40, invoices // 3),  # manual batches; the subledgers post more
             "employees": _clamp(invoices // 100, 5, 400),
         }

@@ -142,7 +142,7 @@ class SupplierInvoiceSource(DocumentSource):
         vat = half_up(taxable * self._vat_percent, 100) if domestic else 0
         amount = detail + vat
         is_open, due = open_state((bits >> 32) % 100, day, party.terms_days, when_ms is not None)
-        balance = open_balance(amount, is_open, (bits >> 40) % 10 == 0)
+        balance = open_balance(amount, is_open, (bits >> 40) % 10 == 0 and when_ms is None)
         if rate == 10_000:
             detail_base, vat_base, balance_base = detail, vat, balance
         else:

@@ -11,9 +11,10 @@ from visma_tableau_pipeline.sandbox.visma.documents import (
     CustomerPaymentSource,
     PurchaseOrderSource,
     PurchaseReceiptSource,
+    Settlements,
     SupplierPaymentSource,
 )
-from visma_tableau_pipeline.sandbox.visma.ledger import JournalSource
+from visma_tableau_pipeline.sandbox.visma.ledger import DocumentPostings, JournalSource, ManualBatches, PaymentPostings
 from visma_tableau_pipeline.sandbox.visma.masters import (
     CustomerSource,
     EmployeeSource,
@@ -27,6 +28,7 @@ from visma_tableau_pipeline.sandbox.visma.masters import (
     ledger_source,
     subaccount_source,
 )
+from visma_tableau_pipeline.sandbox.visma.postings import PostingRules
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
 from visma_tableau_pipeline.sandbox.visma.supplier_invoices import SupplierInvoiceSource
 from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, Source
@@ -48,7 +50,20 @@ def build_world(profile: CompanyProfile, size: DemoSize, seed: int) -> tuple[Com
     customer_invoices = CustomerDocumentSource(
         ctx, masters, counts["customer_invoices"],
         entity_name="customer_invoices", document_type="Invoice", lines_key="invoiceLines")
+    credit_notes = CustomerDocumentSource(
+        ctx, masters, counts["customer_credit_notes"],
+        entity_name="customer_credit_notes", document_type="CreditNote", lines_key="lines")
+    supplier_payments = SupplierPaymentSource(ctx, masters, Settlements([supplier_invoices]))
+    customer_payments = CustomerPaymentSource(ctx, masters, Settlements([customer_invoices, credit_notes]))
     orders = PurchaseOrderSource(ctx, masters, counts["purchase_orders"])
+    rules = PostingRules(profile, masters.subaccounts)
+    journal = JournalSource(ctx, masters, ManualBatches(ctx, masters, counts["journal_transactions"]), [
+        DocumentPostings(supplier_invoices, "supplier_document", rules),
+        PaymentPostings(supplier_payments, rules),
+        DocumentPostings(customer_invoices, "customer_document", rules),
+        DocumentPostings(credit_notes, "customer_document", rules),
+        PaymentPostings(customer_payments, rules),
+    ])
     sources: list[Source] = [
         financial_period_source(ctx),
         account_source(ctx),
@@ -61,15 +76,13 @@ def build_world(profile: CompanyProfile, size: DemoSize, seed: int) -> tuple[Com
         CustomerSource(ctx, masters, counts["customers"]),
         EmployeeSource(ctx, masters, counts["employees"]),
         supplier_invoices,
-        SupplierPaymentSource(ctx, masters, counts["supplier_payments"], supplier_invoices),
+        supplier_payments,
         orders,
         PurchaseReceiptSource(ctx, masters, counts["purchase_receipts"], orders),
         customer_invoices,
-        CustomerDocumentSource(
-            ctx, masters, counts["customer_credit_notes"],
-            entity_name="customer_credit_notes", document_type="CreditNote", lines_key="lines"),
-        CustomerPaymentSource(ctx, masters, counts["customer_payments"], customer_invoices),
-        JournalSource(ctx, masters, counts["journal_transactions"]),
+        credit_notes,
+        customer_payments,
+        journal,
         TimeCardSource(ctx, masters),
     ]
     return ctx, masters, {source.entity_name: source for source in sources}

@@ -16,7 +16,7 @@ publisher can tell Tableau and the ledger can record it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,6 @@ from visma_tableau_pipeline.state.quarantine import not_held
 from visma_tableau_pipeline.state.schema import records, utc_now
 from visma_tableau_pipeline.state.upsert import upsert_many
 
-KEY_SEPARATOR = "|"
 _KEY = ("company_id", "entity", "record_key")
 _UPDATED_ON_CHANGE = (
     "content_hash", "payload", "last_modified", "period", "deleted_at", "last_changed_run", "updated_at",
@@ -67,49 +66,6 @@ class UpsertResult:
     @property
     def changed(self) -> int:
         return self.inserted + self.updated
-
-
-def key_string(parts: Sequence[str | int]) -> str:
-    """One string for a catalogue key tuple, e.g. ('Invoice', '000123') -> 'Invoice|000123'.
-
-    A '|' or '\\' inside a part is escaped with '\\', so different tuples never give one string.
-    """
-    if not parts:
-        raise PayloadError("a record key needs at least one part")
-    if all(type(part) is str for part in parts):  # the common case, for every record read
-        joined = KEY_SEPARATOR.join(parts)
-        if "\\" not in joined and joined.count(KEY_SEPARATOR) == len(parts) - 1:
-            return joined  # no part holds a separator or a backslash: nothing to escape
-    texts = []
-    for part in parts:
-        if part is None or isinstance(part, bool) or not isinstance(part, str | int):
-            raise PayloadError(f"record key part {part!r} is not a string or integer", key=parts)
-        texts.append(str(part).replace("\\", "\\\\").replace(KEY_SEPARATOR, "\\" + KEY_SEPARATOR))
-    return KEY_SEPARATOR.join(texts)
-
-
-def key_parts(key: str) -> tuple[str, ...]:
-    """The parts of a `key_string`, e.g. 'Invoice|000123' -> ('Invoice', '000123').
-
-    Reconciliation reads a record back from Visma by the key the store holds, so it needs the
-    parts again (integers come back as their text, as Visma's path parameters take them).
-    """
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for char in key:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == KEY_SEPARATOR:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return tuple(parts)
 
 
 def upsert_records(

@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from visma_tableau_pipeline.state.records import KEY_SEPARATOR, key_parts
+from visma_tableau_pipeline.state.keys import escape_chars, key_parts, key_strings
 from visma_tableau_pipeline.tableau.errors import ChangeSetError
 
 # "resend": a version Tableau already held, sent again whole (an overwrite, a replaced snapshot day)
@@ -159,7 +159,7 @@ def row_keys_and_hashes(
     if table.num_rows == 0:
         return [], []
     rendered = {name: _rendered(table.column(name), name) for name in table.column_names}
-    keys = _joined([_key_escaped(rendered[name]) for name in key_columns], KEY_SEPARATOR)
+    keys = key_strings([rendered[name] for name in key_columns])
     content = pc.binary_join_element_wise(
         *[pc.fill_null(_field_escaped(rendered[name]), _NULL_MARKER) for name in table.column_names],
         pa.scalar(_FIELD_SEPARATOR, pa.large_string()),
@@ -172,9 +172,7 @@ def row_keys(frame: pd.DataFrame, key_columns: Sequence[str]) -> list[str]:
     table = pa.Table.from_pandas(frame[list(key_columns)], preserve_index=False).combine_chunks()
     if table.num_rows == 0:
         return []
-    return _joined(
-        [_key_escaped(_rendered(table.column(name), name)) for name in key_columns], KEY_SEPARATOR
-    ).to_pylist()
+    return key_strings([_rendered(table.column(name), name) for name in key_columns]).to_pylist()
 
 
 def _sha256_hex(texts: pa.ChunkedArray) -> list[str]:
@@ -183,7 +181,7 @@ def _sha256_hex(texts: pa.ChunkedArray) -> list[str]:
     Slicing the data buffer skips making a Python str of each row and encoding it again,
     which costs as much as the hashing itself.
     """
-    digests = []
+    digests: list[str] = []
     sha256 = hashlib.sha256
     for chunk in texts.chunks:
         width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
@@ -191,7 +189,7 @@ def _sha256_hex(texts: pa.ChunkedArray) -> list[str]:
         offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1].tolist()
         data = memoryview(chunk.buffers()[2] or b"")
         digests.extend(sha256(data[start:end]).hexdigest()
-                       for start, end in zip(offsets, offsets[1:]))
+                       for start, end in itertools.pairwise(offsets))
     return digests
 
 
@@ -203,50 +201,14 @@ def _rendered(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
                              column=name) from error
 
 
-def _escaped(values: pa.ChunkedArray, escapes: dict[str, str]) -> pa.ChunkedArray:
-    """`values` with each (one-character) pattern replaced, in order.
-
-    Most columns hold none of the patterns, and looking for a byte in the raw data buffers is
-    far cheaper than replacing (or a per-value search), so a column without any is left as it
-    is. Bytes of the buffers outside the values can only cause a needless, harmless replace.
-    """
-    for pattern, replacement in escapes.items():
-        if _has_byte(values, pattern.encode("ascii")[0]):
-            values = pc.replace_substring(values, pattern, replacement)
-    return values
-
-
-def _has_byte(values: pa.ChunkedArray, byte: int) -> bool:
-    return any(
-        data is not None and bool((np.frombuffer(data, dtype=np.uint8) == byte).any())
-        for chunk in values.chunks for data in chunk.buffers()[2:3]
-    )
-
-
-def _key_escaped(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    escaped = _escaped(values, {"\\": "\\\\", KEY_SEPARATOR: "\\" + KEY_SEPARATOR})
-    return pc.fill_null(escaped, "")
-
-
 def _field_escaped(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    return _escaped(values, {"\\": "\\\\", _FIELD_SEPARATOR: "\\x1f"})
-
-
-def _joined(columns: list[pa.ChunkedArray], separator: str) -> pa.ChunkedArray:
-    if len(columns) == 1:
-        return columns[0]
-    return pc.binary_join_element_wise(*columns, pa.scalar(separator, pa.large_string()))
-
-
-def split_key(key: str) -> list[str]:
-    """The values of a row key string, unescaped (the inverse of how keys are joined)."""
-    return list(key_parts(key))
+    return escape_chars(values, {"\\": "\\\\", _FIELD_SEPARATOR: "\\x1f"})
 
 
 def keys_frame(keys: Sequence[str], frame: pd.DataFrame, key_columns: Sequence[str]) -> pd.DataFrame:
     """Key strings parsed back into a frame of the key columns, typed like `frame`'s columns."""
     schema = pa.Schema.from_pandas(frame[list(key_columns)], preserve_index=False)
-    split = [split_key(key) for key in keys]
+    split = [key_parts(key) for key in keys]
     for key, values in zip(keys, split):
         if len(values) != len(key_columns):
             raise ChangeSetError(

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from visma_tableau_pipeline.marts.hyper import write_hyper
-from visma_tableau_pipeline.tableau.changes import (
+from visma_tableau_pipeline.delivery.payload import DEFAULT_MAX_PAYLOAD_BYTES, write_payloads
+from visma_tableau_pipeline.delivery.row_changes import (
     ChangeSet,
     RowBatch,
     RowChange,
@@ -35,8 +35,8 @@ from visma_tableau_pipeline.tableau.changes import (
     request_id,
     schema_fingerprint,
 )
-from visma_tableau_pipeline.tableau.payload import DEFAULT_MAX_PAYLOAD_BYTES, write_payloads
-from visma_tableau_pipeline.tableau.publish import find_datasource, publish_changes, publish_full
+from visma_tableau_pipeline.marts.hyper import write_hyper
+from visma_tableau_pipeline.tableau.datasources import find_datasource, publish_changes, publish_full
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 log = logging.getLogger(__name__)

@@ -122,7 +122,7 @@ def publish_full(
     size = hyper_path.stat().st_size
     log.info("published %s (%s bytes) as data source %r (%s), mode %s", hyper_path.name, size,
              name, published.id, mode)
-    return PublishOutcome(published.id, size, mode)
+    return PublishOutcome(str(published.id), size, mode)
 
 
 def publish_changes(

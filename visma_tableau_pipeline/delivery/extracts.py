@@ -18,8 +18,12 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 
+from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_size, note_held, stored_records
+from visma_tableau_pipeline.delivery.publish import PublishTarget
+from visma_tableau_pipeline.delivery.row_changes import keys_frame
 from visma_tableau_pipeline.marts.aging import DAILY
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
+from visma_tableau_pipeline.marts.holdback import build_holding_back
 from visma_tableau_pipeline.marts.hyper import (
     ExtractSchemaChanged,
     frame_from_hyper,
@@ -27,16 +31,12 @@ from visma_tableau_pipeline.marts.hyper import (
     replace_groups,
     write_hyper,
 )
-from visma_tableau_pipeline.marts.holdback import build_holding_back
-from visma_tableau_pipeline.marts.increments import changed_rows, group_size, note_held, stored_records
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MartTable
-from visma_tableau_pipeline.state.changes import settled_moment
+from visma_tableau_pipeline.state.changed_records import settled_moment
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
 from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records, release_stale
-from visma_tableau_pipeline.tableau.audited import PublishTarget
-from visma_tableau_pipeline.tableau.changes import keys_frame
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ with that record's company and catalogue key: the row's group. The records writt
 moment (new, changed, or found deleted) name the groups to rebuild; every stored record of those
 groups is read back and built with the table's own builder, together with the lookups. So an
 incremental delivery costs what changed, not the size of the table, and its rows are the same
-as a full build's (`marts/test_increments.py` checks this for every such table).
+as a full build's (`visma_tableau_pipeline_tests/delivery/test_changed_groups.py` checks this for every such table).
 """
 
 from __future__ import annotations
@@ -16,14 +16,20 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.delivery.publish import ChangedRows
 from visma_tableau_pipeline.marts.holdback import build_holding_back
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.registry import MartTable
-from visma_tableau_pipeline.state.changes import any_changed_since, changed_since, live_records, settled_moment
+from visma_tableau_pipeline.state.changed_records import (
+    any_changed_since,
+    changed_since,
+    live_records,
+    settled_moment,
+)
 from visma_tableau_pipeline.state.db import StateDB
+from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.state.quarantine import HeldRecord, hold_back
-from visma_tableau_pipeline.state.records import iter_records, key_string
-from visma_tableau_pipeline.tableau.audited import ChangedRows
+from visma_tableau_pipeline.state.record_store import iter_records
 from visma_tableau_pipeline.visma.catalogue import entity
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from visma_tableau_pipeline.tableau.changes import (
+from visma_tableau_pipeline.delivery.row_changes import (
     build_actions,
     compute_changes,
     keys_frame,
@@ -66,7 +66,7 @@ def test_hashes_are_the_same_in_another_process() -> None:
     frame = invoices(5)
     here = dict(zip(*row_keys_and_hashes(frame, KEY)))
     code = (
-        "import json; from visma_tableau_pipeline.tableau.changes import row_keys_and_hashes;"
+        "import json; from visma_tableau_pipeline.delivery.row_changes import row_keys_and_hashes;"
         "from visma_tableau_pipeline_tests.tableau.tables import KEY, invoices;"
         "print(json.dumps(dict(zip(*row_keys_and_hashes(invoices(5), KEY)))))"
     )

@@ -9,18 +9,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from visma_tableau_pipeline.marts import extracts
-from visma_tableau_pipeline.marts.extracts import build_extract, build_table
+from visma_tableau_pipeline.delivery import extracts
+from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_key, group_size, stored_records
+from visma_tableau_pipeline.delivery.extracts import build_extract, build_table
+from visma_tableau_pipeline.delivery.row_changes import row_keys, schema_fingerprint
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
-from visma_tableau_pipeline.marts.increments import changed_rows, group_key, group_size, stored_records
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import MART_TABLES, build_with, mart_table
-from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import EnvSettings, build_settings
+from visma_tableau_pipeline.settings import EnvSettings, build_settings, sandbox_companies
 from visma_tableau_pipeline.state.db import StateDB
-from visma_tableau_pipeline.state.records import key_string, keys_for
-from visma_tableau_pipeline.tableau.changes import row_keys, schema_fingerprint
+from visma_tableau_pipeline.state.keys import key_string
+from visma_tableau_pipeline.state.record_store import keys_for
 from visma_tableau_pipeline.visma.catalogue import entity, key_values
 from visma_tableau_pipeline.visma.plan import sync_all
 
@@ -83,7 +83,7 @@ def test_rows_of_changed_records_equal_the_full_build_of_them(synced: Synced) ->
             synced.sandbox.modify(company_id, name, tuple(key_values(fields, record)))
         gone = records[3]
         synced.sandbox.delete(company_id, name, tuple(key_values(fields, gone)))
-        touched[name] = {key_string(key_values(fields, r)) for r in records[:2] + [gone]}
+        touched[name] = {key_string(key_values(fields, r)) for r in [*records[:2], gone]}
     synced.sync(full=True)  # a full sync finds the deletions
 
     for table in GROUPED:

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from tableauhyperapi import Connection, HyperException, HyperProcess, SchemaName, TableName, Telemetry
 
-from visma_tableau_pipeline.marts.hyper import EXTRACT_TABLE, write_hyper
-from visma_tableau_pipeline.tableau.changes import (
+from visma_tableau_pipeline.delivery.row_changes import (
     DELETED_KEYS_TABLE,
     EXTRACT_SCHEMA,
     UPSERTS_TABLE,
     RowBatch,
 )
+from visma_tableau_pipeline.marts.hyper import EXTRACT_TABLE, write_hyper
 from visma_tableau_pipeline.tableau.errors import PayloadTooLarge, TableauError
 
 log = logging.getLogger(__name__)

@@ -1,60 +1,32 @@
-"""Running the sandboxes for a user: in this process, or served for other processes.
-
-When the sandbox is asked for, the pipeline reads the Visma sandbox at `VTP_SANDBOX_URL` when
-that is set (for example by `vtp sandbox` in another terminal), and with `VTP_SANDBOX=1` alone
-starts one inside the current process on a free port. Its data is deterministic, so every process sees the same demo
-group.
-"""
+"""The sandboxes for a user: served for other processes (`vtp sandbox`), or the whole demo
+(`vtp demo`) in this process."""
 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_PAT_NAME, DEMO_PAT_SECRET
+from pydantic import SecretStr
+
+from visma_tableau_pipeline.pipeline import PipelineOutcome, run_pipeline
+from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.tableau.sandbox import serve as serve_tableau
-from visma_tableau_pipeline.sandbox.visma.demo import sandbox_companies
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import CompanySettings, TableauSettings
-
-if TYPE_CHECKING:
-    from visma_tableau_pipeline.pipeline import PipelineOutcome
+from visma_tableau_pipeline.settings import TableauSettings, get_settings, sandbox_companies
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIZE = 300
-_lock = threading.Lock()
-_in_process: VismaSandbox | None = None
 
-
-def sandbox_company_settings(size: int = DEFAULT_SIZE) -> list[CompanySettings]:
-    """The demo companies, pointing at a running Visma sandbox (started here, of `size` supplier
-    invoices, if need be)."""
-    global _in_process
-    url = os.environ.get("VTP_SANDBOX_URL")
-    if url:
-        return sandbox_companies(url)
-    with _lock:
-        if _in_process is None:
-            _in_process = VismaSandbox(size)
-            _in_process.serve()
-            log.info("Visma sandbox started in this process at %s (%d supplier invoices)",
-                     _in_process.base_url, size)
-        return sandbox_companies(_in_process.base_url)
-
-
-def tableau_sandbox_settings(base_url: str, site: str) -> TableauSettings:
-    """Settings that publish to a Tableau sandbox with its demo personal access token."""
+def tableau_sandbox_settings(tableau: TableauSandbox) -> TableauSettings:
+    """Settings that publish to a serving Tableau sandbox with its demo personal access token."""
+    env = tableau.settings_env()
     return TableauSettings(
-        server_url=base_url, site=site, project="Visma", pat_name=DEMO_PAT_NAME,
-        pat_secret=DEMO_PAT_SECRET, deployment="server",
+        server_url=env["TABLEAU_SERVER_URL"], site=env["TABLEAU_SITE"], project="Visma",
+        pat_name=env["TABLEAU_PAT_NAME"], pat_secret=SecretStr(env["TABLEAU_PAT_SECRET"]), deployment="server",
     )
 
 
@@ -107,14 +79,11 @@ class DemoOutcome:
 
 def run_demo(size: int) -> DemoOutcome:
     """Both sandboxes in this process, then the whole pipeline: sync, extracts, publish."""
-    from visma_tableau_pipeline.pipeline import run_pipeline
-    from visma_tableau_pipeline.settings import get_settings
-
     settings = get_settings()
     storage = settings.home / "tableau-sandbox"
     with VismaSandbox(size) as visma, serve_tableau(storage_dir=storage) as tableau:
         log.info("Visma sandbox at %s, Tableau sandbox at %s", visma.base_url, tableau.base_url)
         demo_settings = settings.model_copy(
-            update={"tableau": tableau_sandbox_settings(tableau.base_url, tableau.site_content_url)}
+            update={"tableau": tableau_sandbox_settings(tableau)}
         )
         return DemoOutcome(run_pipeline(demo_settings, companies=sandbox_companies(visma.base_url)), storage)

@@ -18,6 +18,13 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection
 
+from visma_tableau_pipeline.delivery.deliver import (
+    DeliveryOutcome,
+    deliver_rows,
+    deliver_table,
+    replace_partition,
+)
+from visma_tableau_pipeline.delivery.row_changes import row_keys, schema_fingerprint
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import (
@@ -28,17 +35,10 @@ from visma_tableau_pipeline.state.delivered import (
     replace_delivered,
     set_cursor,
 )
+from visma_tableau_pipeline.state.keys import KEY_SEPARATOR, key_parts, key_string
 from visma_tableau_pipeline.state.ledger import Delivery, last_delivered, record_deliveries
-from visma_tableau_pipeline.state.records import key_string
 from visma_tableau_pipeline.state.publications import Publication, get_publication, save_publication
-from visma_tableau_pipeline.tableau.changes import KEY_SEPARATOR, row_keys, schema_fingerprint, split_key
-from visma_tableau_pipeline.tableau.delivery import (
-    DeliveryOutcome,
-    deliver_rows,
-    deliver_table,
-    replace_partition,
-)
-from visma_tableau_pipeline.tableau.publish import datasource_exists
+from visma_tableau_pipeline.tableau.datasources import datasource_exists
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class PublishTarget:
             return row_key
         if "\\" not in row_key:  # the usual case, without unescaping
             return KEY_SEPARATOR.join(row_key.split(KEY_SEPARATOR)[: self.group_size])
-        return key_string(split_key(row_key)[: self.group_size])
+        return key_string(key_parts(row_key)[: self.group_size])
 
 
 def publish_extract(
@@ -105,7 +105,9 @@ def publish_extract(
     if gone:
         publication, since, kept = None, None, False  # Tableau holds none of it now
     changed = _changed_rows(target, publication, since, full)
+    cursor: datetime | None
     if changed is not None:
+        assert publication is not None and publication.datasource_id and since  # _changed_rows saw them
         with db.connect() as conn:
             previous = delivered_hashes(conn, name, changed.groups)
         frame, cursor = changed.frame, changed.cursor
@@ -183,7 +185,8 @@ def _deliver_extract(
 ) -> DeliveryOutcome:
     """The whole extract against everything delivered (or its latest snapshot day)."""
     same_schema = publication is not None and publication.schema_fingerprint == schema_fingerprint(frame)
-    if target.snapshot_column and same_schema and publication.datasource_id and not full and len(frame):
+    if (target.snapshot_column and publication is not None and same_schema and publication.datasource_id
+            and not full and len(frame)):
         return _replace_latest_snapshot(session, publication.datasource_id, target.name, frame,
                                         target.key, target.snapshot_column, previous, workdir, run_id)
     return deliver_table(
@@ -206,8 +209,8 @@ def _replace_latest_snapshot(
     latest = frame[column].max()
     part = frame[frame[column] == latest]
     position = key.index(column)
-    rendered = split_key(row_keys(part.head(1), key)[0])[position]
-    previous_part = {k: h for k, h in previous.items() if split_key(k)[position] == rendered}
+    rendered = key_parts(row_keys(part.head(1), key)[0])[position]
+    previous_part = {k: h for k, h in previous.items() if key_parts(k)[position] == rendered}
     return replace_partition(session, datasource_id, name, part, key, column, latest,
                              previous_part, workdir, scope=run_id)
 
@@ -216,7 +219,7 @@ def _company_of(row_key: str, key: tuple[str, ...]) -> str:
     """The company of a delivered row: the `company_id` part of its key ("" when it has none)."""
     if "company_id" not in key:
         return ""
-    return split_key(row_key)[key.index("company_id")]
+    return key_parts(row_key)[key.index("company_id")]
 
 
 def _row_contents(frame: pd.DataFrame, key: tuple[str, ...], wanted: set[str]) -> dict[str, str]:
