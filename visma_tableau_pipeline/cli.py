@@ -274,10 +274,9 @@ def secrets_set(name: str, value: str | None) -> None:
 def _read_secret_value() -> str:
     """From the terminal without echo (asked twice), or from a pipe once: getpass on a pipe warns
     that it cannot hide the input, and a second read of a pipe finds nothing."""
-    stdin = click.get_text_stream("stdin")
-    if stdin.isatty():
-        return click.prompt("Value", hide_input=True, confirmation_prompt=True)
-    value = stdin.read()
+    if sys.stdin.isatty():
+        return str(click.prompt("Value", hide_input=True, confirmation_prompt=True))
+    value = sys.stdin.read()
     return value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
 
 

@@ -45,10 +45,19 @@ class SyncReport:
     extra_passes: int = 0  # lists read again because rows moved while paging
 
     def totals(self) -> dict[str, int]:
-        return {
-            name: sum(getattr(w, name) for w in self.windows)
-            for name in ("records_read", "inserted", "updated", "deleted")
-        }
+        return _totals(self.windows)
+
+    def totals_by_company(self) -> dict[str, dict[str, int]]:
+        """`totals` per company, in the order the companies were read."""
+        companies = dict.fromkeys(w.company_id for w in self.windows)
+        return {c: _totals([w for w in self.windows if w.company_id == c]) for c in companies}
+
+
+def _totals(windows: list[WindowResult]) -> dict[str, int]:
+    return {
+        name: sum(getattr(w, name) for w in windows)
+        for name in ("records_read", "inserted", "updated", "deleted")
+    }
 
 
 def periods_in_window(periods: list[FinancialPeriod], first: date, last: date) -> list[str]:

@@ -115,6 +115,9 @@ def test_an_incremental_run_sends_only_changes_and_equals_a_full_rebuild(visma_s
     assert second.published["ap_invoices"].startswith("incremental (+2/-0")
     assert second.published["suppliers"].startswith("unchanged")
     assert second.published["ap_aging"].startswith("partition")  # today's snapshot replaced whole
+    summary = second.summary().splitlines()
+    assert f"  {company_id}: " in "\n".join(summary) and "  ap_invoices incremental (+2/-0, " in "\n".join(summary)
+    assert "suppliers" in next(line for line in summary if line.startswith("  unchanged, nothing sent: "))
     assert tableau.bytes_received - first_bytes < first_bytes / 5
     from visma_tableau_pipeline.marts.registry import MART_TABLES
 
