@@ -1,0 +1,569 @@
+"""Freshness: how long a change made in Visma takes to be visible in Tableau, everything running.
+
+Issue 11, part 6. Target: p95 under 60 s on the webhook path.
+
+Every part runs as a user runs it, each in its own process: `vtp sandbox` (the Visma and Tableau
+sandboxes), `dagster-daemon run -w workspace.yaml` with a DAGSTER_HOME of its own (a copy of the
+repository's dagster.yaml: the default sensors, schedules and the automation-condition sensor,
+four concurrent runs, pools of one) and, on the webhook path, `vtp webhooks serve` with the Visma
+sandbox sending its notifications there.
+
+For each path, in a fresh temporary folder:
+1. the first night: master data and every month since VTP_FIRST_MONTH of both companies are
+   materialized into the instance (as the nightly schedules do), then the daemon starts and its
+   automation-condition sensor builds every dashboard table and publishes it to Tableau; the
+   benchmark waits until no run has been active for longer than one automation tick;
+2. `--changes` supplier invoices, drawn (seeded) from the published `ap_invoices` rows of the
+   latest months (the invoices an AP clerk edits), get a new description through the Visma
+   sandbox's admin API, in bursts of `--burst` changes 2 s apart, a burst every `--spacing`
+   seconds. A description is the change because it moves no amount: no blocking accounting
+   check (AP subledger against the GL control account) can hold an edit back, so every latency
+   is the pipeline's own;
+3. the benchmark reads the published data source back (the .hyper downloaded through the
+   Tableau REST API, signed in with the sandbox's Connected App so as not to end the pipeline's
+   PAT session, read with the Hyper API) every `--poll` seconds, and records when each changed
+   row shows its new description. A change not seen within `--timeout` seconds never arrived.
+
+Paths: `webhook` (receiver running, Visma configured to notify it: the webhook sensor reacts) and
+`polling` (no receiver, no webhook configured: only the polling sensor at its interval). The
+daemon's run records then say where the time went, stage by stage, for each change.
+
+    .venv/bin/python benchmarks/freshness.py [--changes 50] [--paths webhook polling]
+    .venv/bin/python benchmarks/freshness.py --changes 5 --paths webhook   # a quick check
+
+Every process it starts is stopped (its whole process group) on exit, failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("freshness")
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TABLE = "ap_invoices"
+ENTITY = "supplier_invoices"
+WEBHOOK_SECRET = "freshness-benchmark-webhook-secret"
+TENANT_ADMIN = "admin"  # the Tableau sandbox's site administrator, whom the Connected App acts as
+RECENT_MONTHS = 3  # changes are drawn from invoices of the latest months
+BURST_GAP_S = 2.0  # between two changes of one burst
+AUTOMATION_TICK_S = 30  # AutomationConditionSensorDefinition's default interval
+STOP_GRACE_S = 20.0
+SENSOR_RUN_TAG = "dagster/sensor_name"
+FIRST_AUTOMATION_TICK = "Finished auto-materialization tick for automation_condition_sensor"
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+class Processes:
+    """The child processes of one path, each in a process group of its own, stopped as a group.
+
+    Dagster's daemon starts a code server and a process per run, so stopping the daemon's pid
+    alone would leave them running; a group of their own also keeps the benchmark's Ctrl-C
+    from reaching them before `stop_all` stops them in order.
+    """
+
+    def __init__(self, logs: Path) -> None:
+        self._logs = logs
+        self._started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Path:
+        """Start `argv` with its output in `<logs>/<name>.log`; returns that file."""
+        log_file = self._logs / f"{name}.log"
+        with log_file.open("wb") as output:
+            process = subprocess.Popen(argv, env=env, cwd=REPOSITORY, stdout=output,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self._started.append((name, process))
+        log.info("started %s (pid %d), output in %s", name, process.pid, log_file)
+        return log_file
+
+    def stop(self, name: str) -> None:
+        """Stop one process group (SIGINT, then SIGKILL after a grace period)."""
+        for index, (started, process) in enumerate(self._started):
+            if started == name:
+                _stop_group(name, process)
+                del self._started[index]
+                return
+
+    def stop_all(self) -> None:
+        """Stop every group, the latest started first."""
+        while self._started:
+            name, process = self._started.pop()
+            _stop_group(name, process)
+
+    def check_alive(self) -> None:
+        """Raise if a process exited: its log says why."""
+        for name, process in self._started:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self._logs / name}.log")
+
+
+def _stop_group(name: str, process: subprocess.Popen[bytes]) -> None:
+    for sig, wait_s in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(wait_s)
+            break
+    # The leader has exited; members of its group (run workers) may outlive it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    log.info("stopped %s (exit %s)", name, process.returncode)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(what: str, ready: Any, timeout_s: float, processes: Processes, every_s: float = 0.5) -> Any:
+    """Call `ready()` until it returns something truthy; its value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        processes.check_alive()
+        value = ready()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise TimeoutError(f"{what} did not happen within {timeout_s:.0f} s")
+
+
+# -- the stack of one path ---------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """Where the running parts of one path are."""
+
+    root: Path
+    env: dict[str, str]
+    visma_url: str
+    tableau_url: str
+    dagster_home: Path
+
+
+def _pipeline_env(root: Path) -> dict[str, str]:
+    """The environment every child gets: this sandbox run only, no real company."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("VISMA_", "TABLEAU_", "VTP_", "DAGSTER_"))}
+    env.update({
+        "VTP_HOME": str(root / "vtp"),
+        "DAGSTER_HOME": str(root / "dagster"),
+        "TMPDIR": str(root / "tmp"),  # `vtp sandbox` keeps the Tableau sandbox's files in a mkdtemp
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def start_sandboxes(root: Path, size: int, processes: Processes) -> Stack:
+    """`vtp sandbox` on free ports; its printed exports complete the children's environment."""
+    for folder in ("vtp", "dagster", "tmp"):
+        (root / folder).mkdir(parents=True)
+    shutil.copy(REPOSITORY / "dagster.yaml", root / "dagster" / "dagster.yaml")
+    env = _pipeline_env(root)
+    output = processes.start("sandbox", [str(BIN / "vtp"), "sandbox", "--size", str(size),
+                                         "--visma-port", str(_free_port()),
+                                         "--tableau-port", str(_free_port())], env)
+
+    def exports() -> dict[str, str]:
+        lines = output.read_text(errors="replace").splitlines()
+        found = dict(line.strip().removeprefix("export ").split("=", 1)
+                     for line in lines if line.strip().startswith("export "))
+        return found if "TABLEAU_SERVER_URL" in found and "VTP_SANDBOX_URL" in found else {}
+
+    found = _wait_for("the sandboxes' start", exports, 120, processes)
+    env.update(found)
+    return Stack(root, env, found["VTP_SANDBOX_URL"], found["TABLEAU_SERVER_URL"], root / "dagster")
+
+
+def bootstrap() -> None:
+    """Child process: the first night's runs, materialized into DAGSTER_HOME's instance.
+
+    Dashboard tables follow the entities by `AutomationCondition.eager()`, which waits while any
+    partition of an upstream entity was never materialized: a deployment's first night (or a
+    backfill) is what lets them run, so the benchmark starts from there.
+    """
+    import dagster as dg
+
+    from visma_tableau_pipeline.definitions import defs
+    from visma_tableau_pipeline.defs.visma.jobs import master_data_job, month_range_tags, period_entities_job
+    from visma_tableau_pipeline.settings import get_settings
+
+    settings = get_settings()
+    with dg.DagsterInstance.get() as instance:
+        for company in settings.companies:
+            master = defs.get_job_def(master_data_job.name).execute_in_process(
+                instance=instance, partition_key=company.company_id)
+            periods = defs.get_job_def(period_entities_job.name).execute_in_process(
+                instance=instance, tags=month_range_tags(company.company_id, settings.first_month, date.today()))
+            if not (master.success and periods.success):
+                raise SystemExit(f"the first night's runs of {company.company_id} failed")
+
+
+def start_pipeline(stack: Stack, webhooks: bool, processes: Processes, timeout_s: float) -> None:
+    """The daemon (and on the webhook path the receiver, with Visma's webhook subscription
+    pointing at it), then the first night's entity runs.
+
+    The daemon goes first: `AutomationCondition.eager()` counts an asset as handled at the
+    automation sensor's first evaluation, so dashboard tables follow only entity runs that end
+    after it, as in a deployment whose daemon runs before its first night.
+    """
+    if webhooks:
+        port = _free_port()
+        receiver_env = {**stack.env, "VTP_VISMA_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        processes.start("receiver", [str(BIN / "vtp"), "webhooks", "serve", "--port", str(port)], receiver_env)
+        receiver = f"http://127.0.0.1:{port}"
+        _wait_for("the webhook receiver's start", lambda: _answers(f"{receiver}/healthz"), 60, processes)
+        httpx.put(f"{stack.visma_url}/_sandbox/webhook", timeout=10,
+                  json={"url": f"{receiver}/webhooks/visma", "secret": WEBHOOK_SECRET}).raise_for_status()
+    daemon_log = processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], stack.env)
+    _wait_for("the automation sensor's first evaluation",
+              lambda: FIRST_AUTOMATION_TICK in daemon_log.read_text(errors="replace"), timeout_s, processes)
+    started = time.monotonic()
+    with (stack.root / "bootstrap.log").open("wb") as output:
+        result = subprocess.run([sys.executable, __file__, "_bootstrap"], env=stack.env, cwd=REPOSITORY,
+                                stdout=output, stderr=subprocess.STDOUT)
+    if result.returncode:
+        raise RuntimeError(f"the first night's runs failed; see {stack.root / 'bootstrap.log'}")
+    log.info("first night's entity runs: %.0f s", time.monotonic() - started)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# -- Tableau, read back ------------------------------------------------------------------------
+
+
+class PublishedTable:
+    """The rows of one published data source, downloaded through the Tableau REST API."""
+
+    def __init__(self, stack: Stack, name: str) -> None:
+        from tableauhyperapi import HyperProcess, Telemetry
+
+        from visma_tableau_pipeline.sandbox.tableau.sandbox import DEMO_CONNECTED_APP
+        from visma_tableau_pipeline.settings import TableauSettings
+        from visma_tableau_pipeline.tableau.session import TableauSession
+
+        settings = TableauSettings(
+            server_url=stack.tableau_url, site=stack.env["TABLEAU_SITE"],
+            connected_app_client_id=DEMO_CONNECTED_APP.client_id,
+            connected_app_secret_id=DEMO_CONNECTED_APP.secret_id,
+            connected_app_secret_value=DEMO_CONNECTED_APP.secret_value, username=TENANT_ADMIN,
+        )
+        self._name = name
+        self._folder = stack.root / "read-back"
+        self._folder.mkdir()
+        self._session = TableauSession(settings)
+        self._hyper = HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU,
+                                   parameters={"log_dir": str(self._folder)})
+        self._datasource_id: str | None = None
+
+    def close(self) -> None:
+        self._session.close()
+        self._hyper.close()
+
+    def rows(self, columns: list[str]) -> list[tuple] | None:
+        """The data source's rows (those columns), or None while it is not published."""
+        import tableauhyperapi as hyper
+        import tableauserverclient as TSC
+
+        if self._datasource_id is None:
+            found = self._session.call(lambda server: [d.id for d in TSC.Pager(server.datasources)
+                                                       if d.name == self._name])
+            if not found:
+                return None
+            self._datasource_id = found[0]
+        path = self._session.call(lambda server: server.datasources.download(
+            self._datasource_id, filepath=str(self._folder / self._name)))
+        selected = ", ".join(hyper.escape_name(column) for column in columns)
+        with hyper.Connection(self._hyper.endpoint, path) as connection:
+            return [tuple(row) for row in connection.execute_list_query(
+                f'SELECT {selected} FROM "Extract"."Extract"')]
+
+
+# -- changes -----------------------------------------------------------------------------------
+
+KEY_COLUMNS = ["company_id", "document_type", "reference_number"]
+
+
+@dataclass
+class Change:
+    """One edit made in Visma and when its row showed it in Tableau."""
+
+    number: int
+    key: tuple[str, str, str]  # company, document type, reference number
+    description: str
+    made_at: float = 0.0  # epoch seconds, just before the sandbox was asked
+    seen_at: float | None = None
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if self.seen_at is None else self.seen_at - self.made_at
+
+
+def pick_invoices(rows: list[tuple], count: int, seed: int) -> list[tuple[str, str, str]]:
+    """`count` distinct invoices of the latest months (rows: key columns, then financial period)."""
+    periods = sorted({row[3] for row in rows if row[3]}, reverse=True)[:RECENT_MONTHS]
+    recent = sorted({tuple(row[:3]) for row in rows if row[3] in periods})
+    if len(recent) < count:
+        raise RuntimeError(f"only {len(recent)} invoices in periods {periods}; ask for fewer changes")
+    return random.Random(seed).sample(recent, count)
+
+
+def make_changes(stack: Stack, changes: list[Change], burst: int, spacing_s: float, table: PublishedTable,
+                 poll_s: float, timeout_s: float, processes: Processes) -> None:
+    """Make the changes on their schedule while watching Tableau, until each is seen or timed out."""
+    first = time.time()
+    due = [first + (c.number // burst) * spacing_s + (c.number % burst) * BURST_GAP_S for c in changes]
+    pending = list(changes)
+    waiting = list(changes)
+    next_poll = first
+    while waiting:
+        now = time.time()
+        while pending and due[pending[0].number] <= now:
+            change = pending.pop(0)
+            change.made_at = time.time()
+            httpx.post(f"{stack.visma_url}/_sandbox/modify", timeout=30, json={
+                "company_id": change.key[0], "entity": ENTITY, "key": list(change.key[1:]),
+                "changes": {"description": change.description},
+            }).raise_for_status()
+            log.info("change %d: %s %s description set", change.number + 1, change.key[0], "/".join(change.key[1:]))
+        if now >= next_poll and any(c.made_at for c in waiting):
+            next_poll = now + poll_s
+            processes.check_alive()
+            rows = table.rows([*KEY_COLUMNS, "description"]) or []
+            seen_at = time.time()
+            shown = {tuple(row[:3]): row[3] for row in rows}
+            for change in [c for c in waiting if c.made_at]:
+                if shown.get(change.key) == change.description:
+                    change.seen_at = seen_at
+                    waiting.remove(change)
+                    log.info("change %d seen after %.1f s", change.number + 1, change.latency_s)
+                elif seen_at - change.made_at > timeout_s:
+                    waiting.remove(change)
+                    log.warning("change %d not seen within %.0f s", change.number + 1, timeout_s)
+        time.sleep(0.2)
+
+
+# -- where the time went -----------------------------------------------------------------------
+
+STAGES = [
+    "change → sensor run created",
+    "sensor run queued → started",
+    "sensor run (entity read)",
+    "→ automation run created",
+    "automation run queued → started",
+    "automation run (table + publish)",
+    "→ seen by the benchmark",
+]
+
+
+@dataclass
+class RunTimes:
+    """One run's times (epoch seconds) and what launched it."""
+
+    run_id: str
+    sensor: str
+    created: float
+    started: float
+    ended: float
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_times(dagster_home: Path) -> list[RunTimes]:
+    """Every finished run of the instance, with its steps' durations from the event log."""
+    import dagster as dg
+
+    runs = []
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in instance.get_run_records():
+            if record.start_time is None or record.end_time is None:
+                continue
+            run = record.dagster_run
+            steps = {stats.step_key: stats.end_time - stats.start_time
+                     for stats in instance.get_run_step_stats(run.run_id)
+                     if stats.start_time is not None and stats.end_time is not None}
+            runs.append(RunTimes(run.run_id, run.tags.get(SENSOR_RUN_TAG, ""),
+                                 record.create_timestamp.timestamp(), record.start_time, record.end_time, steps))
+    return sorted(runs, key=lambda r: r.created)
+
+
+def stages_of(change: Change, runs: list[RunTimes]) -> list[float] | None:
+    """The change's latency cut at its runs' times: the first Visma sensor run created after the
+    change, and the last automation run that ended before the change was seen."""
+    if change.seen_at is None:
+        return None
+    sensor = next((r for r in runs if r.sensor.startswith("visma_") and r.created >= change.made_at), None)
+    delivering = [r for r in runs if r.sensor == "automation_condition_sensor" and sensor is not None
+                  and r.created >= sensor.ended and r.ended <= change.seen_at]
+    if sensor is None or not delivering:
+        return None
+    automation = delivering[0]
+    marks = [change.made_at, sensor.created, sensor.started, sensor.ended, automation.created,
+             automation.started, automation.ended, change.seen_at]
+    return [later - earlier for earlier, later in zip(marks, marks[1:])]
+
+
+# -- one path, and the report ------------------------------------------------------------------
+
+
+@dataclass
+class PathResult:
+    path: str
+    changes: list[Change]
+    stages: list[list[float]]
+    runs: list[RunTimes]
+
+
+def measure_path(path: str, args: argparse.Namespace, workdir: Path) -> PathResult:
+    """Everything up for one path, the changes made and watched, everything stopped."""
+    root = workdir / path
+    processes = Processes(root)
+    root.mkdir(parents=True)
+    table: PublishedTable | None = None
+    try:
+        stack = start_sandboxes(root, args.size, processes)
+        start_pipeline(stack, path == "webhook", processes, args.settle_timeout)
+        table = PublishedTable(stack, TABLE)
+        started = time.monotonic()
+        rows = _wait_for(f"the first publish of {TABLE}", lambda: table.rows([*KEY_COLUMNS, "financial_period"]),
+                         args.settle_timeout, processes, every_s=5)
+        _wait_for("the first night's automation runs to finish", lambda: _settled(stack.dagster_home),
+                  args.settle_timeout, processes, every_s=5)
+        log.info("%s: settled %.0f s after the daemon started", path, time.monotonic() - started)
+        keys = pick_invoices(rows, args.changes, args.seed)
+        changes = [Change(n, key, f"freshness {path} #{n + 1}") for n, key in enumerate(keys)]
+        measured_from = time.time()
+        make_changes(stack, changes, args.burst, args.spacing, table, args.poll, args.timeout, processes)
+        runs = [r for r in run_times(stack.dagster_home) if r.created >= measured_from]
+    finally:
+        if table is not None:
+            table.close()
+        processes.stop_all()
+    stages = [s for s in (stages_of(c, runs) for c in changes) if s is not None]
+    return PathResult(path, changes, stages, runs)
+
+
+def _settled(dagster_home: Path) -> bool:
+    """No run queued or running, and none ended within the last automation tick."""
+    runs = run_times(dagster_home)
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        active = instance.get_runs_count(dg.RunsFilter(statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+            dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
+    return not active and bool(runs) and time.time() - max(r.ended for r in runs) > AUTOMATION_TICK_S + 5
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: a latency one of the changes actually had."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(len(ordered) * fraction) - 1)]
+
+
+def report(results: list[PathResult], args: argparse.Namespace) -> str:
+    """The figures: latency per path, then the stages of the webhook path's latencies."""
+    lines = [f"{args.changes} changes per path (description of a supplier invoice), bursts of "
+             f"{args.burst} every {args.spacing:.0f} s, Tableau read every {args.poll:.0f} s, "
+             f"timeout {args.timeout:.0f} s; sandbox size {args.size}; {os.cpu_count()} CPUs, "
+             f"load {os.getloadavg()[0]:.1f}",
+             "",
+             "| path | changes | arrived | never arrived | p50 s | p95 s | max s |",
+             "|:--|--:|--:|--:|--:|--:|--:|"]
+    for result in results:
+        latencies = [c.latency_s for c in result.changes if c.latency_s is not None]
+        figures = (" | ".join(f"{f(latencies):.1f}" for f in (
+            lambda v: _percentile(v, 0.5), lambda v: _percentile(v, 0.95), max)) if latencies else "- | - | -")
+        lines.append(f"| {result.path} | {len(result.changes)} | {len(latencies)} | "
+                     f"{len(result.changes) - len(latencies)} | {figures} |")
+    for result in results:
+        if not result.stages:
+            continue
+        lines += ["", f"Where the time went, {result.path} path ({len(result.stages)} changes traced to their runs):",
+                  "", "| stage | p50 s | p95 s | max s |", "|:--|--:|--:|--:|"]
+        for index, stage in enumerate(STAGES):
+            values = [s[index] for s in result.stages]
+            lines.append(f"| {stage} | {_percentile(values, 0.5):.1f} | {_percentile(values, 0.95):.1f} | "
+                         f"{max(values):.1f} |")
+        lines += ["", "| runs | count | queued → started p50 s | run p50 s | slowest step (p50 s) |",
+                  "|:--|--:|--:|--:|:--|"]
+        for sensor in sorted({r.sensor for r in result.runs}):
+            runs = [r for r in result.runs if r.sensor == sensor]
+            step_times: dict[str, list[float]] = {}
+            for run in runs:
+                for step, seconds in run.step_seconds.items():
+                    step_times.setdefault(step, []).append(seconds)
+            slowest = max(step_times.items(), key=lambda item: statistics.median(item[1]), default=None)
+            lines.append(f"| {sensor or 'other'} | {len(runs)} | "
+                         f"{statistics.median(r.started - r.created for r in runs):.1f} | "
+                         f"{statistics.median(r.ended - r.started for r in runs):.1f} | "
+                         + (f"{slowest[0]} ({statistics.median(slowest[1]):.1f})" if slowest else "-") + " |")
+    return "\n".join(lines)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like Ctrl-C, so that every started process is stopped."""
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=50, help="changes made in Visma per path")
+    parser.add_argument("--paths", nargs="+", choices=["webhook", "polling"], default=["webhook", "polling"])
+    parser.add_argument("--burst", type=int, default=5, help="changes per burst, 2 s apart")
+    parser.add_argument("--spacing", type=float, default=60.0, help="seconds between the starts of bursts")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between reads of the Tableau data source")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds after which a change never arrived")
+    parser.add_argument("--settle-timeout", type=float, default=900.0,
+                        help="seconds allowed for the first night's tables to be published")
+    parser.add_argument("--size", type=int, default=300, help="supplier invoices per demo company")
+    parser.add_argument("--seed", type=int, default=11, help="draws the invoices to change")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep every process's log, the instance and the state here (default: a "
+                             "temporary folder, removed)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    for chatty in ("httpx", "TSC"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("visma_tableau_pipeline").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with contextlib.ExitStack() as cleanup:
+        workdir = args.workdir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vtp-freshness-")))
+        results = [measure_path(path, args, workdir) for path in args.paths]
+    sys.stdout.write(report(results, args) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["_bootstrap"]:
+        bootstrap()
+    else:
+        main()
