@@ -224,22 +224,13 @@ def bootstrap() -> None:
                 raise SystemExit(f"the first night's runs of {company.company_id} failed")
 
 
-def start_pipeline(stack: Stack, webhooks: bool, processes: Processes, timeout_s: float) -> None:
-    """The daemon (and on the webhook path the receiver, with Visma's webhook subscription
-    pointing at it), then the first night's entity runs.
+def start_pipeline(stack: Stack, processes: Processes, timeout_s: float) -> None:
+    """The daemon, then the first night's entity runs.
 
     The daemon goes first: `AutomationCondition.eager()` counts an asset as handled at the
     automation sensor's first evaluation, so dashboard tables follow only entity runs that end
     after it, as in a deployment whose daemon runs before its first night.
     """
-    if webhooks:
-        port = _free_port()
-        receiver_env = {**stack.env, "VTP_VISMA_WEBHOOK_SECRET": WEBHOOK_SECRET}
-        processes.start("receiver", [str(BIN / "vtp"), "webhooks", "serve", "--port", str(port)], receiver_env)
-        receiver = f"http://127.0.0.1:{port}"
-        _wait_for("the webhook receiver's start", lambda: _answers(f"{receiver}/healthz"), 60, processes)
-        httpx.put(f"{stack.visma_url}/_sandbox/webhook", timeout=10,
-                  json={"url": f"{receiver}/webhooks/visma", "secret": WEBHOOK_SECRET}).raise_for_status()
     daemon_log = processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], stack.env)
     _wait_for("the automation sensor's first evaluation",
               lambda: FIRST_AUTOMATION_TICK in daemon_log.read_text(errors="replace"), timeout_s, processes)
@@ -250,6 +241,22 @@ def start_pipeline(stack: Stack, webhooks: bool, processes: Processes, timeout_s
     if result.returncode:
         raise RuntimeError(f"the first night's runs failed; see {stack.root / 'bootstrap.log'}")
     log.info("first night's entity runs: %.0f s", time.monotonic() - started)
+
+
+def set_webhooks(stack: Stack, on: bool, processes: Processes) -> None:
+    """Switch the webhook path on (the receiver running, Visma's subscription pointing at it) or
+    off (the subscription removed, the receiver stopped)."""
+    if not on:
+        httpx.put(f"{stack.visma_url}/_sandbox/webhook", timeout=10, json={"url": None}).raise_for_status()
+        processes.stop("receiver")
+        return
+    port = _free_port()
+    receiver_env = {**stack.env, "VTP_VISMA_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    processes.start("receiver", [str(BIN / "vtp"), "webhooks", "serve", "--port", str(port)], receiver_env)
+    receiver = f"http://127.0.0.1:{port}"
+    _wait_for("the webhook receiver's start", lambda: _answers(f"{receiver}/healthz"), 60, processes)
+    httpx.put(f"{stack.visma_url}/_sandbox/webhook", timeout=10,
+              json={"url": f"{receiver}/webhooks/visma", "secret": WEBHOOK_SECRET}).raise_for_status()
 
 
 def _answers(url: str) -> bool:
@@ -376,63 +383,78 @@ def make_changes(stack: Stack, changes: list[Change], burst: int, spacing_s: flo
 # -- where the time went -----------------------------------------------------------------------
 
 STAGES = [
-    "change → sensor run created",
-    "sensor run queued → started",
-    "sensor run (entity read)",
-    "→ automation run created",
-    "automation run queued → started",
-    "automation run (table + publish)",
-    "→ seen by the benchmark",
+    "change → entity run requested (webhook or poll, sensor tick)",
+    "entity run requested → its read starts (queue, launch, step process)",
+    "entity read",
+    "entity read → entity run ends (its checks)",
+    "entity run ends → table run requested (automation tick)",
+    "table run requested → publish starts (queue, launch, tables, checks)",
+    "publish to Tableau",
+    "publish ends → seen by the benchmark",
 ]
+READ_STEP = f"visma__{ENTITY}"
+PUBLISH_STEP = f"tableau__{TABLE}"
 
 
 @dataclass
 class RunTimes:
-    """One run's times (epoch seconds) and what launched it."""
+    """One run's times (epoch seconds), what launched it, and its steps' (start, end)."""
 
-    run_id: str
     sensor: str
+    company: str
     created: float
-    started: float
-    ended: float
-    step_seconds: dict[str, float] = field(default_factory=dict)
+    started: float | None
+    ended: float | None
+    steps: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def step_work_s(self) -> float:
+        return sum(end - start for start, end in self.steps.values())
 
 
-def run_times(dagster_home: Path) -> list[RunTimes]:
-    """Every finished run of the instance, with its steps' durations from the event log."""
+def run_times(dagster_home: Path, since: float = 0.0) -> list[RunTimes]:
+    """The instance's runs created since `since`, with their steps' times from the event log."""
     import dagster as dg
 
     runs = []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for record in instance.get_run_records():
-            if record.start_time is None or record.end_time is None:
+            if record.create_timestamp.timestamp() < since:
                 continue
             run = record.dagster_run
-            steps = {stats.step_key: stats.end_time - stats.start_time
+            steps = {stats.step_key: (stats.start_time, stats.end_time)
                      for stats in instance.get_run_step_stats(run.run_id)
                      if stats.start_time is not None and stats.end_time is not None}
-            runs.append(RunTimes(run.run_id, run.tags.get(SENSOR_RUN_TAG, ""),
+            runs.append(RunTimes(run.tags.get(SENSOR_RUN_TAG, ""), run.tags.get("dagster/partition/company", ""),
                                  record.create_timestamp.timestamp(), record.start_time, record.end_time, steps))
     return sorted(runs, key=lambda r: r.created)
 
 
 def stages_of(change: Change, runs: list[RunTimes]) -> list[float] | None:
-    """The change's latency cut at its runs' times: the first Visma sensor run created after the
-    change, and the last automation run that ended before the change was seen."""
+    """The change's latency cut at its runs' times, or None when they cannot be told apart.
+
+    The delivering run is the one whose publish of the table ended last before the change was
+    seen; the entity run the last one of the change's company, made after the change, that ended
+    before the delivering run was requested.
+    """
     if change.seen_at is None:
         return None
-    sensor = next((r for r in runs if r.sensor.startswith("visma_") and r.created >= change.made_at), None)
-    delivering = [r for r in runs if r.sensor == "automation_condition_sensor" and sensor is not None
-                  and r.created >= sensor.ended and r.ended <= change.seen_at]
-    if sensor is None or not delivering:
+    seen_at = change.seen_at
+    publishes = [r for r in runs if PUBLISH_STEP in r.steps and r.steps[PUBLISH_STEP][1] <= seen_at]
+    if not publishes:
         return None
-    automation = delivering[0]
-    marks = [change.made_at, sensor.created, sensor.started, sensor.ended, automation.created,
-             automation.started, automation.ended, change.seen_at]
+    table_run = max(publishes, key=lambda r: r.steps[PUBLISH_STEP][1])
+    reads = [r for r in runs if r.sensor.startswith("visma_") and r.company == change.key[0] and READ_STEP in r.steps
+             and r.created >= change.made_at and r.ended is not None and r.ended <= table_run.created]
+    if not reads:
+        return None
+    entity_run = max(reads, key=lambda r: r.ended or 0.0)
+    marks = [change.made_at, entity_run.created, *entity_run.steps[READ_STEP], entity_run.ended,
+             table_run.created, *table_run.steps[PUBLISH_STEP], seen_at]
     return [later - earlier for earlier, later in zip(marks, marks[1:])]
 
 
-# -- one path, and the report ------------------------------------------------------------------
+# -- the measurement, and the report -----------------------------------------------------------
 
 
 @dataclass
@@ -443,45 +465,55 @@ class PathResult:
     runs: list[RunTimes]
 
 
-def measure_path(path: str, args: argparse.Namespace, workdir: Path) -> PathResult:
-    """Everything up for one path, the changes made and watched, everything stopped."""
-    root = workdir / path
-    processes = Processes(root)
-    root.mkdir(parents=True)
+def measure(args: argparse.Namespace, workdir: Path) -> list[PathResult]:
+    """Everything up once, then each path's changes made and watched; everything stopped."""
+    processes = Processes(workdir)
     table: PublishedTable | None = None
+    results = []
     try:
-        stack = start_sandboxes(root, args.size, processes)
-        start_pipeline(stack, path == "webhook", processes, args.settle_timeout)
+        stack = start_sandboxes(workdir, args.size, processes)
+        start_pipeline(stack, processes, args.settle_timeout)
         table = PublishedTable(stack, TABLE)
         started = time.monotonic()
         rows = _wait_for(f"the first publish of {TABLE}", lambda: table.rows([*KEY_COLUMNS, "financial_period"]),
                          args.settle_timeout, processes, every_s=5)
-        _wait_for("the first night's automation runs to finish", lambda: _settled(stack.dagster_home),
-                  args.settle_timeout, processes, every_s=5)
-        log.info("%s: settled %.0f s after the daemon started", path, time.monotonic() - started)
-        keys = pick_invoices(rows, args.changes, args.seed)
-        changes = [Change(n, key, f"freshness {path} #{n + 1}") for n, key in enumerate(keys)]
-        measured_from = time.time()
-        make_changes(stack, changes, args.burst, args.spacing, table, args.poll, args.timeout, processes)
-        runs = [r for r in run_times(stack.dagster_home) if r.created >= measured_from]
+        keys = iter(pick_invoices(rows, args.changes * len(args.paths), args.seed))
+        for path in args.paths:
+            set_webhooks(stack, path == "webhook", processes)
+            _wait_for("the runs to settle", lambda: _settled(stack.dagster_home), args.settle_timeout, processes,
+                      every_s=5)
+            log.info("%s path: settled %.0f s after the first night began", path, time.monotonic() - started)
+            changes = [Change(n, next(keys), f"freshness {path} #{n + 1}") for n in range(args.changes)]
+            measured_from = time.time()
+            make_changes(stack, changes, args.burst, args.spacing, table, args.poll, args.timeout, processes)
+            _wait_for("the runs to end", lambda: not _active_runs(stack.dagster_home), args.settle_timeout,
+                      processes, every_s=5)
+            runs = run_times(stack.dagster_home, since=measured_from)
+            stages = [s for s in (stages_of(c, runs) for c in changes) if s is not None]
+            results.append(PathResult(path, changes, stages, runs))
+            started = time.monotonic()
     finally:
         if table is not None:
             table.close()
         processes.stop_all()
-    stages = [s for s in (stages_of(c, runs) for c in changes) if s is not None]
-    return PathResult(path, changes, stages, runs)
+    return results
+
+
+def _active_runs(dagster_home: Path) -> int:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return instance.get_runs_count(dg.RunsFilter(statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+            dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
 
 
 def _settled(dagster_home: Path) -> bool:
     """No run queued or running, and none ended within the last automation tick."""
-    runs = run_times(dagster_home)
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        active = instance.get_runs_count(dg.RunsFilter(statuses=[
-            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-            dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
-    return not active and bool(runs) and time.time() - max(r.ended for r in runs) > AUTOMATION_TICK_S + 5
+    if _active_runs(dagster_home):
+        return False
+    ended = [r.ended for r in run_times(dagster_home) if r.ended is not None]
+    return bool(ended) and time.time() - max(ended) > AUTOMATION_TICK_S + 5
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -514,19 +546,15 @@ def report(results: list[PathResult], args: argparse.Namespace) -> str:
             values = [s[index] for s in result.stages]
             lines.append(f"| {stage} | {_percentile(values, 0.5):.1f} | {_percentile(values, 0.95):.1f} | "
                          f"{max(values):.1f} |")
-        lines += ["", "| runs | count | queued → started p50 s | run p50 s | slowest step (p50 s) |",
-                  "|:--|--:|--:|--:|:--|"]
+        lines += ["", "| runs launched by | count | queued → started p50 s | run p50 s | its steps' work p50 s |",
+                  "|:--|--:|--:|--:|--:|"]
         for sensor in sorted({r.sensor for r in result.runs}):
-            runs = [r for r in result.runs if r.sensor == sensor]
-            step_times: dict[str, list[float]] = {}
-            for run in runs:
-                for step, seconds in run.step_seconds.items():
-                    step_times.setdefault(step, []).append(seconds)
-            slowest = max(step_times.items(), key=lambda item: statistics.median(item[1]), default=None)
-            lines.append(f"| {sensor or 'other'} | {len(runs)} | "
-                         f"{statistics.median(r.started - r.created for r in runs):.1f} | "
-                         f"{statistics.median(r.ended - r.started for r in runs):.1f} | "
-                         + (f"{slowest[0]} ({statistics.median(slowest[1]):.1f})" if slowest else "-") + " |")
+            runs = [r for r in result.runs if r.sensor == sensor and r.started is not None and r.ended is not None]
+            if runs:
+                lines.append(f"| {sensor or 'other'} | {len(runs)} | "
+                             f"{statistics.median(r.started - r.created for r in runs):.1f} | "
+                             f"{statistics.median(r.ended - r.started for r in runs):.1f} | "
+                             f"{statistics.median(r.step_work_s for r in runs):.1f} |")
     return "\n".join(lines)
 
 
@@ -538,7 +566,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50, help="changes made in Visma per path")
-    parser.add_argument("--paths", nargs="+", choices=["webhook", "polling"], default=["webhook", "polling"])
+    parser.add_argument("--paths", nargs="+", choices=["polling", "webhook"], default=["polling", "webhook"],
+                        help="measured in this order, on one running deployment")
     parser.add_argument("--burst", type=int, default=5, help="changes per burst, 2 s apart")
     parser.add_argument("--spacing", type=float, default=60.0, help="seconds between the starts of bursts")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between reads of the Tableau data source")
@@ -552,13 +581,13 @@ def main() -> None:
                              "temporary folder, removed)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    for chatty in ("httpx", "TSC"):
+    for chatty in ("httpx", "TSC", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("visma_tableau_pipeline").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as cleanup:
         workdir = args.workdir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vtp-freshness-")))
-        results = [measure_path(path, args, workdir) for path in args.paths]
+        results = measure(args, workdir)
     sys.stdout.write(report(results, args) + "\n")
 
 
