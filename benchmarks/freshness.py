@@ -8,28 +8,29 @@ repository's dagster.yaml: the default sensors, schedules and the automation-con
 four concurrent runs, pools of one) and, on the webhook path, `vtp webhooks serve` with the Visma
 sandbox sending its notifications there.
 
-For each path, in a fresh temporary folder:
-1. the first night: master data and every month since VTP_FIRST_MONTH of both companies are
-   materialized into the instance (as the nightly schedules do), then the daemon starts and its
-   automation-condition sensor builds every dashboard table and publishes it to Tableau; the
-   benchmark waits until no run has been active for longer than one automation tick;
-2. `--changes` supplier invoices, drawn (seeded) from the published `ap_invoices` rows of the
-   latest months (the invoices an AP clerk edits), get a new description through the Visma
-   sandbox's admin API, in bursts of `--burst` changes 2 s apart, a burst every `--spacing`
-   seconds. A description is the change because it moves no amount: no blocking accounting
-   check (AP subledger against the GL control account) can hold an edit back, so every latency
-   is the pipeline's own;
+One deployment, in a temporary folder, serves both paths:
+1. the first night: the daemon starts, then master data and every month since VTP_FIRST_MONTH
+   of both companies are materialized into its instance (as the nightly schedules do); its
+   automation-condition sensor builds every dashboard table and publishes it to Tableau;
+2. per path, once no run has been active for longer than one automation tick, `--changes`
+   supplier invoices (drawn, seeded, from the published `ap_invoices` rows of the latest six
+   periods: the invoices an AP clerk edits; the same ones on each path) get a new description through
+   the Visma sandbox's admin API, in bursts of `--burst` changes 2 s apart, a burst every
+   `--spacing` seconds. A description is the change because it moves no amount: no blocking
+   accounting check (AP subledger against the GL control account) can hold an edit back, so
+   every latency is the pipeline's own;
 3. the benchmark reads the published data source back (the .hyper downloaded through the
    Tableau REST API, signed in with the sandbox's Connected App so as not to end the pipeline's
    PAT session, read with the Hyper API) every `--poll` seconds, and records when each changed
    row shows its new description. A change not seen within `--timeout` seconds never arrived.
 
-Paths: `webhook` (receiver running, Visma configured to notify it: the webhook sensor reacts) and
-`polling` (no receiver, no webhook configured: only the polling sensor at its interval). The
-daemon's run records then say where the time went, stage by stage, for each change.
+Paths, measured in the order given: `polling` (no receiver, no webhook subscription: the polling
+sensor alone, at its interval) and `webhook` (the receiver running, the Visma sandbox notifying
+it: the webhook sensor reacts; polling goes on, as in a deployment). The daemon's run records
+then say where each change's time went, stage by stage.
 
-    .venv/bin/python benchmarks/freshness.py [--changes 50] [--paths webhook polling]
-    .venv/bin/python benchmarks/freshness.py --changes 5 --paths webhook   # a quick check
+    .venv/bin/python benchmarks/freshness.py [--changes 50] [--paths polling webhook]
+    .venv/bin/python benchmarks/freshness.py --changes 5 --paths webhook   # a quick check (~5 min)
 
 Every process it starts is stopped (its whole process group) on exit, failure or Ctrl-C.
 """
@@ -67,7 +68,7 @@ TABLE = "ap_invoices"
 ENTITY = "supplier_invoices"
 WEBHOOK_SECRET = "freshness-benchmark-webhook-secret"
 TENANT_ADMIN = "admin"  # the Tableau sandbox's site administrator, whom the Connected App acts as
-RECENT_MONTHS = 3  # changes are drawn from invoices of the latest months
+RECENT_PERIODS = 6  # changes are drawn from invoices of the latest financial periods
 BURST_GAP_S = 2.0  # between two changes of one burst
 AUTOMATION_TICK_S = 30  # AutomationConditionSensorDefinition's default interval
 STOP_GRACE_S = 20.0
@@ -122,6 +123,7 @@ class Processes:
 
 
 def _stop_group(name: str, process: subprocess.Popen[bytes]) -> None:
+    """SIGINT first, so that uvicorn and the daemon shut down as on Ctrl-C; SIGKILL if they hang."""
     for sig, wait_s in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
@@ -152,12 +154,12 @@ def _wait_for(what: str, ready: Any, timeout_s: float, processes: Processes, eve
     raise TimeoutError(f"{what} did not happen within {timeout_s:.0f} s")
 
 
-# -- the stack of one path ---------------------------------------------------------------------
+# -- the deployment ---------------------------------------------------------------------------
 
 
 @dataclass
 class Stack:
-    """Where the running parts of one path are."""
+    """Where the running deployment is: its folder, its children's environment, the sandboxes."""
 
     root: Path
     env: dict[str, str]
@@ -337,8 +339,8 @@ class Change:
 
 
 def pick_invoices(rows: list[tuple], count: int, seed: int) -> list[tuple[str, str, str]]:
-    """`count` distinct invoices of the latest months (rows: key columns, then financial period)."""
-    periods = sorted({row[3] for row in rows if row[3]}, reverse=True)[:RECENT_MONTHS]
+    """`count` distinct invoices of the latest periods (rows: key columns, then financial period)."""
+    periods = sorted({row[3] for row in rows if row[3]}, reverse=True)[:RECENT_PERIODS]
     recent = sorted({tuple(row[:3]) for row in rows if row[3] in periods})
     if len(recent) < count:
         raise RuntimeError(f"only {len(recent)} invoices in periods {periods}; ask for fewer changes")
@@ -477,13 +479,13 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[PathResult]:
         started = time.monotonic()
         rows = _wait_for(f"the first publish of {TABLE}", lambda: table.rows([*KEY_COLUMNS, "financial_period"]),
                          args.settle_timeout, processes, every_s=5)
-        keys = iter(pick_invoices(rows, args.changes * len(args.paths), args.seed))
+        keys = pick_invoices(rows, args.changes, args.seed)
         for path in args.paths:
             set_webhooks(stack, path == "webhook", processes)
             _wait_for("the runs to settle", lambda: _settled(stack.dagster_home), args.settle_timeout, processes,
                       every_s=5)
             log.info("%s path: settled %.0f s after the first night began", path, time.monotonic() - started)
-            changes = [Change(n, next(keys), f"freshness {path} #{n + 1}") for n in range(args.changes)]
+            changes = [Change(n, key, f"freshness {path} #{n + 1}") for n, key in enumerate(keys)]
             measured_from = time.time()
             make_changes(stack, changes, args.burst, args.spacing, table, args.poll, args.timeout, processes)
             _wait_for("the runs to end", lambda: not _active_runs(stack.dagster_home), args.settle_timeout,
