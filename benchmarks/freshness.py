@@ -484,7 +484,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[PathResult]:
             set_webhooks(stack, path == "webhook", processes)
             _wait_for("the runs to settle", lambda: _settled(stack.dagster_home), args.settle_timeout, processes,
                       every_s=5)
-            log.info("%s path: settled %.0f s after the first night began", path, time.monotonic() - started)
+            log.info("%s path: no run active for an automation tick, %.0f s after the %s", path,
+                     time.monotonic() - started, "previous path" if results else "first night's entity runs")
             changes = [Change(n, key, f"freshness {path} #{n + 1}") for n, key in enumerate(keys)]
             measured_from = time.time()
             make_changes(stack, changes, args.burst, args.spacing, table, args.poll, args.timeout, processes)
