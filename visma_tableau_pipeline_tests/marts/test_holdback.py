@@ -9,7 +9,7 @@ import pytest
 from visma_tableau_pipeline.marts.holdback import build_holding_back
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.registry import mart_table
-from visma_tableau_pipeline.marts.schema import MartError, RejectedValue, money_value
+from visma_tableau_pipeline.marts.schema import RejectedValue, money_value
 from visma_tableau_pipeline_tests.marts.test_tables import (
     AS_OF,
     JOURNAL_BATCH,
