@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up .venv and runs the whole test suite. Extra arguments go to pytest.
+# Sets up .venv and runs the whole test suite on every core (pytest-xdist; VTP_TEST_WORKERS=0 runs
+# it in this one process, VTP_TEST_WORKERS=N on N workers). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${VTP_TEST_WORKERS:-auto}" "$@"
