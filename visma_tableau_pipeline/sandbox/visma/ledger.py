@@ -30,9 +30,16 @@ from typing import Protocol
 
 from visma_tableau_pipeline.sandbox.visma.calendar import Period
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw
-from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource, PaymentSource, cents
+from visma_tableau_pipeline.sandbox.visma.documents import (
+    DocumentFigures,
+    DocumentSource,
+    PaymentSource,
+    Settled,
+    cents,
+    to_base,
+)
 from visma_tableau_pipeline.sandbox.visma.masters import Masters
-from visma_tableau_pipeline.sandbox.visma.postings import Line, Posting, PostingRules, cleared_by_payment
+from visma_tableau_pipeline.sandbox.visma.postings import Line, Posting, PostingRules
 from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, ListSource, SeriesSource, Source, parse_number
 from visma_tableau_pipeline.sandbox.visma.wire import day_of_ms, day_text, money, ms_of, number, timestamp
 
@@ -96,7 +103,7 @@ class DocumentPostings:
         return self.documents.period(index)
 
     def posting(self, index: int) -> Posting:
-        return self.post(self.documents.build(index), day_of_ms(self.documents.created_ms(index)))
+        return self.post(self.documents.figures(index), day_of_ms(self.documents.created_ms(index)))
 
 
 class PaymentPostings:
@@ -113,19 +120,26 @@ class PaymentPostings:
         return self.payments.period(index)
 
     def posting(self, index: int) -> Posting:
-        source, document_index = self.payments.settlements.document(index)
-        document = source.build(document_index)
-        paid = cents(document["amount"]) - cents(document["balance"])
-        return self.of(self.payments.payment(index, document, paid), document, cleared_by_payment(document))
+        """Generated payment `index`'s batch, from what it settled (no record written)."""
+        return self.settled(f"{index + 1:06d}", day_of_ms(self.payments.created_ms(index)),
+                            self.payments.settlements.settled(index))
 
-    def of(self, payment: dict, document: dict, cleared_base: int) -> Posting:
-        """The batch of `payment`, which cleared `cleared_base` of `document`'s base balance."""
+    def of(self, payment: dict, document: DocumentFigures, cleared_base: int) -> Posting:
+        """The batch of a `payment` record, which cleared `cleared_base` of `document`'s base balance."""
         day = datetime.fromisoformat(str(payment["applicationDate"])).toordinal()
-        bank_base = self.payments.bank_base(payment)
-        if "supplier" in payment:
-            return self.rules.supplier_payment(payment, cleared_base, bank_base, day)
-        sign = -1 if document["documentType"] == "CreditNote" else 1
-        return self.rules.customer_payment(payment, sign * cleared_base, sign * bank_base, day)
+        return self.settled(payment["refNbr"], day, Settled(document.document_type, document.party, document.currency,
+                                                             cents(payment["paymentAmount"]), cleared_base))
+
+    def settled(self, reference: str, day: int, settled: Settled) -> Posting:
+        """Payment `reference` on `day`: the bank moves the paid amount at the rate of the
+        payment's period, the control account what it cleared at the document's own rate."""
+        rate = self.payments.rate(settled.currency, self.payments.ctx.calendar.period_of_day(day))
+        bank_base = to_base(settled.paid, rate)
+        if self.payments.entity_name == "supplier_payments":
+            return self.rules.supplier_payment(reference, settled.party, settled.cleared_base, bank_base, day)
+        sign = -1 if settled.document_type == "CreditNote" else 1
+        return self.rules.customer_payment(reference, settled.party, sign * settled.cleared_base, sign * bank_base,
+                                           day)
 
 
 class JournalSource(Source):
@@ -184,10 +198,15 @@ class JournalSource(Source):
     def modified_ms(self, index: int) -> int:
         """Spread through the batch's period in journal order (never after the data ends)."""
         period, _, _, position, batches = self._locate(index)
+        start, end = self._period_span(period)
+        return start + (position + 1) * (end - start) // (batches + 1)
+
+    def _period_span(self, period: Period) -> tuple[int, int]:
+        """(first ms, end ms) of the times the batches of `period` are spread over."""
         start = ms_of(datetime(period.start.year, period.start.month, period.start.day))
         end = min(ms_of(datetime(period.end.year, period.end.month, period.end.day)) + 86_400_000,
                   self.ctx.data_end_ms)
-        return start + (position + 1) * (end - start) // (batches + 1)
+        return start, end
 
     def posting(self, index: int) -> Posting:
         _, stream_number, stream_index, _, _ = self._locate(index)
@@ -206,15 +225,23 @@ class JournalSource(Source):
             if self._scan is None:
                 counts = bytearray()
                 totals: Totals = defaultdict(lambda: [0, 0, 0])
-                for index in range(len(self)):
-                    period, modified = self.period(index), self.modified_ms(index)
-                    lines = self.posting(index).lines
-                    counts.append(len(lines))
-                    for line in lines:
-                        entry = totals[(period, line.account, line.sub.number)]
-                        entry[0] += line.debit
-                        entry[1] += line.credit
-                        entry[2] = max(entry[2], modified)
+                periods, offsets, firsts = self.layout()
+                streams = len(self.streams)
+                for period_number, period in enumerate(periods):
+                    period_id, (start, end) = period.period_id, self._period_span(period)
+                    period_start = offsets[period_number * streams]
+                    batches = offsets[(period_number + 1) * streams] - period_start
+                    for stream_number, stream in enumerate(self.streams):
+                        slot = period_number * streams + stream_number
+                        for batch in range(offsets[slot], offsets[slot + 1]):
+                            lines = stream.posting(firsts[slot] + batch - offsets[slot]).lines
+                            modified = start + (batch - period_start + 1) * (end - start) // (batches + 1)
+                            counts.append(len(lines))
+                            for line in lines:
+                                entry = totals[(period_id, line.account, line.sub.number)]
+                                entry[0] += line.debit
+                                entry[1] += line.credit
+                                entry[2] = modified  # batches of a period come in time order
                 self._scan = (counts, dict(totals))
             return self._scan
 
