@@ -36,9 +36,9 @@ import pandas as pd
 
 from visma_tableau_pipeline.marts.ap import ap_document_total_base
 from visma_tableau_pipeline.marts.decimals import EXACT, decimal_totals
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.fields import amount, boolean, financial_period, lenient_period, text
-from visma_tableau_pipeline.marts.schema import BOOL, MONEY, TEXT, MartError, TableSchema, columns
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.schema import BOOL, MONEY, TEXT, RejectedValue, TableSchema, columns
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES, AR_NEGATIVE_DOCUMENT_TYPES, document_sign
 
 _CENT = Decimal("0.01")
@@ -67,6 +67,7 @@ class _Ledger:
     line_reference: str  # payment line field naming the document's reference number
     negative_types: frozenset[str]
     gl_sign: int  # +1: the control account's debit balance is what the subledger says is open
+    no_base_total: tuple[str, str]  # (field, why) a document without a base total is held back for
 
     def base_total(self, document: Record) -> Decimal | None:
         if self.name == "AP":
@@ -76,9 +77,11 @@ class _Ledger:
 
 _SUBLEDGERS = (
     _Ledger("AP", ("supplier_invoices",), "supplier_payments", "docType", "invoiceRefNbr",
-            AP_NEGATIVE_DOCUMENT_TYPES, -1),
+            AP_NEGATIVE_DOCUMENT_TYPES, -1,
+            ("amount", "its detail and VAT totals do not add up to it, so it has no base total")),
     _Ledger("AR", ("customer_invoices", "customer_credit_notes"), "customer_payments", "documentType", "refNbr",
-            AR_NEGATIVE_DOCUMENT_TYPES, 1),
+            AR_NEGATIVE_DOCUMENT_TYPES, 1,
+            ("amountInCurrency", "it has no base total")),
 )
 
 
@@ -94,8 +97,11 @@ def _open_base(document: Record, ledger: _Ledger, paid_later: Decimal) -> Decima
     elif balance + paid_later == total and total_base is not None:
         value = total_base
     elif total_base is None or total == 0:
-        raise MartError(f"{text(document, 'documentType')} {text(document, 'referenceNumber')}: paid after a "
-                        "period end, but without a base total to convert what was open then")
+        # the record cannot say what was open in base currency then: a record error, so the
+        # build holds the document back with this reason and reconciles the rest
+        field, why = ledger.no_base_total if total else ("amount", "a zero amount gives no rate")
+        raise RejectedValue(field, document.get(field), f"paid after a period end, but {why}: what was open at "
+                                                        "that period end cannot be converted to base currency")
     else:
         with localcontext(_RATIO):
             value = ((balance + paid_later) * total_base / total).quantize(_CENT, ROUND_HALF_UP)
