@@ -2,9 +2,10 @@
 
 The journal is the subledgers' postings (postings.py: every supplier and customer document and
 payment, ModuleAP / ModuleAR) and the manual batches a bookkeeper enters (ModuleGL salaries,
-ModuleCA bank charges and interest), period by period. Each period's batches come in a fixed order
-of their streams (manual, supplier documents, supplier payments, customer invoices, credit notes,
-customer payments), each stream in its own order, and take lastModifiedDateTime spread through the
+ModuleCA bank charges and interest; by the calendar, ModuleGL opening balances, rent and the cost
+of goods sold), period by period. Each period's batches come in a fixed order of their streams
+(manual, supplier documents, supplier payments, customer invoices, credit notes, customer
+payments, calendar), each stream in its own order, and take lastModifiedDateTime spread through the
 period in that order: batch i is found by two binary searches, and a delta or period filter is an
 index range, as for every other generated entity.
 
@@ -12,10 +13,9 @@ Every batch balances (debits = credits) and every line names an account and a su
 segments are the department and project. `/v2/generalLedgerBalance` is computed from the very
 same lines (plus any mutation), so balances per period, account and subaccount reconcile with
 the journal: yearToDateBalance = beginningBalance + periodToDateDebit - periodToDateCredit, and
-income and expense accounts start each fiscal year at zero.
-
-Statements (issue 15) read the same GL: new kinds of manual batches (opening balances, rent,
-cost of goods) are more streams, and the balances follow by themselves.
+income and expense accounts start each fiscal year at zero, while the equity account (Visma's
+retained earnings account) begins each later fiscal year with the year before's result added,
+as Visma's year-end close does, so that the balance sheet accounts' balances still add up to nil.
 """
 
 from __future__ import annotations
@@ -87,6 +87,56 @@ class ManualBatches(SeriesSource):
                 lines.append(Line(roles["salary"], draw.pick(subs), amount, 0, text))
             lines.append(Line(roles["salary_due"], subs[0], 0, total, text))
         return Posting(module, day_of_ms(self.created_ms(index)) if day is None else day, text, lines)
+
+
+class CalendarBatches:
+    """Batches a bookkeeper enters by the calendar (ModuleGL): the opening balances on the first
+    day of the first fiscal year (bank and stock against equity), then each month the rent
+    (paid from the bank, on the month's first day) and the cost of the goods sold (taken from
+    stock, on its last day), in every period the data reaches. The statements (issue 15) read
+    them: a balance sheet that opens with equity, costs of goods and premises in the P&L.
+    """
+
+    MONTHLY = ("rent", "goods")  # the batches of each month, in order
+
+    def __init__(self, ctx: CompanyContext, masters: Masters) -> None:
+        self.ctx = ctx
+        self.subs = masters.subaccounts
+        self.stream = ctx.key("calendar_batches")
+        last_day = day_of_ms(ctx.data_end_ms)
+        self.periods = [p for p in ctx.calendar.periods if p.start.toordinal() <= last_day]
+        self.last_day = last_day
+
+    def __len__(self) -> int:
+        return 1 + len(self.MONTHLY) * len(self.periods)
+
+    def _month(self, index: int) -> tuple[Period, str]:
+        period_number, kind = divmod(index - 1, len(self.MONTHLY))
+        return self.periods[period_number], self.MONTHLY[kind]
+
+    def period(self, index: int) -> str | None:
+        return self.periods[0].period_id if index == 0 else self._month(index)[0].period_id
+
+    def posting(self, index: int) -> Posting:
+        roles, words, sub = self.ctx.profile.roles, self.ctx.profile.words, self.subs[0]
+        company = Draw(self.stream, 0)  # what stays the same every month
+        bank, stock, rent = (company.between(1_500_000_00, 3_000_000_00), company.between(1_200_000_00, 1_800_000_00),
+                             company.between(45_000_00, 90_000_00))
+        if index == 0:
+            text = words["opening"]
+            return Posting("ModuleGL", self.periods[0].start.toordinal(), text, [
+                Line(roles["bank"], sub, bank, 0, text), Line(roles["inventory"], sub, stock, 0, text),
+                Line(roles["equity"], sub, 0, bank + stock, text)])
+        period, kind = self._month(index)
+        draw = Draw(self.stream, index)
+        if kind == "rent":
+            text = f"{words['rent']} {period.period_id}"
+            return Posting("ModuleGL", period.start.toordinal(), text, [
+                Line(roles["rent"], draw.pick(self.subs), rent, 0, text), Line(roles["bank"], sub, 0, rent, text)])
+        text, used = f"{words['goods']} {period.period_id}", draw.between(20_000_00, 50_000_00)
+        return Posting("ModuleGL", min(period.end.toordinal(), self.last_day), text, [
+            Line(roles["cost_of_goods"], draw.pick(self.subs), used, 0, text),
+            Line(roles["inventory"], sub, 0, used, text)])
 
 
 class DocumentPostings:
@@ -345,6 +395,8 @@ def balance_source(ctx: CompanyContext, masters: Masters, totals: Totals) -> Lis
     branch = masters.branch_refs[0]
     ledger = {"id": "1", "description": "Hovedbok" if profile.country == "NO" else "Huvudbok"}
     period_modified = _period_modified(totals)
+    results = _year_results(ctx, totals)
+    retained = (profile.roles["equity"], masters.subaccounts[0].number)
     rows: list[tuple[str, str, str, dict, int]] = []
     for account_number, sub_number in combos:
         account = profile.account(account_number)
@@ -354,6 +406,8 @@ def balance_source(ctx: CompanyContext, masters: Masters, totals: Totals) -> Lis
             period = calendar.by_id[period_id]
             if period.number == 1 and not carries:
                 running = 0
+            if period.number == 1 and (account_number, sub_number) == retained:
+                running += results.get(period.year - 1, 0)
             debit, credit, modified = totals.get((period_id, account_number, sub_number), (0, 0, 0))
             beginning = running
             running = beginning + debit - credit
@@ -385,6 +439,16 @@ def balance_source(ctx: CompanyContext, masters: Masters, totals: Totals) -> Lis
     source.entity_name = "gl_balances"
     source.period_field = "financialPeriod"
     return source
+
+
+def _year_results(ctx: CompanyContext, totals: Totals) -> dict[int, int]:
+    """Each fiscal year's result (debit positive: a profit is negative) on its income and expense
+    accounts: what Visma's year-end close carries into the retained earnings account."""
+    results: dict[int, int] = defaultdict(int)
+    for (period_id, account_number, _), (debit, credit, _) in totals.items():
+        if ctx.profile.account(account_number).type in ("Income", "Expense"):
+            results[ctx.calendar.by_id[period_id].year] += debit - credit
+    return results
 
 
 def _period_modified(totals: Totals) -> dict[str, int]:
