@@ -154,8 +154,9 @@ def _document_changes(document: Record, ledger: _Ledger, payments: list[tuple[st
             previous = value
 
 
-def _trial_balance(inputs: MartInputs) -> pd.DataFrame:
-    """Actual GL balances per company, period and account, in base currency."""
+def trial_balance(inputs: MartInputs) -> pd.DataFrame:
+    """Actual GL balances per company, period and account, in base currency: opening, debits and
+    credits summed over branches and subaccounts (the statements read the same totals)."""
     rows = [{
         "company_id": str(balance.get("company_id", "")),
         "financial_period": text(balance, "financialPeriod"),
@@ -169,12 +170,17 @@ def _trial_balance(inputs: MartInputs) -> pd.DataFrame:
     return decimal_totals(frame, ["company_id", "financial_period", "account_number"], ["opening", "debits", "credits"])
 
 
+def chart_of_accounts(inputs: MartInputs) -> dict[tuple[str, str | None], Record]:
+    """Each company's accounts by (company, account number)."""
+    return {(str(a.get("company_id", "")), text(a, "accountCD")): a for a in inputs.of("gl_accounts")}
+
+
 def build_period_close(inputs: MartInputs) -> pd.DataFrame:
     """The trial balance and the subledger reconciliation per company, period and account."""
-    accounts = {(str(a.get("company_id", "")), text(a, "accountCD")): a for a in inputs.of("gl_accounts")}
+    accounts = chart_of_accounts(inputs)
     closed = {(str(p.get("company_id", "")), text(p, "period")): bool(boolean(p, "closedInGeneralLedger"))
               for p in inputs.of("financial_periods")}
-    totals = _trial_balance(inputs)
+    totals = trial_balance(inputs)
     periods: dict[str, list[str]] = defaultdict(list)
     for company, period in sorted(set(zip(totals["company_id"], totals["financial_period"], strict=True))):
         periods[company].append(period)
