@@ -129,23 +129,12 @@ def profit_and_loss_results(profit_and_loss: pd.DataFrame, column: str = "period
 
 
 def balance_sheet_differences(balance_sheet: pd.DataFrame) -> pd.DataFrame:
-    """Per company and period end where the sheet does not balance: assets, liabilities and
-    equity with the result, and assets minus that (empty when every period end balances)."""
-    sides = decimal_totals(balance_sheet, ["company_id", "financial_period", "statement_side"],
-                           ["closing_balance_base_currency"])
-    table = sides.pivot_table(index=["company_id", "financial_period"], columns="statement_side",
-                              values="closing_balance_base_currency", aggfunc="first").reset_index()
-    for side in (ASSETS, LIABILITIES):
-        table[side] = [Decimal(0) if pd.isna(value) else value for value in table.get(side, [None] * len(table))]
-    with localcontext(EXACT):
-        table["difference_base_currency"] = [assets - liabilities for assets, liabilities
-                                             in zip(table[ASSETS], table[LIABILITIES], strict=True)]
-    differing = table[[difference != 0 for difference in table["difference_base_currency"]]]
-    return differing.rename(columns={ASSETS: "assets_base_currency",
-                                     LIABILITIES: "liabilities_equity_and_result_base_currency"}
-                            )[["company_id", "financial_period", "assets_base_currency",
-                               "liabilities_equity_and_result_base_currency",
-                               "difference_base_currency"]].reset_index(drop=True)
+    """Company period ends where the sheet does not balance, as `decimals.total_differences`
+    gives them: the assets side as the table's total, liabilities, equity and result as the
+    source's (empty when every period end balances)."""
+    by, sides = ["company_id", "financial_period"], balance_sheet["statement_side"]
+    return total_differences(balance_sheet[sides == ASSETS], balance_sheet[sides == LIABILITIES], by,
+                             ["closing_balance_base_currency"])
 
 
 def gl_result_differences(profit_and_loss: pd.DataFrame, gl_balances: pd.DataFrame) -> pd.DataFrame:
@@ -155,10 +144,9 @@ def gl_result_differences(profit_and_loss: pd.DataFrame, gl_balances: pd.DataFra
     movement = gl_balances[(gl_balances["balance_type"].fillna("Actual") == "Actual")
                            & gl_balances["account_type"].isin(PROFIT_AND_LOSS_TYPES)]
     with localcontext(EXACT):
-        net = [(credit or Decimal(0)) - (debit or Decimal(0)) for credit, debit in zip(
-            movement["period_credit_base_currency"].astype(object).where(movement["period_credit_base_currency"].notna()),
-            movement["period_debit_base_currency"].astype(object).where(movement["period_debit_base_currency"].notna()),
-            strict=True)]
+        net = [(Decimal(0) if pd.isna(credit) else credit) - (Decimal(0) if pd.isna(debit) else debit)
+               for credit, debit in zip(movement["period_credit_base_currency"].astype(object),
+                                        movement["period_debit_base_currency"].astype(object), strict=True)]
     gl = pd.DataFrame({"company_id": movement["company_id"].tolist(),
                        "financial_period": movement["financial_period"].tolist(), "result_base_currency": net})
     table = profit_and_loss.rename(columns={"period_amount_base_currency": "result_base_currency"})

@@ -400,7 +400,7 @@ def _spoil(name: str, row_filter: str) -> pd.Series:
     ("profit_and_loss", "result_equals_gl_movement", "account_type == 'Expense'",
      "{company_id} {financial_period}: result_base_currency 0.01"),
     ("balance_sheet", "balances_at_every_period_end", "statement_side == 'assets'",
-     "{company_id} {financial_period}: 0.01"),
+     "{company_id} {financial_period}: closing_balance_base_currency 0.01"),
     ("cash_flow", "actual_cash_equals_payments", "cash_kind == 'actual' and currency == 'NOK'",
      "{company_id} {financial_period} NOK: amount_doc_currency 0.01, amount_base_currency 0.01"),
     ("cash_flow", "expected_cash_equals_open_balances", "cash_kind == 'expected' and currency == 'NOK'",

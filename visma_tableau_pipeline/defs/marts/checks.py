@@ -200,15 +200,15 @@ def _extracts(*names: str) -> tuple[list[pd.DataFrame], dg.AssetCheckResult | No
 
 
 def _differences_result(differing: pd.DataFrame, agree: str, differ: str, by: list[str],
-                        columns: list[str]) -> dg.AssetCheckResult:
+                        columns: list[str], how: str = "table minus source") -> dg.AssetCheckResult:
     """Passed when `differing` (from `decimals.total_differences`) is empty; else `differ`, each
-    group with its differences (table minus source), the first few named in the description."""
+    group with its differences (`how` they are taken), the first few named in the description."""
     described = (" ".join(str(getattr(row, name)) for name in by) + ": "
                  + ", ".join(f"{column} {getattr(row, column + '_difference')}" for column in columns)
                  for row in differing.itertuples(index=False))
     return dg.AssetCheckResult(
         passed=differing.empty,
-        description=agree if differing.empty else f"{len(differing)} {differ} (table minus source): "
+        description=agree if differing.empty else f"{len(differing)} {differ} ({how}): "
         + _examples(described, len(differing)),
         metadata={"differences": len(differing),
                   "difference_by_group": {" ".join(str(getattr(row, name)) for name in by):
@@ -244,16 +244,10 @@ def balances_at_every_period_end() -> dg.AssetCheckResult:
     frame = read_extract("balance_sheet")
     if frame is None:
         return _missing("balance_sheet")
-    differing = balance_sheet_differences(frame)
-    return dg.AssetCheckResult(
-        passed=differing.empty,
-        description="the balance sheet balances at every period end" if differing.empty else
-        f"{len(differing)} period ends do not balance (assets minus liabilities, equity and result, base "
-        "currency): " + _examples((
-            f"{row.company_id} {row.financial_period}: {row.difference_base_currency}, assets "
-            f"{row.assets_base_currency}" for row in differing.itertuples()), len(differing)),
-        metadata={"differences": len(differing), "examples": _examples_table(differing)},
-    )
+    return _differences_result(balance_sheet_differences(frame), "the balance sheet balances at every period end",
+                               "period ends do not balance", ["company_id", "financial_period"],
+                               ["closing_balance_base_currency"],
+                               "assets minus liabilities, equity and result, base currency")
 
 
 @dg.asset_check(
