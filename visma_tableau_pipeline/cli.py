@@ -41,7 +41,7 @@ class _Vtp(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own ways to end: a usage error, ctx.exit(code), Ctrl-C
-        except Exception as error:  # noqa: BLE001 - every failure ends as one message
+        except Exception as error:
             from visma_tableau_pipeline.failures import explain
 
             if ctx.params.get("verbose"):
@@ -149,7 +149,8 @@ def audit() -> None:
 @audit.command("record")
 @click.argument("company")
 @click.argument("key", nargs=-1, required=True)
-@click.option("--table", "data_source", default=None, help="Data source / table, e.g. ap_invoices (default: every one).")
+@click.option("--table", "data_source", default=None,
+              help="Data source / table, e.g. ap_invoices (default: every one).")
 def audit_record(company: str, key: tuple[str, ...], data_source: str | None) -> None:
     """Every delivered version of one record's rows: when each reached Tableau, which version
     (content hash), which run, and what changed.
@@ -274,10 +275,9 @@ def secrets_set(name: str, value: str | None) -> None:
 def _read_secret_value() -> str:
     """From the terminal without echo (asked twice), or from a pipe once: getpass on a pipe warns
     that it cannot hide the input, and a second read of a pipe finds nothing."""
-    stdin = click.get_text_stream("stdin")
-    if stdin.isatty():
-        return click.prompt("Value", hide_input=True, confirmation_prompt=True)
-    value = stdin.read()
+    if sys.stdin.isatty():
+        return str(click.prompt("Value", hide_input=True, confirmation_prompt=True))
+    value = sys.stdin.read()
     return value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
 
 

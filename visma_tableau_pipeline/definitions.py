@@ -37,4 +37,9 @@ defs = dg.Definitions(
     sensors=[visma_polling_sensor, visma_webhook_sensor, tableau_webhook_sensor, month_end_close_sensor,
              automation_condition_sensor],
     resources={"visma": VismaResource(), "state": StateResource()},
+    # Every step in the run's own process. Dagster's default starts a Python process per step,
+    # each importing the whole code location (5-10 s on a busy 2-CPU machine) for steps whose
+    # work takes about a second: most of a change's way to Tableau (BENCHMARKS.md, "Freshness").
+    # Pools (visma, tableau-<PAT>) still bound what runs at once.
+    executor=dg.in_process_executor,
 )

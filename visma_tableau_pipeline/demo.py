@@ -7,6 +7,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -53,12 +54,36 @@ def serve_forever(
             visma.stop()
 
 
-def run_demo(size: int) -> PipelineOutcome:
+@dataclass(frozen=True)
+class DemoOutcome:
+    """What the demo did, and where a newcomer looks next."""
+
+    pipeline: PipelineOutcome
+    tableau_storage: Path  # the Tableau sandbox's published .hyper files, kept after the demo
+
+    def summary(self) -> str:
+        """The run's summary, then where to look: the demo's sandboxes stop with it, so the
+        next steps name what stays (Dagster on the same state, the extracts, the published files)
+        and how to serve a Tableau sandbox that stays up."""
+        return "\n".join([
+            self.pipeline.summary(),
+            "",
+            "Where to look next:",
+            "  Dagster:  VTP_SANDBOX=1 .venv/bin/dagster dev   (from the repository root; open http://127.0.0.1:3000)",
+            f"  Extracts: {self.pipeline.extracts_dir} (one .hyper per table: open one in Tableau Desktop)",
+            f"  Tableau:  the demo's Tableau sandbox stopped with it; what it published is in {self.tableau_storage}.",
+            "            `vtp sandbox` serves one that stays up, at http://127.0.0.1:8766 (and Visma at :8765);",
+            "            export the variables it prints, then `vtp sync` publishes to it.",
+        ])
+
+
+def run_demo(size: int) -> DemoOutcome:
     """Both sandboxes in this process, then the whole pipeline: sync, extracts, publish."""
     settings = get_settings()
-    with VismaSandbox(size) as visma, serve_tableau(storage_dir=settings.home / "tableau-sandbox") as tableau:
+    storage = settings.home / "tableau-sandbox"
+    with VismaSandbox(size) as visma, serve_tableau(storage_dir=storage) as tableau:
         log.info("Visma sandbox at %s, Tableau sandbox at %s", visma.base_url, tableau.base_url)
         demo_settings = settings.model_copy(
             update={"tableau": tableau_sandbox_settings(tableau)}
         )
-        return run_pipeline(demo_settings, companies=sandbox_companies(visma.base_url))
+        return DemoOutcome(run_pipeline(demo_settings, companies=sandbox_companies(visma.base_url)), storage)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.delivery.deliver import DeliveryOutcome
 from visma_tableau_pipeline.delivery.extracts import (
     ENTITLEMENTS,
     build_extract,
@@ -22,8 +24,6 @@ from visma_tableau_pipeline.delivery.publish import PublishTarget, publish_extra
 from visma_tableau_pipeline.marts.entitlements import ENTITLEMENTS_KEY
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import CompanySettings, Settings
-from visma_tableau_pipeline.companies import resolved_companies
-from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records
 from visma_tableau_pipeline.tableau.datasources import ensure_project
 from visma_tableau_pipeline.tableau.directory import read_directory
@@ -40,29 +40,56 @@ class PipelineOutcome:
     """What one headless run did, for the CLI."""
 
     sync: SyncReport
+    full: bool = False  # every window re-read (`--full`), not the nightly windows
     extracts: dict[str, int] = field(default_factory=dict)  # table -> rows written
-    published: dict[str, str] = field(default_factory=dict)  # table -> what publishing did
+    deliveries: dict[str, DeliveryOutcome] = field(default_factory=dict)  # data source -> what was sent
+    tableau: str | None = None  # where the data sources were published, for the summary
     extracts_dir: Path | None = None
     held: list[HeldRecord] = field(default_factory=list)  # records held back from the tables now
 
+    @property
+    def published(self) -> dict[str, str]:
+        """Data source -> what publishing did, e.g. `incremental (+2/-0, 4096 bytes)`."""
+        return {name: f"{d.mode} (+{d.rows_upserted}/-{d.rows_deleted}, {d.bytes_sent} bytes)"
+                for name, d in self.deliveries.items()}
+
     def summary(self) -> str:
+        """The run in the words a person reads after `vtp sync`: what kind of run, what changed
+        in Visma per company, what went to Tableau, what was held back, where the extracts are."""
         totals = self.sync.totals()
         lines = [
-            f"run {self.sync.run_id}: {totals['records_read']} Visma records read "
-            f"({totals['inserted']} new, {totals['updated']} changed, {totals['deleted']} deleted) "
-            f"in {self.sync.api_calls} API calls",
-            f"{len(self.extracts)} extracts in {self.extracts_dir}: "
-            + ", ".join(f"{name} {rows}" for name, rows in self.extracts.items()),
+            f"run {self.sync.run_id}: "
+            + ("full: every window re-read, records deleted in Visma found" if self.full else
+               "incremental: master data and the periods Visma has not closed re-read in full, "
+               "closed periods as deltas"),
+            f"{totals['records_read']} Visma records read ({totals['inserted']} new, "
+            f"{totals['updated']} changed, {totals['deleted']} deleted) in {self.sync.api_calls} API calls",
         ]
-        if self.published:
-            lines.append("Tableau: " + ", ".join(f"{n} {what}" for n, what in self.published.items()))
-        else:
-            lines.append("Tableau: not configured, nothing published")
+        for company_id, counts in self.sync.totals_by_company().items():
+            lines.append(f"  {company_id}: {counts['records_read']} read, {counts['inserted']} new, "
+                         f"{counts['updated']} changed, {counts['deleted']} deleted")
+        lines.extend(self._tableau_lines())
         if self.held:
             lines.append(f"{len(self.held)} records held back from the tables "
                          f"(all of them: vtp quarantine list):")
             lines.extend(f"  {item.describe()}" for item in self.held[:SHOWN_HELD])
+        else:
+            lines.append("Records held back: none")
+        lines.append(f"Extracts: {len(self.extracts)} in {self.extracts_dir} (rows: "
+                     + ", ".join(f"{name} {rows}" for name, rows in self.extracts.items()) + ")")
         return "\n".join(lines)
+
+    def _tableau_lines(self) -> list[str]:
+        if self.tableau is None:
+            return ["Tableau: not configured (TABLEAU_SERVER_URL), nothing published"]
+        sent = {name: what for name, what in self.published.items() if self.deliveries[name].mode != "unchanged"}
+        unchanged = [name for name in self.deliveries if name not in sent]
+        lines = [f"Tableau ({self.tableau}): " + (f"sent to {len(sent)} data sources" if sent
+                                                  else "nothing needed to be sent")]
+        lines.extend(f"  {name} {what}" for name, what in sent.items())
+        if sent and unchanged:
+            lines.append(f"  unchanged, nothing sent: {', '.join(unchanged)}")
+        return lines
 
 
 def run_pipeline(
@@ -80,7 +107,7 @@ def run_pipeline(
     db = settings.open_state()
     # as the nightly schedules read: master data and open periods reconciled, closed ones as deltas
     outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of, open_periods_in_full=True),
-                              extracts_dir=settings.extracts_dir)
+                              full=full, extracts_dir=settings.extracts_dir)
     company_ids = [c.company_id for c in companies]
     extracts = {}
     run_id = outcome.sync.run_id
@@ -95,6 +122,8 @@ def run_pipeline(
         outcome.extracts[ENTITLEMENTS] = len(entitlements)
         log.info("No Tableau settings: extracts written to %s, nothing published.", settings.extracts_dir)
         return outcome
+    tableau = settings.tableau
+    outcome.tableau = f"{tableau.server_url}, site {tableau.site or 'Default'}, project {tableau.project}"
     retry = RetryPolicy.from_settings(settings.retries)
     with TableauSession(settings.tableau, retry=retry) as session, \
             tempfile.TemporaryDirectory() as workdir:
@@ -106,10 +135,6 @@ def run_pipeline(
         outcome.extracts[ENTITLEMENTS] = len(entitlements)
         targets = [publish_target(db, company_ids, table, as_of) for table in MART_TABLES]
         for target in [*targets, PublishTarget(ENTITLEMENTS, ENTITLEMENTS_KEY)]:
-            delivered = publish_extract(session, db, project_id, target, extracts[target.name],
-                                        Path(workdir), run_id=run_id, full=full)
-            outcome.published[target.name] = (
-                f"{delivered.mode} (+{delivered.rows_upserted}/-{delivered.rows_deleted}, "
-                f"{delivered.bytes_sent} bytes)"
-            )
+            outcome.deliveries[target.name] = publish_extract(
+                session, db, project_id, target, extracts[target.name], Path(workdir), run_id=run_id, full=full)
     return outcome

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline_tests.cli_support import SETTINGS_VARIABLES, vtp
 
@@ -58,3 +59,21 @@ def test_vtp_audit_record_of_an_unknown_record_says_so(in_demo_home: Demo):
     result = vtp("audit", "record", "nordic-no", "Invoice", "999999")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "no delivery of nordic-no Invoice 999999 is on the ledger" in result.output
+
+
+def test_the_demo_ends_saying_where_to_look_next(demo: Demo):
+    lines = demo.result.stdout.splitlines()
+    assert lines[0].startswith("run vtp-sync-") and "incremental" in lines[0]
+    assert lines[2].startswith("  nordic-no: ") and lines[3].startswith("  nordic-se: ")
+    assert lines[4].startswith("Tableau (http://127.0.0.1:")
+    assert lines[4].endswith(f"sent to {len(MART_TABLES) + 1} data sources")  # + entitlements
+    assert any(line.startswith("  ap_invoices create (+32/-0, ") for line in lines)
+    assert "Records held back: none" in lines
+    tail = lines[lines.index("Where to look next:"):]
+    assert tail[1] == ("  Dagster:  VTP_SANDBOX=1 .venv/bin/dagster dev   "
+                       "(from the repository root; open http://127.0.0.1:3000)")
+    assert tail[2].startswith(f"  Extracts: {demo.home / 'extracts'} ")
+    assert (demo.home / "extracts" / "ap_invoices.hyper").exists()
+    assert str(demo.home / "tableau-sandbox") in tail[3] and (demo.home / "tableau-sandbox").is_dir()
+    port = re.search(r"--tableau-port INTEGER\s+\[default: (\d+)\]", vtp("sandbox", "--help").output).group(1)
+    assert f"at http://127.0.0.1:{port} " in tail[4]

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from visma_tableau_pipeline.cli import main
 from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import ConfigError, EnvSettings, build_settings, get_settings
 from visma_tableau_pipeline_tests.cli_support import assert_one_clear_message, vtp
 
@@ -167,8 +168,6 @@ def test_vtp_secrets_set_reads_a_piped_value_once_without_an_echo_warning(home):
 def test_the_readme_counts_the_tables_built_record_by_record_right():
     import re
 
-    from visma_tableau_pipeline.marts.registry import MART_TABLES
-
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
              "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
              "twenty", "twenty-one", "twenty-two"]
@@ -179,8 +178,8 @@ def test_the_readme_counts_the_tables_built_record_by_record_right():
 
 
 def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
-    from visma_tableau_pipeline.settings import SANDBOX_CLIENT_SECRET
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+    from visma_tableau_pipeline.settings import SANDBOX_CLIENT_SECRET
 
     with VismaSandbox(30, seed=2) as sandbox:
         monkeypatch.setenv("VTP_SANDBOX_URL", sandbox.base_url)
@@ -189,7 +188,14 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
         caplog.set_level(logging.DEBUG)
         result = CliRunner().invoke(main, ["sync", "--as-of", "2026-11-24"])
     assert result.exit_code == 0, result.output
-    assert "Visma records read" in result.output and "nothing published" in result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(": incremental: master data and the periods Visma has not closed re-read "
+                             "in full, closed periods as deltas")
+    assert "Visma records read" in lines[1]
+    assert [line.split(":")[0] for line in lines[2:4]] == ["  nordic-no", "  nordic-se"]
+    assert lines[4:] == ["Tableau: not configured (TABLEAU_SERVER_URL), nothing published",
+                         "Records held back: none", lines[6]]
+    assert lines[6].startswith(f"Extracts: {len(MART_TABLES) + 1} in {home / 'extracts'} (rows: ap_invoices ")
     assert (home / "extracts" / "ap_invoices.hyper").exists()
     assert "sandbox" in caplog.text.lower()
     everything = caplog.text + result.output
@@ -199,8 +205,8 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
 
 def test_vtp_check_pings_visma_and_tableau_and_explains_failures(home, monkeypatch, tmp_path):
     from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
-    from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, SANDBOX_CLIENT_ID
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+    from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_TENANT_IDS
 
     with VismaSandbox(20, seed=1) as visma, TableauSandbox(tmp_path / "tableau").serve() as tableau_url:
         monkeypatch.setenv("VTP_SANDBOX_URL", visma.base_url)

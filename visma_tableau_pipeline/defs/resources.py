@@ -1,14 +1,14 @@
 """Dagster resources: thin handles on settings, the state database and Visma clients."""
 
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
 
 import dagster as dg
 
-from visma_tableau_pipeline.settings import CompanySettings, get_settings
 from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.settings import CompanySettings, get_settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.client import VismaClient
 from visma_tableau_pipeline.visma.retrying import RetryPolicy

@@ -228,7 +228,7 @@ def known_visma_values(customers: pd.DataFrame, suppliers: pd.DataFrame,
     A company is known when any of the three tables has a row for it. Departments are the values
     of each company's department segment (see the module doc for how it is recognised).
     """
-    companies = set()
+    companies: set[str] = set()
     for frame in (customers, suppliers, dimensions):
         companies.update(str(company) for company in frame["company_id"].dropna())
     return KnownVismaValues(

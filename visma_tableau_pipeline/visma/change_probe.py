@@ -3,7 +3,7 @@
 The probe reads changed records with `lastModifiedDateTime` (webhooks are only hints), and
 answers which periods of which entities need a run. It reads at most `max_pages` pages per entity
 so that a sensor tick stays short; when more changed, it says so (`truncated`) and the caller
-falls back to every month it keeps (`defs/visma/sensors.runs_for_changes`).
+falls back to every month it keeps (`visma/reads_needed.reads_for_changes`).
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ between them comes from `/v1/financialPeriod` (start and end dates of every peri
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable
 
 _YYYYPP = re.compile(r"^\d{6}$")
 _YYYYPP_FIELD = "financialPeriod"
@@ -45,11 +45,10 @@ def _as_date(value: str) -> date:
 
 def parse_periods(records: Iterable[dict]) -> list[FinancialPeriod]:
     """FinancialPeriodDto items → periods sorted by start date."""
-    periods = []
-    for record in records:
-        periods.append(
-            FinancialPeriod(period_id_of(record), _as_date(record["startDate"]), _as_date(record["endDate"]))
-        )
+    periods = [
+        FinancialPeriod(period_id_of(record), _as_date(record["startDate"]), _as_date(record["endDate"]))
+        for record in records
+    ]
     return sorted(periods, key=lambda p: p.start)
 
 

@@ -1,24 +1,27 @@
 """Which windows a sync reads, and reading them for every company.
 
 `vtp sync` and the nightly schedules take their windows from `plan_windows`, so a headless sync
-and a nightly run read exactly the same (company, entity, period) windows through `sync_window`.
+and a nightly run read exactly the same (company, entity, period) windows. Both read an entity's
+windows through `sync_entity` (the Dagster entity assets for their partitions, `sync_company` for
+the plan), so the choice between a delta and a reconciling read is made in one place.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
+from itertools import groupby
 
 from visma_tableau_pipeline.settings import CompanySettings, Settings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.record_store import iter_records
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
-from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.periods import FinancialPeriod, open_period_ids, parse_periods
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
@@ -42,10 +45,19 @@ class SyncReport:
     extra_passes: int = 0  # lists read again because rows moved while paging
 
     def totals(self) -> dict[str, int]:
-        return {
-            name: sum(getattr(w, name) for w in self.windows)
-            for name in ("records_read", "inserted", "updated", "deleted")
-        }
+        return _totals(self.windows)
+
+    def totals_by_company(self) -> dict[str, dict[str, int]]:
+        """`totals` per company, in the order the companies were read."""
+        companies = dict.fromkeys(w.company_id for w in self.windows)
+        return {c: _totals([w for w in self.windows if w.company_id == c]) for c in companies}
+
+
+def _totals(windows: list[WindowResult]) -> dict[str, int]:
+    return {
+        name: sum(getattr(w, name) for w in windows)
+        for name in ("records_read", "inserted", "updated", "deleted")
+    }
 
 
 def periods_in_window(periods: list[FinancialPeriod], first: date, last: date) -> list[str]:
@@ -73,6 +85,32 @@ def read_in_full(period: str | None, *, full: bool, open_periods_in_full: bool, 
     deltas and reconciled by the weekly full read.
     """
     return full or (open_periods_in_full and (period is None or period in open_periods))
+
+
+def sync_entity(
+    client: VismaClient,
+    db: StateDB,
+    entity: Entity,
+    company_id: str,
+    periods: Sequence[str | None],
+    *,
+    run_id: str,
+    full: bool,
+    open_periods_in_full: bool = False,
+    on_page: Callable[[str | None, PageProgress], None] | None = None,
+) -> list[WindowResult]:
+    """Read `entity`'s windows of one company (YYYYPP periods; None for master data), each in
+    full or as a delta as `read_in_full` says; `on_page(period, progress)` hears of long reads."""
+    open_periods = stored_open_periods(db, company_id) if open_periods_in_full else set()
+    return [
+        sync_window(
+            client, db, entity, company_id=company_id, run_id=run_id, period=period,
+            full=read_in_full(period, full=full, open_periods_in_full=open_periods_in_full,
+                              open_periods=open_periods),
+            on_page=None if on_page is None else partial(on_page, period),
+        )
+        for period in periods
+    ]
 
 
 def plan_windows(
@@ -110,16 +148,12 @@ def sync_company(
             sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
         )
         periods = stored_periods(db, company.company_id)
-        open_periods = stored_open_periods(db, company.company_id)
-        for window in plan_windows(company.company_id, periods, first_month, today):
-            in_full = read_in_full(window.period, full=full, open_periods_in_full=open_periods_in_full,
-                                   open_periods=open_periods)
-            report.windows.append(
-                sync_window(
-                    client, db, window.entity,
-                    company_id=company.company_id, run_id=run_id, period=window.period, full=in_full,
-                )
-            )
+        windows = plan_windows(company.company_id, periods, first_month, today)
+        for entity, entity_windows in groupby(windows, key=lambda window: window.entity):
+            report.windows.extend(sync_entity(
+                client, db, entity, company.company_id, [window.period for window in entity_windows],
+                run_id=run_id, full=full, open_periods_in_full=open_periods_in_full,
+            ))
         report.api_calls += int(client.stats.api_calls)
         report.retries += int(client.stats.retries)
         report.extra_passes += int(client.stats.extra_passes)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from visma_tableau_pipeline.definitions import defs
+from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import get_settings
 
@@ -31,12 +33,18 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vis
 @pytest.fixture
 def tableau_env(sandbox_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Both sandboxes, the Visma one already synced, and TABLEAU_* pointing at the Tableau one."""
-    from visma_tableau_pipeline.defs.resources import StateResource
-    from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
     from visma_tableau_pipeline.companies import resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.visma.plan import sync_all
 
     sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+    with serving_tableau(tmp_path, monkeypatch) as tableau:
+        yield tableau
+
+
+@contextmanager
+def serving_tableau(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TableauSandbox]:
+    """A Tableau sandbox serving while TABLEAU_* point the settings at it."""
     tableau = TableauSandbox(tmp_path / "tableau")
     with tableau.serve():
         for name, value in tableau.settings_env().items():

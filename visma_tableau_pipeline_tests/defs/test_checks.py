@@ -27,11 +27,11 @@ from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
 from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
-from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.visma.plan import sync_all
+from visma_tableau_pipeline_tests.defs.conftest import serving_tableau
 
 COMPANY = "nordic-no"
 SETTINGS_TO_CLEAR = ("VISMA_CLIENT_ID", "VISMA_CLIENT_SECRET", "VISMA_TENANT_ID", "TABLEAU_SERVER_URL",
@@ -221,11 +221,7 @@ def test_an_unbalanced_batch_fails_the_check_and_is_not_published(copy_of_built:
     condition after a run that built gl_transactions alone."""
     batch = _unbalance_a_batch(copy_of_built.sandbox)
     sync_all(get_settings(), resolved_companies(get_settings())[:1], StateResource().db())
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+    with serving_tableau(tmp_path, monkeypatch) as tableau:
         gl, published = mart_asset_key(mart_table("gl_transactions")), tableau_asset_key("gl_transactions")
         suppliers = mart_asset_key(mart_table("suppliers"))
         instance = dg.DagsterInstance.ephemeral()
@@ -334,11 +330,7 @@ def test_a_manual_entry_on_the_ap_control_account_fails_the_reconciliation_and_i
     GL; the check names the company, period, ledger and amount, and period_close stays out of Tableau."""
     period = _post_to_the_ap_control_account(copy_of_built.sandbox, Decimal("123.45"))
     sync_all(get_settings(), resolved_companies(get_settings())[:1], StateResource().db())
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+    with serving_tableau(tmp_path, monkeypatch) as tableau:
         close, published = mart_asset_key(mart_table("period_close")), tableau_asset_key("period_close")
         result = defs.resolve_implicit_job_def_def_for_assets([close, published]).execute_in_process(
             instance=dg.DagsterInstance.ephemeral(), asset_selection=[close, published], raise_on_error=False)

@@ -69,7 +69,7 @@ def problems(path: Path, known: KnownVismaValues) -> list[str]:
 # --- the file ----------------------------------------------------------------------------------
 
 def test_valid_file_is_read(tmp_path: Path) -> None:
-    finance, analyst, viewer = load_entitlements(write(tmp_path, VALID))
+    finance, analyst, _viewer = load_entitlements(write(tmp_path, VALID))
     assert (finance.principal_type, finance.principal_name, finance.company) == ("group", "Finance", "nordic-no")
     assert finance.suppliers == "all" and finance.customers == ("10001", "10002")
     assert (analyst.principal_type, analyst.departments, analyst.suppliers) == ("user", ("100", "300"), ())
@@ -119,7 +119,7 @@ def test_malformed_files_are_refused(tmp_path: Path, text: str, complaint: str) 
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(EntitlementsError, match="nowhere.yaml: cannot be read"):
+    with pytest.raises(EntitlementsError, match=r"nowhere\.yaml: cannot be read"):
         load_entitlements(tmp_path / "nowhere.yaml")
 
 

@@ -115,6 +115,9 @@ def test_an_incremental_run_sends_only_changes_and_equals_a_full_rebuild(visma_s
     assert second.published["ap_invoices"].startswith("incremental (+2/-0")
     assert second.published["suppliers"].startswith("unchanged")
     assert second.published["ap_aging"].startswith("partition")  # today's snapshot replaced whole
+    summary = second.summary().splitlines()
+    assert f"  {company_id}: " in "\n".join(summary) and "  ap_invoices incremental (+2/-0, " in "\n".join(summary)
+    assert "suppliers" in next(line for line in summary if line.startswith("  unchanged, nothing sent: "))
     assert tableau.bytes_received - first_bytes < first_bytes / 5
     from visma_tableau_pipeline.marts.registry import MART_TABLES
 
@@ -176,22 +179,24 @@ def test_the_ledger_matches_what_tableau_received(visma_sandbox, companies, both
     assert summary["ap_invoices"] == {"insert": first.extracts["ap_invoices"]}
 
 
-def test_a_crash_between_publish_and_commit_loses_and_doubles_nothing(visma_sandbox, companies, both, tableau, monkeypatch):
+def _crash_after_delivering_a_change(visma_sandbox, companies, both, monkeypatch) -> None:
+    """A run that delivers one changed invoice to Tableau and dies before the ledger commits."""
     run_pipeline(both, companies=companies, as_of=TODAY)
     company_id = companies[0].company_id
     invoice = next(visma_sandbox.records(company_id, "supplier_invoices"))
     visma_sandbox.modify(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
 
-    real_record = audited.record_deliveries
-
     def crash(*args, **kwargs):
         raise RuntimeError("the process died after Tableau confirmed the delivery")
 
-    monkeypatch.setattr(audited, "record_deliveries", crash)
-    with pytest.raises(RuntimeError):
-        run_pipeline(both, companies=companies, as_of=TODAY)
-    monkeypatch.setattr(audited, "record_deliveries", real_record)
+    with monkeypatch.context() as patched:
+        patched.setattr(audited, "record_deliveries", crash)
+        with pytest.raises(RuntimeError):
+            run_pipeline(both, companies=companies, as_of=TODAY)
 
+
+def test_a_crash_between_publish_and_commit_loses_and_doubles_nothing(visma_sandbox, companies, both, tableau, monkeypatch):
+    _crash_after_delivering_a_change(visma_sandbox, companies, both, monkeypatch)
     again = run_pipeline(both, companies=companies, as_of=TODAY)
     assert again.published["ap_invoices"].startswith("incremental (+1/-0")  # sent again, not lost
     from visma_tableau_pipeline.marts.registry import mart_table
@@ -271,19 +276,7 @@ def test_vtp_audit_run_shows_every_kind_of_delivery(visma_sandbox, companies, bo
 
 
 def test_vtp_audit_run_shows_what_a_run_after_a_crash_sent_again(visma_sandbox, companies, both, tableau, monkeypatch):
-    run_pipeline(both, companies=companies, as_of=TODAY)
-    company_id = companies[0].company_id
-    invoice = next(visma_sandbox.records(company_id, "supplier_invoices"))
-    visma_sandbox.modify(company_id, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
-    real_record = audited.record_deliveries
-
-    def crash(*args, **kwargs):
-        raise RuntimeError("the process died after Tableau confirmed the delivery")
-
-    monkeypatch.setattr(audited, "record_deliveries", crash)
-    with pytest.raises(RuntimeError):
-        run_pipeline(both, companies=companies, as_of=TODAY)
-    monkeypatch.setattr(audited, "record_deliveries", real_record)
+    _crash_after_delivering_a_change(visma_sandbox, companies, both, monkeypatch)
     again = run_pipeline(both, companies=companies, as_of=TODAY)
     summary = _vtp_audit_run(both, again.sync.run_id, monkeypatch)
     assert summary["ap_invoices"] == {"update": 1}  # the change the crashed run sent, sent again

@@ -23,7 +23,8 @@ import dagster as dg
 from visma_tableau_pipeline.defs.partitions import company_month_partitions, company_partitions
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
 from visma_tableau_pipeline.settings import get_settings
-from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity, entity as catalogue_entity
+from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity
+from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.periods import (
     FinancialPeriod,
@@ -32,8 +33,8 @@ from visma_tableau_pipeline.visma.periods import (
     period_for_month,
     periods_span,
 )
-from visma_tableau_pipeline.visma.plan import read_in_full, stored_open_periods, stored_periods
-from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
+from visma_tableau_pipeline.visma.plan import stored_periods, sync_entity
+from visma_tableau_pipeline.visma.sync import WindowResult
 
 GROUP = "visma_entities"
 PREVIEW_ROWS = 5
@@ -154,7 +155,6 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         for company_id, months in _windows(context, entity).items():
             with visma.client(company_id) as client:
                 periods = _financial_periods(state, client, company_id) if entity.by_period else []
-                open_periods = stored_open_periods(state.db(), company_id) if config.open_periods_in_full else set()
                 uncovered = _uncovered_months(periods, months)
                 if uncovered:
                     skipped.update(_month_partition_key(company_id, month) for month in uncovered)
@@ -164,27 +164,21 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                         f"(the company's periods span {periods_span(periods)}); not read, not "
                         "materialized. Create the financial year in Visma if they should hold data."
                     )
-                for month in months:
-                    if month in uncovered:
-                        continue
-                    period = period_for_month(periods, month) if month else None
+                def progress(period: str | None, page: PageProgress, company_id: str = company_id) -> None:
+                    if page.page % 20 == 0 or page.total_count is None:
+                        context.log.info(
+                            f"{entity.name} {company_id} {period or ''}: page {page.page}, "
+                            f"{page.records_yielded} records of {page.total_count or '?'}"
+                        )
 
-                    def progress(page: PageProgress, period: str | None = period) -> None:
-                        if page.page % 20 == 0 or page.total_count is None:
-                            context.log.info(
-                                f"{entity.name} {company_id} {period or ''}: page {page.page}, "
-                                f"{page.records_yielded} records of {page.total_count or '?'}"
-                            )
-
-                    result = sync_window(
-                        client, state.db(), entity,
-                        company_id=company_id, run_id=context.run.run_id, period=period,
-                        full=read_in_full(period, full=config.full, open_periods=open_periods,
-                                          open_periods_in_full=config.open_periods_in_full),
-                        on_page=progress,
-                    )
-                    results.append(result)
-                    preview.extend(result.preview)
+                read = sync_entity(
+                    client, state.db(), entity, company_id,
+                    [period_for_month(periods, month) if month else None for month in months if month not in uncovered],
+                    run_id=context.run.run_id, full=config.full, open_periods_in_full=config.open_periods_in_full,
+                    on_page=progress,
+                )
+                results.extend(read)
+                preview.extend(record for result in read for record in result.preview)
                 for name, value in client.stats.as_metadata().items():
                     stats[name] = stats.get(name, 0) + value
         metadata = _metadata(results, stats, preview)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -89,7 +90,7 @@ def _has_month(period: FinancialPeriod, today: date) -> bool:
     "default); when a period closes or reopens in a module, launches one month_end_close run.",
 )
 def month_end_close_sensor(context: dg.SensorEvaluationContext, visma: VismaResource) -> dg.SensorResult:
-    cursor = json.loads(context.cursor) if context.cursor else {
+    cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {
         "epoch": datetime.now(UTC).strftime("%Y%m%dT%H%M%S"), "companies": {}}
     requests: list[dg.RunRequest] = []
     for company in get_settings().companies:

@@ -18,7 +18,7 @@ from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
 from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import ENTITIES
-from visma_tableau_pipeline.visma.periods import FinancialPeriod, covered_months
+from visma_tableau_pipeline.visma.periods import covered_months
 from visma_tableau_pipeline.visma.plan import stored_periods
 
 # The run tags of a single-run backfill over a partition range, as Dagster's docs name them
@@ -40,17 +40,13 @@ period_entities_job = dg.define_asset_job(
 )
 
 
-def month_range_tags(
-    company_id: str, first_month: date, today: date, periods: list[FinancialPeriod]
-) -> dict[str, str] | None:
-    """Run tags that make one run over every month of a company, from its first month to the
-    current one (a single-run backfill), narrowed to the months its financial periods cover
-    (None when none is): a run that asked for months outside them would skip them, and its
-    entity checks wait for a run without skipped months."""
-    covered = covered_months(periods, first_month, today)
-    if covered is None:
-        return None
-    first, last = covered
+def month_range_tags(company_id: str, months: tuple[date, date]) -> dict[str, str]:
+    """Run tags that make one run over a company's months `first..last` (a single-run backfill).
+
+    Callers pass the months its financial periods cover (`covered_months`): a run that asked for
+    months outside them would skip them, and its entity checks wait for a run without skipped months.
+    """
+    first, last = months
     return {
         ASSET_PARTITION_RANGE_START_TAG: f"{company_id}|{first:%Y-%m-01}",
         ASSET_PARTITION_RANGE_END_TAG: f"{company_id}|{last:%Y-%m-01}",
@@ -95,14 +91,15 @@ def _period_entities_schedule(name: str, cron: str, run_config: dict, descriptio
     def _schedule(context: dg.ScheduleEvaluationContext, state: StateResource) -> Iterator[dg.RunRequest]:
         scheduled = context.scheduled_execution_time
         for company in get_settings().companies:
-            tags = month_range_tags(company.company_id, get_settings().first_month, scheduled.date(),
-                                    stored_periods(state.db(), company.company_id))
-            if tags is None:
+            covered = covered_months(stored_periods(state.db(), company.company_id),
+                                     get_settings().first_month, scheduled.date())
+            if covered is None:
                 context.log.warning(f"{company.company_id}: no financial period covers a month since "
                                     "VTP_FIRST_MONTH; nothing to read")
                 continue
             yield dg.RunRequest(
-                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=run_config, tags=tags,
+                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=run_config,
+                tags=month_range_tags(company.company_id, covered),
             )
 
     return _schedule

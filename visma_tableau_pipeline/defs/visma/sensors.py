@@ -1,5 +1,8 @@
 """Sensors that launch runs for what changed in Visma: polling (the truth) and webhooks (hints).
 
+What each change needs read is decided in `visma/reads_needed.py`; this module turns those reads
+into Dagster runs and keeps the sensors' cursors.
+
 Both ask the same question through `probe_changes` and request runs only for the partitions that
 changed (every month of an entity when more changed than a probe reads). Run keys carry the newest
 `lastModifiedDateTime` seen, so a change launches one run however many ticks (or duplicate
@@ -12,6 +15,7 @@ minutes instead of at the nightly reconciliation.
 """
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import date
 
@@ -32,18 +36,27 @@ from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.change_probe import EntityChanges, probe_changes
 from visma_tableau_pipeline.visma.periods import FinancialPeriod
-from visma_tableau_pipeline.visma.plan import periods_in_window, stored_periods
+from visma_tableau_pipeline.visma.plan import stored_periods
+from visma_tableau_pipeline.visma.reads_needed import ReadNeeded, reads_for_changes, reads_for_deletion
 from visma_tableau_pipeline.visma.webhooks import announces_deletion, notified_keys
 
 POLL_SECONDS = 300
 
 
-def _months_of(periods: list[FinancialPeriod], period_ids: set[str], first_month: date, today: date) -> list[str]:
-    """Month partition keys (first days) of the given financial periods, in the window the nightly
-    run reads: periods before VTP_FIRST_MONTH are never kept, and a period that has not begun has
-    no partition yet (the nightly run reads it in full once it begins)."""
-    wanted = period_ids & set(periods_in_window(periods, first_month, today))
-    return sorted(f"{max(p.start, first_month):%Y-%m-01}" for p in periods if p.period_id in wanted)
+def run_request(read: ReadNeeded) -> dg.RunRequest:
+    """The run that does a read: a company's master data, one month, or a range of months."""
+    key = entity_asset_key(read.entity)
+    config = entity_run_config([key], full=True) if read.full else None
+    if not read.entity.by_period:
+        return dg.RunRequest(run_key=read.key, job_name=master_data_job.name, partition_key=read.company_id,
+                             asset_selection=[key], run_config=config)
+    if read.months is not None:
+        return dg.RunRequest(run_key=read.key, job_name=period_entities_job.name, asset_selection=[key],
+                             tags=month_range_tags(read.company_id, read.months), run_config=config)
+    return dg.RunRequest(
+        run_key=read.key, job_name=period_entities_job.name, asset_selection=[key], run_config=config,
+        partition_key=dg.MultiPartitionKey({"company": read.company_id, "month": str(read.month)}),
+    )
 
 
 def runs_for_changes(
@@ -54,37 +67,8 @@ def runs_for_changes(
     first_month: date,
     today: date,
 ) -> list[dg.RunRequest]:
-    """The runs that re-read every change `changes` stands for, so a cursor may move to its newest.
-
-    A truncated probe saw only its first pages. The changes past them can be in any month:
-    Visma's list order is not documented, and records sharing one lastModifiedDateTime are cut
-    apart, the rest never "later" than the cursor again. So a truncated period entity is re-read
-    over every month of the company, in one run over the partition range (like the nightly run).
-    Run keys name the newest change: each piece of work is launched once, however many ticks see it.
-    """
-    if not changes.records and not changes.truncated:
-        return []
-    key = entity_asset_key(entity)
-    version = changes.newest or "unknown"
-    if not entity.by_period:
-        return [dg.RunRequest(
-            run_key=f"{company_id}:{entity.name}:{version}", job_name=master_data_job.name,
-            partition_key=company_id, asset_selection=[key],
-        )]
-    if changes.truncated:
-        tags = month_range_tags(company_id, first_month, today, periods)
-        return [dg.RunRequest(
-            run_key=f"{company_id}:{entity.name}:every-month:{version}", job_name=period_entities_job.name,
-            asset_selection=[key], tags=tags,
-        )] if tags else []
-    return [
-        dg.RunRequest(
-            run_key=f"{company_id}:{entity.name}:{month}:{version}", job_name=period_entities_job.name,
-            partition_key=dg.MultiPartitionKey({"company": company_id, "month": month}),
-            asset_selection=[key],
-        )
-        for month in _months_of(periods, changes.periods, first_month, today)
-    ]
+    """The runs of `reads_for_changes`: every change `changes` stands for, read once."""
+    return [run_request(read) for read in reads_for_changes(company_id, entity, changes, periods, first_month, today)]
 
 
 def runs_for_deletion(
@@ -96,33 +80,15 @@ def runs_for_deletion(
     first_month: date,
     today: date,
 ) -> list[dg.RunRequest]:
-    """Reconciling reads of the windows that hold a record Visma says it deleted.
-
-    `stored` maps the record's stored keys to their periods: empty when the store never held it
-    (nothing of it reached Tableau, so nothing to run). A full read marks the record deleted only
-    when Visma confirms it is gone. Keyed by the notification: each one launches its runs once.
-    """
-    if not stored:
-        return []
-    key = entity_asset_key(entity)
-    config = entity_run_config([key], full=True)
-    if not entity.by_period:
-        return [dg.RunRequest(
-            run_key=f"{company_id}:{entity.name}:deleted:{notification_id}", job_name=master_data_job.name,
-            partition_key=company_id, asset_selection=[key], run_config=config,
-        )]
+    """The runs of `reads_for_deletion`: reconciling reads of the windows that hold the record."""
     return [
-        dg.RunRequest(
-            run_key=f"{company_id}:{entity.name}:{month}:deleted:{notification_id}",
-            job_name=period_entities_job.name, asset_selection=[key], run_config=config,
-            partition_key=dg.MultiPartitionKey({"company": company_id, "month": month}),
-        )
-        for month in _months_of(periods, {p for p in stored.values() if p}, first_month, today)
+        run_request(read)
+        for read in reads_for_deletion(company_id, entity, stored, notification_id, periods, first_month, today)
     ]
 
 
 def deletion_requests(
-    state: StateResource, notes: list[Notification], log: dg.DagsterLogManager
+    state: StateResource, notes: list[Notification], log: logging.Logger
 ) -> Iterator[dg.RunRequest]:
     """Runs for the notifications that announce a deletion of a record the store holds."""
     first_month, today = get_settings().first_month, date.today()
@@ -147,7 +113,7 @@ def change_requests(
     state: StateResource,
     cursor: dict[str, dict[str, str]],
     wanted: dict[str, list[Entity]],
-    log: dg.DagsterLogManager,
+    log: logging.Logger,
 ) -> Iterator[dg.RunRequest]:
     """Run requests for what changed since the cursor; updates `cursor` in place.
 
