@@ -36,3 +36,22 @@ def decimal_totals(frame: pd.DataFrame, by: Sequence[str], columns: Sequence[str
             dtype=object,
         )
     return totals
+
+
+def total_differences(table: pd.DataFrame, source: pd.DataFrame, by: Sequence[str],
+                      columns: Sequence[str]) -> pd.DataFrame:
+    """The groups of `by` whose totals of `columns` differ between a table and the source it must
+    agree with: per column the table's total (`<column>_table`), the source's (`<column>_source`)
+    and table minus source (`<column>_difference`), as exact Decimals. Empty when all agree; a
+    group on one side only counts as 0 on the other."""
+    merged = decimal_totals(table, by, columns).merge(
+        decimal_totals(source, by, columns), on=list(by), how="outer", suffixes=("_table", "_source"))
+    differing = pd.Series(False, index=merged.index)
+    with localcontext(EXACT):
+        for column in columns:
+            for side in ("_table", "_source"):
+                merged[column + side] = [Decimal(0) if pd.isna(value) else value for value in merged[column + side]]
+            merged[column + "_difference"] = [ours - theirs for ours, theirs in
+                                              zip(merged[column + "_table"], merged[column + "_source"], strict=True)]
+            differing |= pd.Series([value != 0 for value in merged[column + "_difference"]], index=merged.index)
+    return merged[differing].reset_index(drop=True)

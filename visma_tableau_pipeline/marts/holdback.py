@@ -47,14 +47,16 @@ def build_holding_back(table: MartTable, inputs: MartInputs) -> tuple[pd.DataFra
     records = {name: inputs.of(name) for name in table.sources}
     held: list[HeldRecord] = []
     while True:  # again while a pass finds some: one source's culprits can hide another's
-        found = False
-        for name in dict.fromkeys((*table.chunked_sources, *table.sources)):
-            bad = _culprits(table, records, name, inputs)
-            if bad:
-                found = True
-                held.extend(_held(table, name, record, error) for record, error in bad)
-                ids = {id(record) for record, _ in bad}
-                records[name] = [record for record in records[name] if id(record) not in ids]
+        found = _search_pass(table, records, inputs)
+        for hidden in table.sources if not found else ():
+            # a bad record of another source fails every build of this one's records, even of
+            # none (a document of AP and one of AR that each fail alone): look without it
+            if found := _search_pass(table, records, inputs, hidden):
+                break
+        held.extend(_held(table, name, record, error) for name, record, error in found)
+        for name in {name for name, _, _ in found}:
+            ids = {id(record) for source, record, _ in found if source == name}
+            records[name] = [record for record in records[name] if id(record) not in ids]
         try:
             frame = build_with(table, MartInputs(records, inputs.as_of, inputs.snapshot_kind))
             break
@@ -65,6 +67,23 @@ def build_holding_back(table: MartTable, inputs: MartInputs) -> tuple[pd.DataFra
     for item in held:
         log.warning("held back %s", item.describe())
     return frame, held
+
+
+def _search_pass(table: MartTable, records: dict[str, list[Record]], inputs: MartInputs,
+                 hidden: str | None = None) -> list[tuple[str, Record, Exception]]:
+    """Records of each source in turn (but `hidden`, whose records are left out of these builds)
+    that make the build fail alone, with their errors; each source is searched without the
+    culprits already found in the sources before it."""
+    searched = {**records, hidden: []} if hidden else dict(records)
+    found: list[tuple[str, Record, Exception]] = []
+    for name in dict.fromkeys((*table.chunked_sources, *table.sources)):
+        if name == hidden:
+            continue
+        bad = _culprits(table, searched, name, inputs)
+        ids = {id(record) for record, _ in bad}
+        searched[name] = [record for record in searched[name] if id(record) not in ids]
+        found.extend((name, record, error) for record, error in bad)
+    return found
 
 
 def _culprits(table: MartTable, records: dict[str, list[Record]], name: str,

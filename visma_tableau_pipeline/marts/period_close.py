@@ -36,9 +36,9 @@ import pandas as pd
 
 from visma_tableau_pipeline.marts.ap import ap_document_total_base
 from visma_tableau_pipeline.marts.decimals import EXACT, decimal_totals
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.fields import amount, boolean, financial_period, lenient_period, text
-from visma_tableau_pipeline.marts.schema import BOOL, MONEY, TEXT, MartError, TableSchema, columns
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.schema import BOOL, MONEY, TEXT, RejectedValue, TableSchema, columns
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES, AR_NEGATIVE_DOCUMENT_TYPES, document_sign
 
 _CENT = Decimal("0.01")
@@ -67,6 +67,7 @@ class _Ledger:
     line_reference: str  # payment line field naming the document's reference number
     negative_types: frozenset[str]
     gl_sign: int  # +1: the control account's debit balance is what the subledger says is open
+    no_base_total: tuple[str, str]  # (field, why) a document without a base total is held back for
 
     def base_total(self, document: Record) -> Decimal | None:
         if self.name == "AP":
@@ -76,9 +77,11 @@ class _Ledger:
 
 _SUBLEDGERS = (
     _Ledger("AP", ("supplier_invoices",), "supplier_payments", "docType", "invoiceRefNbr",
-            AP_NEGATIVE_DOCUMENT_TYPES, -1),
+            AP_NEGATIVE_DOCUMENT_TYPES, -1,
+            ("amount", "its detail and VAT totals do not add up to it, so it has no base total")),
     _Ledger("AR", ("customer_invoices", "customer_credit_notes"), "customer_payments", "documentType", "refNbr",
-            AR_NEGATIVE_DOCUMENT_TYPES, 1),
+            AR_NEGATIVE_DOCUMENT_TYPES, 1,
+            ("amountInCurrency", "it has no base total")),
 )
 
 
@@ -94,8 +97,11 @@ def _open_base(document: Record, ledger: _Ledger, paid_later: Decimal) -> Decima
     elif balance + paid_later == total and total_base is not None:
         value = total_base
     elif total_base is None or total == 0:
-        raise MartError(f"{text(document, 'documentType')} {text(document, 'referenceNumber')}: paid after a "
-                        "period end, but without a base total to convert what was open then")
+        # the record cannot say what was open in base currency then: a record error, so the
+        # build holds the document back with this reason and reconciles the rest
+        field, why = ledger.no_base_total if total else ("amount", "a zero amount gives no rate")
+        raise RejectedValue(field, document.get(field), f"paid after a period end, but {why}: what was open at "
+                                                        "that period end cannot be converted to base currency")
     else:
         with localcontext(_RATIO):
             value = ((balance + paid_later) * total_base / total).quantize(_CENT, ROUND_HALF_UP)
@@ -148,8 +154,9 @@ def _document_changes(document: Record, ledger: _Ledger, payments: list[tuple[st
             previous = value
 
 
-def _trial_balance(inputs: MartInputs) -> pd.DataFrame:
-    """Actual GL balances per company, period and account, in base currency."""
+def trial_balance(inputs: MartInputs) -> pd.DataFrame:
+    """Actual GL balances per company, period and account, in base currency: opening, debits and
+    credits summed over branches and subaccounts (the statements read the same totals)."""
     rows = [{
         "company_id": str(balance.get("company_id", "")),
         "financial_period": text(balance, "financialPeriod"),
@@ -163,12 +170,17 @@ def _trial_balance(inputs: MartInputs) -> pd.DataFrame:
     return decimal_totals(frame, ["company_id", "financial_period", "account_number"], ["opening", "debits", "credits"])
 
 
+def chart_of_accounts(inputs: MartInputs) -> dict[tuple[str, str | None], Record]:
+    """Each company's accounts by (company, account number)."""
+    return {(str(a.get("company_id", "")), text(a, "accountCD")): a for a in inputs.of("gl_accounts")}
+
+
 def build_period_close(inputs: MartInputs) -> pd.DataFrame:
     """The trial balance and the subledger reconciliation per company, period and account."""
-    accounts = {(str(a.get("company_id", "")), text(a, "accountCD")): a for a in inputs.of("gl_accounts")}
+    accounts = chart_of_accounts(inputs)
     closed = {(str(p.get("company_id", "")), text(p, "period")): bool(boolean(p, "closedInGeneralLedger"))
               for p in inputs.of("financial_periods")}
-    totals = _trial_balance(inputs)
+    totals = trial_balance(inputs)
     periods: dict[str, list[str]] = defaultdict(list)
     for company, period in sorted(set(zip(totals["company_id"], totals["financial_period"], strict=True))):
         periods[company].append(period)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from visma_tableau_pipeline.marts import aging, ap, ar, gl, people, period_close
+from visma_tableau_pipeline.marts import aging, ap, ar, cash_flow, gl, people, period_close, statements
 from visma_tableau_pipeline.marts.inputs import MartInputs
 
 
@@ -134,6 +134,28 @@ MART_TABLES: tuple[MartTable, ...] = (
               "balance (opening balance, debits, credits, closing balance) and, on the AP and AR "
               "control accounts, the subledger's open balance at the period end, the control "
               "account's balance and their difference."),
+    MartTable("cash_flow", cash_flow.build_cash_flow,
+              ("customer_payments", "supplier_payments", "customer_invoices", "customer_credit_notes",
+               "supplier_invoices", "financial_periods"),
+              cash_flow.KEY, _PERIOD,
+              "Cash per company, day and currency (document and base): actual cash received (customer "
+              "payments) and paid (supplier payments) with bank account and payment method, and cash "
+              "expected from open invoices by due date for the next 13 weeks (cash_kind expected; "
+              "overdue ones on the as-of day). Cash in positive, cash out negative: a running balance "
+              "is a plain sum."),
+    MartTable("profit_and_loss", statements.build_profit_and_loss, ("gl_balances", "gl_accounts"),
+              ("company_id", "financial_period", "account_number"), _PERIOD,
+              "Profit and loss per company, financial period and income or expense account, in base "
+              "currency: the period's amount, year to date and the same period last year, with the "
+              "account's type and class. Sign rule: every amount is credits minus debits, so income is "
+              "positive, costs are negative, and a period's rows add up to its result."),
+    MartTable("balance_sheet", statements.build_balance_sheet,
+              ("gl_balances", "gl_accounts", "financial_periods"),
+              ("company_id", "financial_period", "line_type", "account_number"), _PERIOD,
+              "Balance sheet per company, period end and asset or liability account (Visma types "
+              "equity as Liability; its class says equity): the closing balance in base currency, "
+              "assets debit positive, liabilities and equity credit positive, and the year's result "
+              "to date as a line of its own, so that assets = liabilities + equity + result."),
 )
 
 BY_NAME: dict[str, MartTable] = {table.name: table for table in MART_TABLES}

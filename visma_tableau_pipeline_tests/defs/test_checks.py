@@ -273,8 +273,10 @@ def test_pat_expiry_warns_then_fails_as_the_cloud_pat_goes_unused(
 
 def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
     """Blocking: duplicate keys, unbalanced batches, an aging off its ledger, a subledger off its
-    control account, unresolved
-    entitlements (each means wrong or wrongly visible numbers in Tableau). Not blocking: the
+    control account, unresolved entitlements, a P&L off the GL, a balance sheet that does not
+    balance, actual cash off the payments (each means wrong or wrongly visible numbers in
+    Tableau). Not blocking: expected cash off the open balances, a projection compared with
+    invoice tables perhaps built on another day; the
     PAT's expiry, a warning about the next publish; records held back, a warning that the rest
     of the company was delivered; and Tableau's own refresh of a data source, which nothing of
     this project's is downstream of."""
@@ -282,8 +284,9 @@ def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
     blocking = {key.name for key in graph.asset_check_keys if graph.get(key).blocking}
     warnings = {key.name for key in graph.asset_check_keys if not graph.get(key).blocking}
     assert blocking == {"unique_keys", "journal_batches_balance", "reconciles_to_open_invoices",
-                        "subledgers_reconcile_to_gl", "entitlements_resolve"}
-    assert warnings == {"pat_expiry", "no_records_held_back", "tableau_refresh"}
+                        "subledgers_reconcile_to_gl", "entitlements_resolve", "result_equals_gl_movement",
+                        "balances_at_every_period_end", "actual_cash_equals_payments"}
+    assert warnings == {"pat_expiry", "no_records_held_back", "tableau_refresh", "expected_cash_equals_open_balances"}
 
 
 def _post_to_the_ap_control_account(sandbox: VismaSandbox, amount: Decimal) -> str:
@@ -340,3 +343,86 @@ def test_a_manual_entry_on_the_ap_control_account_fails_the_reconciliation_and_i
         assert close in materialized and published not in materialized
         with pytest.raises(KeyError):
             tableau.datasource_path("period_close")
+
+
+STATEMENTS = ("cash_flow", "profit_and_loss", "balance_sheet")
+
+
+def test_the_statements_hold_both_companies_and_their_checks_passed(built: Built, monkeypatch: pytest.MonkeyPatch):
+    """Cash flow, P&L and balance sheet on the demo data: both companies, income positive and
+    costs negative, a result line per period end, actual and expected cash; their checks passed."""
+    _point_at(built.home, monkeypatch)
+    pnl, sheet, cash = _extract("profit_and_loss"), _extract("balance_sheet"), _extract("cash_flow")
+    assert pnl["company_id"].nunique() == sheet["company_id"].nunique() == cash["company_id"].nunique() == 2
+    by_type = pnl.groupby(["company_id", "financial_period", "account_type"])["period_amount_base_currency"].sum()
+    assert (by_type.xs("Income", level="account_type") > 0).all()
+    assert (by_type.xs("Expense", level="account_type") < 0).all()
+    assert pnl["same_period_last_year_base_currency"].notna().any()
+    assert {"Asset", "Liability"} == set(sheet["account_type"].dropna())
+    results = sheet[sheet["line_type"] == "result"]
+    assert len(results) == len(sheet[["company_id", "financial_period"]].drop_duplicates())
+    assert {"actual", "expected"} == set(cash["cash_kind"])
+    assert (cash[cash["source"] == "customer_payments"]["amount_doc_currency"] > 0).any()
+    assert (cash[cash["source"] == "supplier_payments"]["amount_doc_currency"] < 0).all()
+    evaluations = _evaluations(built.result)
+    for table, name, said in (("profit_and_loss", "result_equals_gl_movement", "equals the GL"),
+                              ("balance_sheet", "balances_at_every_period_end", "balances at every period end"),
+                              ("cash_flow", "actual_cash_equals_payments", "equals the payments"),
+                              ("cash_flow", "expected_cash_equals_open_balances", "equals the open balances")):
+        evaluation = evaluations[_check_key(table, name)]
+        assert evaluation.passed and said in evaluation.description, (table, name)
+
+
+def _spoil(name: str, row_filter: str) -> pd.Series:
+    """Add one cent to the money column of the first row of extract `name` that `row_filter`
+    (a pandas query) selects; returns that row as it was."""
+    frame = _extract(name)
+    column = {"profit_and_loss": "period_amount_base_currency", "balance_sheet": "closing_balance_base_currency",
+              "cash_flow": "amount_base_currency"}[name]
+    row = frame.query(row_filter).index[0]
+    before = frame.loc[row].copy()
+    frame.loc[row, column] += Decimal("0.01")
+    if name == "cash_flow":
+        frame.loc[row, "amount_doc_currency"] += Decimal("0.01")
+    write_hyper(frame, get_settings().extracts_dir, name)
+    return before
+
+
+@pytest.mark.parametrize(("table", "check", "row_filter", "named"), [
+    ("profit_and_loss", "result_equals_gl_movement", "account_type == 'Expense'",
+     "{company_id} {financial_period}: result_base_currency 0.01"),
+    ("balance_sheet", "balances_at_every_period_end", "statement_side == 'assets'",
+     "{company_id} {financial_period}: closing_balance_base_currency 0.01"),
+    ("cash_flow", "actual_cash_equals_payments", "cash_kind == 'actual' and currency == 'NOK'",
+     "{company_id} {financial_period} NOK: amount_doc_currency 0.01, amount_base_currency 0.01"),
+    ("cash_flow", "expected_cash_equals_open_balances", "cash_kind == 'expected' and currency == 'NOK'",
+     "{company_id} NOK: amount_doc_currency 0.01, amount_base_currency 0.01"),
+])
+def test_a_cent_off_in_a_statement_fails_its_check_naming_where_and_how_much(
+        copy_of_built: Built, table: str, check: str, row_filter: str, named: str):
+    spoiled = _spoil(table, row_filter)
+
+    evaluation = _run_check(_check_key(table, check))
+
+    assert not evaluation.passed
+    assert named.format(**spoiled.to_dict()) in evaluation.description
+
+
+def test_the_statements_are_published_to_tableau(copy_of_built: Built, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):
+    """Built, checked and published: each statement's Tableau data source holds its extract's rows."""
+    tableau = TableauSandbox(tmp_path / "tableau")
+    with tableau.serve():
+        for name, value in tableau.settings_env().items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        selection = [key for table in STATEMENTS
+                     for key in (mart_asset_key(mart_table(table)), tableau_asset_key(table))]
+        result = defs.resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False)
+
+        assert result.success
+        assert all(evaluation.passed for evaluation in _evaluations(result).values())
+        for table in STATEMENTS:
+            published = frame_from_hyper(tableau.datasource_path(table))
+            assert len(published) == len(_extract(table)) > 0, table

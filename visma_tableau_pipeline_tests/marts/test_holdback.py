@@ -64,3 +64,30 @@ def test_a_clean_build_holds_nothing() -> None:
     frame, held = build_holding_back(mart_table("ap_invoices"),
                                      MartInputs({"supplier_invoices": [supplier_invoice("1")]}, AS_OF))
     assert len(frame) == 1 and held == []
+
+
+def _paid_later(document: dict, payments: str, line: dict) -> dict[str, list[dict]]:
+    """`document` (of 202501) and a payment of 60 applied in 202502, after the period end."""
+    payment = {"company_id": "c1", "type": "Payment", "refNbr": f"P{document['referenceNumber']}",
+               "applicationPeriod": "202502", "paymentLines": [{**line, "amountPaid": Decimal("60.00")}]}
+    return {payments: [payment]}
+
+
+def test_documents_paid_after_a_period_end_without_a_base_total_are_held_and_the_close_built() -> None:
+    """One AP and one AR document that period_close cannot convert, each failing every build of
+    the other's entity: both are held back with field and reason, the rest of the close built."""
+    ar = {"company_id": "c1", "documentType": "Invoice", "referenceNumber": "A1", "financialPeriod": "202501",
+          "amount": Decimal("100.00"), "balance": Decimal("40.00"), "balanceInCurrency": Decimal("460.00")}
+    ap = {**supplier_invoice("S1", balance="40.00", period="202501"), "vatTotal": Decimal("10.00")}
+    good = supplier_invoice("S2", period="202501")
+    balances = [{"company_id": "c1", "financialPeriod": period, "balanceType": "Actual", "account": {"number": "1500"},
+                 "beginningBalanceInCurrency": Decimal(0), "periodToDateDebitInCurrency": Decimal(0),
+                 "periodToDateCreditInCurrency": Decimal(0)} for period in ("202501", "202502")]
+    records = {"customer_invoices": [ar], "supplier_invoices": [ap, good], "gl_balances": balances,
+               **_paid_later(ar, "customer_payments", {"documentType": "Invoice", "refNbr": "A1"}),
+               **_paid_later(ap, "supplier_payments", {"docType": "Invoice", "invoiceRefNbr": "S1"})}
+    frame, held = build_holding_back(mart_table("period_close"), MartInputs(records, AS_OF))
+    assert len(frame) == 2
+    assert {(h.entity, h.key, h.field) for h in held} == {
+        ("customer_invoices", "Invoice|A1", "amountInCurrency"), ("supplier_invoices", "Invoice|S1", "amount")}
+    assert all("paid after a period end" in h.reason and h.table == "period_close" for h in held)

@@ -12,7 +12,9 @@ from itertools import islice
 import pytest
 
 from visma_tableau_pipeline.sandbox.visma import DemoSize, VismaSandbox
+from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource, figures_of
 from visma_tableau_pipeline.sandbox.visma.store import Query, RecordExists, RecordNotFound
+from visma_tableau_pipeline.sandbox.visma.wire import clean
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, record_key
 
 AS_OF = date(2026, 11, 24)  # an aging date a little after the data ends
@@ -186,3 +188,15 @@ def test_a_million_invoices_cost_nothing_until_read():
     delta = store.page(Query(modified=(">=", 1_790_000_000_000)), 0, 10, 1000)  # 2026-09 onwards
     assert 0 < delta.total_units < 1_000_000
     assert time.perf_counter() - started < 10
+
+
+def test_document_figures_worked_out_without_the_record_are_what_the_record_says(sandbox):
+    """The journal posts documents from figures worked out without writing them (fast path);
+    they must be the figures of the records the API serves, or the GL and subledgers part."""
+    for company in sandbox.companies:
+        stores = sandbox.company(company).stores
+        for entity in ("supplier_invoices", "customer_invoices", "customer_credit_notes"):
+            source = stores[entity].source
+            assert isinstance(source, DocumentSource)
+            for index in range(len(source)):
+                assert source.figures(index) == figures_of(clean(source.build(index))), (company, entity, index)

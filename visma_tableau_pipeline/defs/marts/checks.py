@@ -6,10 +6,14 @@ to the open balances of the invoice table it was built from. Close: the AP and A
 open balances equal their GL control accounts at every period end (`period_close`). (Freshness of the Visma
 entities is their FreshnessPolicy, in defs/visma/assets.py.)
 
-All four are blocking: each failure means numbers in Tableau that are wrong, so the Tableau data
+Statements: the P&L result equals the GL's income and expense movement, the balance sheet
+balances at every period end, actual cash equals the payments, expected cash the open balances.
+
+All but the last are blocking: each failure means numbers in Tableau that are wrong, so the Tableau data
 source downstream is not published in that run (nor later by its automation condition, see
 defs/tableau/assets.py). A failure says what is wrong in its description (keys, amounts) and
-keeps examples in its metadata.
+keeps examples in its metadata. Expected cash is a warning: a projection, compared with invoice
+tables that may have been built on another day.
 """
 
 from collections.abc import Iterable
@@ -20,11 +24,13 @@ import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
 from visma_tableau_pipeline.marts.aging import DAILY, aging_differences
+from visma_tableau_pipeline.marts.cash_flow import actual_cash_differences, expected_cash_differences
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
 from visma_tableau_pipeline.marts.period_close import unreconciled
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplicate_keys, mart_table
+from visma_tableau_pipeline.marts.statements import balance_sheet_differences, gl_result_differences
 from visma_tableau_pipeline.settings import get_settings
 
 EXAMPLES = 5  # rows named in a failure's description; the metadata table holds ten
@@ -186,10 +192,109 @@ def subledgers_reconcile_to_gl() -> dg.AssetCheckResult:
     )
 
 
+def _extracts(*names: str) -> tuple[list[pd.DataFrame], dg.AssetCheckResult | None]:
+    """The extracts `names`, or the failure that names the first one not yet written."""
+    frames = [read_extract(name) for name in names]
+    missing = next((name for name, frame in zip(names, frames, strict=True) if frame is None), None)
+    return [frame for frame in frames if frame is not None], None if missing is None else _missing(missing)
+
+
+def _differences_result(differing: pd.DataFrame, agree: str, differ: str, by: list[str],
+                        columns: list[str], how: str = "table minus source") -> dg.AssetCheckResult:
+    """Passed when `differing` (from `decimals.total_differences`) is empty; else `differ`, each
+    group with its differences (`how` they are taken), the first few named in the description."""
+    described = (" ".join(str(getattr(row, name)) for name in by) + ": "
+                 + ", ".join(f"{column} {getattr(row, column + '_difference')}" for column in columns)
+                 for row in differing.itertuples(index=False))
+    return dg.AssetCheckResult(
+        passed=differing.empty,
+        description=agree if differing.empty else f"{len(differing)} {differ} ({how}): "
+        + _examples(described, len(differing)),
+        metadata={"differences": len(differing),
+                  "difference_by_group": {" ".join(str(getattr(row, name)) for name in by):
+                                          {column: str(getattr(row, column + "_difference")) for column in columns}
+                                          for row in differing.head(50).itertuples(index=False)},
+                  "examples": _examples_table(differing)},
+    )
+
+
+@dg.asset_check(
+    asset=mart_asset_key(mart_table("profit_and_loss")), blocking=True,
+    additional_deps=[mart_asset_key(mart_table("gl_balances"))],
+    description="The P&L result of every company and period equals the GL's net movement (credits minus "
+    "debits) on its income and expense accounts in gl_balances, to the cent in base currency.",
+)
+def result_equals_gl_movement() -> dg.AssetCheckResult:
+    """Blocking: a P&L that does not add up to the GL shows finance a result the books do not have."""
+    frames, missing = _extracts("profit_and_loss", "gl_balances")
+    if missing:
+        return missing
+    return _differences_result(gl_result_differences(*frames), "every period's P&L result equals the GL's",
+                               "company periods' P&L results differ from the GL's net income and expense movement",
+                               ["company_id", "financial_period"], ["result_base_currency"])
+
+
+@dg.asset_check(
+    asset=mart_asset_key(mart_table("balance_sheet")), blocking=True,
+    description="At every period end of every company, assets equal liabilities and equity plus the "
+    "year's result to date, to the cent in base currency.",
+)
+def balances_at_every_period_end() -> dg.AssetCheckResult:
+    """Blocking: a balance sheet that does not balance is missing an account or a result."""
+    frame = read_extract("balance_sheet")
+    if frame is None:
+        return _missing("balance_sheet")
+    return _differences_result(balance_sheet_differences(frame), "the balance sheet balances at every period end",
+                               "period ends do not balance", ["company_id", "financial_period"],
+                               ["closing_balance_base_currency"],
+                               "assets minus liabilities, equity and result, base currency")
+
+
+@dg.asset_check(
+    asset=mart_asset_key(mart_table("cash_flow")), blocking=True,
+    additional_deps=[mart_asset_key(mart_table("customer_payments")), mart_asset_key(mart_table("supplier_payments"))],
+    description="Actual cash in and out per company, period and currency equals the customer and supplier "
+    "payments of the period, to the cent in document and base currency.",
+)
+def actual_cash_equals_payments() -> dg.AssetCheckResult:
+    """Blocking: cash that is not the payments' is cash the bank did not see."""
+    frames, missing = _extracts("cash_flow", "customer_payments", "supplier_payments")
+    if missing:
+        return missing
+    cash, customer, supplier = frames
+    differing = actual_cash_differences(cash, {"customer_payments": customer, "supplier_payments": supplier})
+    return _differences_result(differing, "actual cash equals the payments of every period",
+                               "company periods' actual cash differs from their payments",
+                               ["company_id", "financial_period", "currency"],
+                               ["amount_doc_currency", "amount_base_currency"])
+
+
+@dg.asset_check(
+    asset=mart_asset_key(mart_table("cash_flow")), blocking=False,
+    additional_deps=[mart_asset_key(mart_table("ap_invoices")), mart_asset_key(mart_table("ar_invoices"))],
+    description="Expected cash per company and currency equals the open balances of ar_invoices (in) and "
+    "ap_invoices (out) due within 13 weeks of its as-of day, to the cent in document and base currency.",
+)
+def expected_cash_equals_open_balances() -> dg.AssetCheckResult:
+    """A warning, not blocking: expected cash is a projection, and the invoice tables it is held to
+    may have been built on another day than the cash flow; a difference tells a user to look, while
+    the actual cash stays delivered."""
+    frames, missing = _extracts("cash_flow", "ap_invoices", "ar_invoices")
+    if missing:
+        return missing
+    return _differences_result(expected_cash_differences(*frames), "expected cash equals the open balances",
+                               "companies' expected cash differs from their open balances",
+                               ["company_id", "currency"], ["amount_doc_currency", "amount_base_currency"])
+
+
 mart_checks = [
     *(_unique_keys_check(table) for table in MART_TABLES),
     journal_batches_balance,
     _aging_reconciles("ap_aging", "ap_invoices"),
     _aging_reconciles("ar_aging", "ar_invoices"),
     subledgers_reconcile_to_gl,
+    result_equals_gl_movement,
+    balances_at_every_period_end,
+    actual_cash_equals_payments,
+    expected_cash_equals_open_balances,
 ]

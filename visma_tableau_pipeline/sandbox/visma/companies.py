@@ -47,7 +47,9 @@ class CompanyProfile:
     volume: int  # percent of the demo size this company gets
     vat_percent: int
     accounts: tuple[Account, ...]
-    roles: dict[str, str]  # role ("ap", "ar", "bank", ...) -> account number
+    # role ("ap", "ar", "bank", ...) -> account number; "equity" also takes each closed fiscal
+    # year's result (Visma's retained earnings account)
+    roles: dict[str, str]
     expense_accounts: tuple[str, ...]
     sales_accounts: tuple[str, ...]
     segments: tuple[Segment, ...]  # dimension SUBACCOUNT: department, project
@@ -112,10 +114,13 @@ NORWAY = CompanyProfile(
         Account("7790", "Øreavrunding", "Expense", "DRIFTSKOSTNAD"),
         Account("8050", "Renteinntekter", "Income", "FINANSINNTEKT"),
         Account("8060", "Valutagevinst (agio) og -tap (disagio)", "Income", "FINANSINNTEKT"),
+        Account("1460", "Innkjøpte varer for videresalg", "Asset", "OMLØPSMIDLER"),
+        Account("2050", "Annen egenkapital", "Liability", "EGENKAPITAL"),
     ),
     roles={"ap": "2400", "ar": "1500", "bank": "1920", "vat_out": "2700", "vat_in": "2710",
            "salary": "5000", "salary_due": "2930", "rounding": "7790", "bank_fees": "7770",
-           "interest": "8050", "fx": "8060"},
+           "interest": "8050", "fx": "8060", "inventory": "1460", "equity": "2050", "rent": "6300",
+           "cost_of_goods": "4300"},
     expense_accounts=("4300", "6300", "6540", "6800", "6900", "7100", "7320"),
     sales_accounts=("3000", "3100"),
     segments=(
@@ -146,7 +151,8 @@ NORWAY = CompanyProfile(
     words={"invoice": "Faktura", "credit": "Kreditnota", "rounding": "Øreavrunding",
            "payment": "Betaling", "salary": "Lønn", "rent": "Husleie", "days": "dager",
            "licence": "Lisenser", "consulting": "Konsulenttimer", "support": "Support og drift",
-           "hardware": "Maskinvare", "travel": "Reise", "order": "Innkjøp", "week": "Uke"},
+           "hardware": "Maskinvare", "travel": "Reise", "order": "Innkjøp", "week": "Uke",
+           "opening": "Inngående balanse", "goods": "Varekostnad solgte varer"},
 )
 
 SWEDEN = CompanyProfile(
@@ -182,10 +188,13 @@ SWEDEN = CompanyProfile(
         Account("7210", "Löner till tjänstemän", "Expense", "PERSONALKOSTNADER"),
         Account("8310", "Ränteintäkter", "Income", "FINANSIELLA POSTER"),
         Account("8330", "Valutakursdifferenser", "Income", "FINANSIELLA POSTER"),
+        Account("1460", "Lager av handelsvaror", "Asset", "OMSÄTTNINGSTILLGÅNGAR"),
+        Account("2091", "Balanserad vinst eller förlust", "Liability", "EGET KAPITAL"),
     ),
     roles={"ap": "2440", "ar": "1510", "bank": "1930", "vat_out": "2611", "vat_in": "2641",
            "salary": "7210", "salary_due": "2821", "rounding": "3740", "bank_fees": "6570",
-           "interest": "8310", "fx": "8330"},
+           "interest": "8310", "fx": "8330", "inventory": "1460", "equity": "2091", "rent": "5010",
+           "cost_of_goods": "4010"},
     expense_accounts=("4010", "5010", "5410", "5800", "5910", "6110", "6212"),
     sales_accounts=("3001", "3041"),
     segments=(
@@ -215,7 +224,8 @@ SWEDEN = CompanyProfile(
     words={"invoice": "Faktura", "credit": "Kreditnota", "rounding": "Öresavrundning",
            "payment": "Betalning", "salary": "Lön", "rent": "Hyra", "days": "dagar",
            "licence": "Licenser", "consulting": "Konsulttimmar", "support": "Support och drift",
-           "hardware": "Hårdvara", "travel": "Resa", "order": "Inköp", "week": "Vecka"},
+           "hardware": "Hårdvara", "travel": "Resa", "order": "Inköp", "week": "Vecka",
+           "opening": "Ingående balans", "goods": "Kostnad sålda varor"},
 )
 
 PROFILES: tuple[CompanyProfile, ...] = (NORWAY, SWEDEN)

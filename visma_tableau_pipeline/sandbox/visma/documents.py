@@ -22,10 +22,11 @@ import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 from visma_tableau_pipeline.sandbox.visma.calendar import DATA_END, Period
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw
-from visma_tableau_pipeline.sandbox.visma.masters import CURRENCY_NAMES, Masters, Party, version_stamp
+from visma_tableau_pipeline.sandbox.visma.masters import CURRENCY_NAMES, Masters, Party, Subaccount, version_stamp
 from visma_tableau_pipeline.sandbox.visma.sources import DAY_MS, CompanyContext, SeriesSource, parse_number
 from visma_tableau_pipeline.sandbox.visma.wire import (
     day_of_ms,
@@ -38,6 +39,50 @@ from visma_tableau_pipeline.sandbox.visma.wire import (
 
 _END_DAY = DATA_END.date().toordinal()
 PAYMENT_DELAY_DAYS = 21  # a paid document was paid this long after it was created
+
+
+class DocumentFigures(NamedTuple):
+    """The numbers of a subledger document that its GL postings and its payment follow from.
+
+    The sources that generate many documents (supplier invoices, customer documents) work them
+    out from their draws without writing the record, so that the journal's first pass over every
+    document costs integer arithmetic, not JSON; `figures_of` reads the same numbers from a
+    record (a mutation), and a test holds the two to each other.
+    """
+
+    document_type: str
+    reference: str
+    party: str  # the supplier's or customer's number
+    currency: str
+    lines: tuple[tuple[str, str, int], ...]  # (account, subaccount number, base amount as on the line)
+    vat_base: int
+    total_base: int  # unsigned: detailTotalInCurrency + vatTotalInCurrency (AP), amountInCurrency (AR)
+    amount: int  # document currency
+    balance: int
+    balance_base: int
+
+    @property
+    def cleared_base(self) -> int:
+        """The base part of the total its payments cleared: the base total less the base
+        balance Visma reports, so that what the control account keeps is that balance."""
+        return self.total_base - self.balance_base
+
+
+def figures_of(document: dict) -> DocumentFigures:
+    """A supplier invoice's, customer invoice's or credit note's figures, read from its record."""
+    if "supplier" in document:
+        party, lines_key, line_amount = document["supplier"]["number"], "invoiceLines", "costInCurrency"
+        total_base = cents(document["detailTotalInCurrency"]) + cents(document["vatTotalInCurrency"])
+    else:
+        party, line_amount = document["customer"]["number"], "amountInCurrency"
+        lines_key = "invoiceLines" if "invoiceLines" in document else "lines"
+        total_base = cents(document["amountInCurrency"])
+    return DocumentFigures(
+        document["documentType"], document["referenceNumber"], party, document["currencyId"],
+        tuple((line["account"]["number"], line["subaccount"]["subaccountNumber"], cents(line[line_amount]))
+              for line in document[lines_key]),
+        cents(document["vatTotalInCurrency"]), total_base, cents(document["amount"]), cents(document["balance"]),
+        cents(document["balanceInCurrency"]))
 
 
 class DocumentSource(SeriesSource):
@@ -63,6 +108,11 @@ class DocumentSource(SeriesSource):
             rate = self._rates[(currency, period.period_id)] = self.ctx.profile.monthly_rate(
                 currency, self._period_index[period.period_id], self.ctx.seed)
         return rate
+
+    def figures(self, index: int) -> DocumentFigures:
+        """The figures of generated document `index` (sources with many documents override
+        this with a path that does not write the record)."""
+        return figures_of(self.build(index))
 
     def dated(self, index: int, when_ms: int | None) -> tuple[int, int, int, Period]:
         """(created ms, modified ms, document day ordinal, financial period)."""
@@ -109,6 +159,27 @@ def open_balance(amount: int, is_open: bool, partly_paid: bool) -> int:
     return amount // 2 if partly_paid else amount
 
 
+class Settled(NamedTuple):
+    """What one payment settled: its document's type, party and currency, the amount paid
+    (document currency) and the part of the document's base balance it cleared."""
+
+    document_type: str
+    party: str
+    currency: str
+    paid: int
+    cleared_base: int
+
+
+class _Payments(NamedTuple):
+    times: array  # payment time, ms
+    sources: bytearray  # which of the sources holds the document
+    indices: array  # the document's index there
+    paid: array
+    cleared_base: array
+    terms: array  # index into `terms_list`: (document type, party, currency)
+    terms_list: list[tuple[str, str, str]]
+
+
 class Settlements:
     """Which documents of a subledger have been paid, in the order their payments were made.
 
@@ -117,59 +188,76 @@ class Settlements:
     payments and the documents' balances agree and both post to the GL (see ledger.py): the
     subledger then reconciles to its control account at every period end.
 
-    Finding them takes one pass over the documents, the first time a payment is asked for; the
-    result is three compact arrays (payment time, source, document index), merged by time from
-    the sources (supplier invoices, or customer invoices and credit notes).
+    Finding them takes one pass over the documents' figures, the first time a payment is asked
+    for; the result is compact arrays merged by time from the sources (supplier invoices, or
+    customer invoices and credit notes), which keep what each payment settled, so that the
+    journal posts a payment without working out its document a second time.
     """
 
     def __init__(self, sources: Sequence[DocumentSource]) -> None:
         self.sources = tuple(sources)
-        self._found: tuple[array, bytearray, array] | None = None
+        self._found: _Payments | None = None
         self._lock = threading.Lock()
 
-    def _paid(self) -> tuple[array, bytearray, array]:
+    def _paid(self) -> _Payments:
         with self._lock:
             if self._found is None:
                 self._found = self._scan()
             return self._found
 
-    def _scan(self) -> tuple[array, bytearray, array]:
-        def paid(number: int, source: DocumentSource) -> Iterator[tuple[int, int, int]]:
+    def _scan(self) -> _Payments:
+        def paid(number: int, source: DocumentSource) -> Iterator[tuple[int, int, int, DocumentFigures]]:
             last_ms = source.ctx.data_end_ms - source.lag_ms
             for index in range(len(source)):
-                record = source.build(index)
-                if cents(record["balance"]) != cents(record["amount"]):
-                    yield min(source.created_ms(index) + PAYMENT_DELAY_DAYS * DAY_MS, last_ms), number, index
+                figures = source.figures(index)
+                if figures.balance != figures.amount:
+                    yield (min(source.created_ms(index) + PAYMENT_DELAY_DAYS * DAY_MS, last_ms), number, index,
+                           figures)
 
-        times, numbers, indices = array("q"), bytearray(), array("I")
-        for moment, number, index in heapq.merge(*(paid(n, s) for n, s in enumerate(self.sources))):
-            times.append(moment)
-            numbers.append(number)
-            indices.append(index)
-        return times, numbers, indices
+        found = _Payments(array("q"), bytearray(), array("I"), array("q"), array("q"), array("I"), [])
+        terms_index: dict[tuple[str, str, str], int] = {}
+        merged = heapq.merge(*(paid(n, s) for n, s in enumerate(self.sources)), key=lambda item: item[:3])
+        for moment, source_number, index, figures in merged:
+            found.times.append(moment)
+            found.sources.append(source_number)
+            found.indices.append(index)
+            found.paid.append(figures.amount - figures.balance)
+            found.cleared_base.append(figures.cleared_base)
+            terms = (figures.document_type, figures.party, figures.currency)
+            if terms not in terms_index:
+                terms_index[terms] = len(found.terms_list)
+                found.terms_list.append(terms)
+            found.terms.append(terms_index[terms])
+        return found
 
     def __len__(self) -> int:
-        return len(self._paid()[0])
+        return len(self._paid().times)
 
     def paid_ms(self, payment: int) -> int:
         """When payment `payment` (0-based, in time order) was made."""
-        return self._paid()[0][payment]
+        return self._paid().times[payment]
 
     def document(self, payment: int) -> tuple[DocumentSource, int]:
         """(source, index) of the document that payment `payment` settled."""
-        _, numbers, indices = self._paid()
-        return self.sources[numbers[payment]], indices[payment]
+        found = self._paid()
+        return self.sources[found.sources[payment]], found.indices[payment]
+
+    def settled(self, payment: int) -> Settled:
+        """What payment `payment` settled."""
+        found = self._paid()
+        document_type, party, currency = found.terms_list[found.terms[payment]]
+        return Settled(document_type, party, currency, found.paid[payment], found.cleared_base[payment])
 
     def payment_of(self, source: DocumentSource, index: int) -> int | None:
         """The payment of document `index` of `source`, or None when it was not paid."""
-        _, numbers, indices = self._paid()
+        found = self._paid()
         number, start = self.sources.index(source), 0
         while True:
             try:
-                payment = indices.index(index, start)
+                payment = found.indices.index(index, start)
             except ValueError:
                 return None
-            if numbers[payment] == number:
+            if found.sources[payment] == number:
                 return payment
             start = payment + 1
 
@@ -199,10 +287,6 @@ class PaymentSource(DocumentSource):
 
     def payment(self, index: int, document: dict, paid: int, when_ms: int | None = None) -> dict:
         """Payment `index` (its refNbr is index + 1) of `paid` minor units of `document`."""
-        raise NotImplementedError
-
-    def bank_base(self, payment: dict) -> int:
-        """What the payment moved in or out of the bank, in base currency (unsigned)."""
         raise NotImplementedError
 
 
@@ -252,11 +336,6 @@ class SupplierPaymentSource(PaymentSource):
             }],
             "timeStamp": version_stamp(modified),
         }
-
-    def bank_base(self, payment: dict) -> int:
-        """SupplierPaymentDto has no base amount: the amount at the rate of its period."""
-        period = self.ctx.calendar.by_id[payment["applicationPeriod"]]
-        return to_base(cents(payment["paymentAmount"]), self.rate(payment["currency"]["id"], period))
 
 
 def cents(value: str | Decimal) -> int:
@@ -405,6 +484,22 @@ class PurchaseReceiptSource(DocumentSource):
 
 # --- accounts receivable -------------------------------------------------------------------
 
+class _CustomerDraw(NamedTuple):
+    created: int
+    modified: int
+    day: int
+    period: Period
+    party: Party
+    branch: dict
+    rate: int
+    lines: tuple[tuple[int, int, str, Subaccount, str], ...]  # (quantity, unit, account, subaccount, text)
+    detail: int
+    vat: int
+    is_open: bool
+    due: int
+    balance: int
+
+
 class CustomerDocumentSource(DocumentSource):
     """Customer invoices (lines in `invoiceLines`) or credit notes (lines in `lines`)."""
 
@@ -415,50 +510,64 @@ class CustomerDocumentSource(DocumentSource):
         self.document_type = document_type
         self.lines_key = lines_key
 
-    def build(self, index: int, when_ms: int | None = None) -> dict:
+    def _drawn(self, index: int, when_ms: int | None) -> _CustomerDraw:
+        """What customer document `index` is, drawn (the record and its figures follow)."""
         created, modified, day, period = self.dated(index, when_ms)
         draw = Draw(self.stream, index)
         m, profile = self.masters, self.ctx.profile
         party = m.customers[draw.below(len(m.customers))]
         rate = self.rate(party.currency, period)
-        domestic = party.currency == profile.base_currency
         branch = m.branch_refs[draw.below(len(m.branch_refs))]
-        vat_code = {"id": "3" if domestic else "52", "description": f"{profile.vat_percent} %" if domestic else "0 %"}
         scale = 10 if party.currency == "EUR" else 1
-        count = draw.between(1, 4)
-        lines, taxable, detail = [], 0, 0
-        for line_number in range(1, count + 1):
+        lines: list[tuple[int, int, str, Subaccount, str]] = []
+        for _ in range(draw.between(1, 4)):
             quantity, unit = draw.between(1, 40), draw.between(200_00, 15_000_00) // scale
             if self.document_type == "CreditNote":
                 unit //= 5
             account = draw.pick(profile.sales_accounts)
-            sub = draw.pick(m.subaccounts)
             text = profile.words["licence"] if account == profile.sales_accounts[0] else profile.words["consulting"]
-            lines.append(self._line(line_number, text, quantity, unit, rate, m.account_refs[account], sub.ref,
-                                    vat_code, branch))
-            taxable += quantity * unit
-        detail = taxable
+            lines.append((quantity, unit, account, draw.pick(m.subaccounts), text))
+        taxable = sum(quantity * unit for quantity, unit, *_ in lines)
         if draw.chance(1, 7):  # öresavrundning: a small negative line
-            unit = -draw.between(1, 9)
-            lines.append(self._line(count + 1, profile.words["rounding"], 1, unit, rate,
-                                    m.account_refs[profile.roles["rounding"]], m.subaccounts[0].ref, vat_code, branch))
-            detail += unit
-        vat = half_up(taxable * profile.vat_percent, 100) if domestic else 0
-        amount = detail + vat
+            rounding = -draw.between(1, 9)
+            lines.append((1, rounding, profile.roles["rounding"], m.subaccounts[0], profile.words["rounding"]))
+        vat = half_up(taxable * profile.vat_percent, 100) if party.currency == profile.base_currency else 0
+        detail = sum(quantity * unit for quantity, unit, *_ in lines)
         is_open, due = open_state(draw.below(100), day, party.terms_days, when_ms is not None)
         partly_paid = draw.chance(1, 10) and when_ms is None  # a new document has no payment yet
-        balance = open_balance(amount, is_open, partly_paid)
+        return _CustomerDraw(created, modified, day, period, party, branch, rate, tuple(lines), detail, vat, is_open,
+                             due, open_balance(detail + vat, is_open, partly_paid))
+
+    def figures(self, index: int) -> DocumentFigures:
+        drawn = self._drawn(index, None)
+        rate, amount = drawn.rate, drawn.detail + drawn.vat
+        return DocumentFigures(
+            self.document_type, f"{index + 1:06d}", drawn.party.number, drawn.party.currency,
+            tuple((account, sub.number, to_base(quantity * unit, rate))
+                  for quantity, unit, account, sub, _ in drawn.lines),
+            to_base(drawn.vat, rate), to_base(amount, rate), amount, drawn.balance, to_base(drawn.balance, rate))
+
+    def build(self, index: int, when_ms: int | None = None) -> dict:
+        drawn = self._drawn(index, when_ms)
+        m, profile, party, rate, day = self.masters, self.ctx.profile, drawn.party, drawn.rate, drawn.day
+        domestic = party.currency == profile.base_currency
+        vat_code = {"id": "3" if domestic else "52", "description": f"{profile.vat_percent} %" if domestic else "0 %"}
+        lines = [self._line(line_number, text, quantity, unit, rate, m.account_refs[account], sub.ref, vat_code,
+                            drawn.branch)
+                 for line_number, (quantity, unit, account, sub, text) in enumerate(drawn.lines, start=1)]
+        detail, vat, balance = drawn.detail, drawn.vat, drawn.balance
+        amount = detail + vat
         date = day_text(day)
         return {
             "documentType": self.document_type,
             "referenceNumber": f"{index + 1:06d}",
             "hold": False,
-            "status": "Open" if is_open else "Closed",
+            "status": "Open" if drawn.is_open else "Closed",
             "documentDate": date,
             "origInvoiceDate": date,
-            "documentDueDate": day_text(due),
-            "postPeriod": period.post_period,
-            "financialPeriod": period.period_id,
+            "documentDueDate": day_text(drawn.due),
+            "postPeriod": drawn.period.post_period,
+            "financialPeriod": drawn.period.period_id,
             "customer": party.ref,
             "currencyId": party.currency,
             "exchangeRate": rate_text(rate),
@@ -475,10 +584,10 @@ class CustomerDocumentSource(DocumentSource):
             "paymentMethod": {"id": "BANK", "description": "Bank transfer"},
             "paymentReference": f"{(index + 1) * 10 + (index % 10)}",
             "invoiceText": f"{profile.words['invoice'] if self.document_type == 'Invoice' else profile.words['credit']} {party.name}",
-            "createdDateTime": timestamp(created),
-            "lastModifiedDateTime": timestamp(modified),
+            "createdDateTime": timestamp(drawn.created),
+            "lastModifiedDateTime": timestamp(drawn.modified),
             "location": m.location(party),
-            "branchNumber": branch,
+            "branchNumber": drawn.branch,
             self.lines_key: lines,
         }
 
@@ -544,6 +653,3 @@ class CustomerPaymentSource(PaymentSource):
                 "postPeriod": document["postPeriod"],
             }],
         }
-
-    def bank_base(self, payment: dict) -> int:
-        return cents(payment["paymentAmountInCurrency"])

@@ -2,9 +2,10 @@
 
 The journal is the subledgers' postings (postings.py: every supplier and customer document and
 payment, ModuleAP / ModuleAR) and the manual batches a bookkeeper enters (ModuleGL salaries,
-ModuleCA bank charges and interest), period by period. Each period's batches come in a fixed order
-of their streams (manual, supplier documents, supplier payments, customer invoices, credit notes,
-customer payments), each stream in its own order, and take lastModifiedDateTime spread through the
+ModuleCA bank charges and interest; by the calendar, ModuleGL opening balances, rent and the cost
+of goods sold), period by period. Each period's batches come in a fixed order of their streams
+(manual, supplier documents, supplier payments, customer invoices, credit notes, customer
+payments, calendar), each stream in its own order, and take lastModifiedDateTime spread through the
 period in that order: batch i is found by two binary searches, and a delta or period filter is an
 index range, as for every other generated entity.
 
@@ -12,10 +13,9 @@ Every batch balances (debits = credits) and every line names an account and a su
 segments are the department and project. `/v2/generalLedgerBalance` is computed from the very
 same lines (plus any mutation), so balances per period, account and subaccount reconcile with
 the journal: yearToDateBalance = beginningBalance + periodToDateDebit - periodToDateCredit, and
-income and expense accounts start each fiscal year at zero.
-
-Statements (issue 15) read the same GL: new kinds of manual batches (opening balances, rent,
-cost of goods) are more streams, and the balances follow by themselves.
+income and expense accounts start each fiscal year at zero, while the equity account (Visma's
+retained earnings account) begins each later fiscal year with the year before's result added,
+as Visma's year-end close does, so that the balance sheet accounts' balances still add up to nil.
 """
 
 from __future__ import annotations
@@ -30,9 +30,16 @@ from typing import Protocol
 
 from visma_tableau_pipeline.sandbox.visma.calendar import Period
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw
-from visma_tableau_pipeline.sandbox.visma.documents import DocumentSource, PaymentSource, cents
+from visma_tableau_pipeline.sandbox.visma.documents import (
+    DocumentFigures,
+    DocumentSource,
+    PaymentSource,
+    Settled,
+    cents,
+    to_base,
+)
 from visma_tableau_pipeline.sandbox.visma.masters import Masters
-from visma_tableau_pipeline.sandbox.visma.postings import Line, Posting, PostingRules, cleared_by_payment
+from visma_tableau_pipeline.sandbox.visma.postings import Line, Posting, PostingRules
 from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, ListSource, SeriesSource, Source, parse_number
 from visma_tableau_pipeline.sandbox.visma.wire import day_of_ms, day_text, money, ms_of, number, timestamp
 
@@ -82,6 +89,56 @@ class ManualBatches(SeriesSource):
         return Posting(module, day_of_ms(self.created_ms(index)) if day is None else day, text, lines)
 
 
+class CalendarBatches:
+    """Batches a bookkeeper enters by the calendar (ModuleGL): the opening balances on the first
+    day of the first fiscal year (bank and stock against equity), then each month the rent
+    (paid from the bank, on the month's first day) and the cost of the goods sold (taken from
+    stock, on its last day), in every period the data reaches. The statements (issue 15) read
+    them: a balance sheet that opens with equity, costs of goods and premises in the P&L.
+    """
+
+    MONTHLY = ("rent", "goods")  # the batches of each month, in order
+
+    def __init__(self, ctx: CompanyContext, masters: Masters) -> None:
+        self.ctx = ctx
+        self.subs = masters.subaccounts
+        self.stream = ctx.key("calendar_batches")
+        last_day = day_of_ms(ctx.data_end_ms)
+        self.periods = [p for p in ctx.calendar.periods if p.start.toordinal() <= last_day]
+        self.last_day = last_day
+
+    def __len__(self) -> int:
+        return 1 + len(self.MONTHLY) * len(self.periods)
+
+    def _month(self, index: int) -> tuple[Period, str]:
+        period_number, kind = divmod(index - 1, len(self.MONTHLY))
+        return self.periods[period_number], self.MONTHLY[kind]
+
+    def period(self, index: int) -> str | None:
+        return self.periods[0].period_id if index == 0 else self._month(index)[0].period_id
+
+    def posting(self, index: int) -> Posting:
+        roles, words, sub = self.ctx.profile.roles, self.ctx.profile.words, self.subs[0]
+        company = Draw(self.stream, 0)  # what stays the same every month
+        bank, stock, rent = (company.between(1_500_000_00, 3_000_000_00), company.between(1_200_000_00, 1_800_000_00),
+                             company.between(45_000_00, 90_000_00))
+        if index == 0:
+            text = words["opening"]
+            return Posting("ModuleGL", self.periods[0].start.toordinal(), text, [
+                Line(roles["bank"], sub, bank, 0, text), Line(roles["inventory"], sub, stock, 0, text),
+                Line(roles["equity"], sub, 0, bank + stock, text)])
+        period, kind = self._month(index)
+        draw = Draw(self.stream, index)
+        if kind == "rent":
+            text = f"{words['rent']} {period.period_id}"
+            return Posting("ModuleGL", period.start.toordinal(), text, [
+                Line(roles["rent"], draw.pick(self.subs), rent, 0, text), Line(roles["bank"], sub, 0, rent, text)])
+        text, used = f"{words['goods']} {period.period_id}", draw.between(20_000_00, 50_000_00)
+        return Posting("ModuleGL", min(period.end.toordinal(), self.last_day), text, [
+            Line(roles["cost_of_goods"], draw.pick(self.subs), used, 0, text),
+            Line(roles["inventory"], sub, 0, used, text)])
+
+
 class DocumentPostings:
     """The postings of a subledger's documents, one batch per document."""
 
@@ -96,7 +153,7 @@ class DocumentPostings:
         return self.documents.period(index)
 
     def posting(self, index: int) -> Posting:
-        return self.post(self.documents.build(index), day_of_ms(self.documents.created_ms(index)))
+        return self.post(self.documents.figures(index), day_of_ms(self.documents.created_ms(index)))
 
 
 class PaymentPostings:
@@ -113,19 +170,26 @@ class PaymentPostings:
         return self.payments.period(index)
 
     def posting(self, index: int) -> Posting:
-        source, document_index = self.payments.settlements.document(index)
-        document = source.build(document_index)
-        paid = cents(document["amount"]) - cents(document["balance"])
-        return self.of(self.payments.payment(index, document, paid), document, cleared_by_payment(document))
+        """Generated payment `index`'s batch, from what it settled (no record written)."""
+        return self.settled(f"{index + 1:06d}", day_of_ms(self.payments.created_ms(index)),
+                            self.payments.settlements.settled(index))
 
-    def of(self, payment: dict, document: dict, cleared_base: int) -> Posting:
-        """The batch of `payment`, which cleared `cleared_base` of `document`'s base balance."""
+    def of(self, payment: dict, document: DocumentFigures, cleared_base: int) -> Posting:
+        """The batch of a `payment` record, which cleared `cleared_base` of `document`'s base balance."""
         day = datetime.fromisoformat(str(payment["applicationDate"])).toordinal()
-        bank_base = self.payments.bank_base(payment)
-        if "supplier" in payment:
-            return self.rules.supplier_payment(payment, cleared_base, bank_base, day)
-        sign = -1 if document["documentType"] == "CreditNote" else 1
-        return self.rules.customer_payment(payment, sign * cleared_base, sign * bank_base, day)
+        return self.settled(payment["refNbr"], day, Settled(document.document_type, document.party, document.currency,
+                                                             cents(payment["paymentAmount"]), cleared_base))
+
+    def settled(self, reference: str, day: int, settled: Settled) -> Posting:
+        """Payment `reference` on `day`: the bank moves the paid amount at the rate of the
+        payment's period, the control account what it cleared at the document's own rate."""
+        rate = self.payments.rate(settled.currency, self.payments.ctx.calendar.period_of_day(day))
+        bank_base = to_base(settled.paid, rate)
+        if self.payments.entity_name == "supplier_payments":
+            return self.rules.supplier_payment(reference, settled.party, settled.cleared_base, bank_base, day)
+        sign = -1 if settled.document_type == "CreditNote" else 1
+        return self.rules.customer_payment(reference, settled.party, sign * settled.cleared_base, sign * bank_base,
+                                           day)
 
 
 class JournalSource(Source):
@@ -184,10 +248,15 @@ class JournalSource(Source):
     def modified_ms(self, index: int) -> int:
         """Spread through the batch's period in journal order (never after the data ends)."""
         period, _, _, position, batches = self._locate(index)
+        start, end = self._period_span(period)
+        return start + (position + 1) * (end - start) // (batches + 1)
+
+    def _period_span(self, period: Period) -> tuple[int, int]:
+        """(first ms, end ms) of the times the batches of `period` are spread over."""
         start = ms_of(datetime(period.start.year, period.start.month, period.start.day))
         end = min(ms_of(datetime(period.end.year, period.end.month, period.end.day)) + 86_400_000,
                   self.ctx.data_end_ms)
-        return start + (position + 1) * (end - start) // (batches + 1)
+        return start, end
 
     def posting(self, index: int) -> Posting:
         _, stream_number, stream_index, _, _ = self._locate(index)
@@ -206,15 +275,23 @@ class JournalSource(Source):
             if self._scan is None:
                 counts = bytearray()
                 totals: Totals = defaultdict(lambda: [0, 0, 0])
-                for index in range(len(self)):
-                    period, modified = self.period(index), self.modified_ms(index)
-                    lines = self.posting(index).lines
-                    counts.append(len(lines))
-                    for line in lines:
-                        entry = totals[(period, line.account, line.sub.number)]
-                        entry[0] += line.debit
-                        entry[1] += line.credit
-                        entry[2] = max(entry[2], modified)
+                periods, offsets, firsts = self.layout()
+                streams = len(self.streams)
+                for period_number, period in enumerate(periods):
+                    period_id, (start, end) = period.period_id, self._period_span(period)
+                    period_start = offsets[period_number * streams]
+                    batches = offsets[(period_number + 1) * streams] - period_start
+                    for stream_number, stream in enumerate(self.streams):
+                        slot = period_number * streams + stream_number
+                        for batch in range(offsets[slot], offsets[slot + 1]):
+                            lines = stream.posting(firsts[slot] + batch - offsets[slot]).lines
+                            modified = start + (batch - period_start + 1) * (end - start) // (batches + 1)
+                            counts.append(len(lines))
+                            for line in lines:
+                                entry = totals[(period_id, line.account, line.sub.number)]
+                                entry[0] += line.debit
+                                entry[1] += line.credit
+                                entry[2] = modified  # batches of a period come in time order
                 self._scan = (counts, dict(totals))
             return self._scan
 
@@ -318,6 +395,8 @@ def balance_source(ctx: CompanyContext, masters: Masters, totals: Totals) -> Lis
     branch = masters.branch_refs[0]
     ledger = {"id": "1", "description": "Hovedbok" if profile.country == "NO" else "Huvudbok"}
     period_modified = _period_modified(totals)
+    results = _year_results(ctx, totals)
+    retained = (profile.roles["equity"], masters.subaccounts[0].number)
     rows: list[tuple[str, str, str, dict, int]] = []
     for account_number, sub_number in combos:
         account = profile.account(account_number)
@@ -327,6 +406,8 @@ def balance_source(ctx: CompanyContext, masters: Masters, totals: Totals) -> Lis
             period = calendar.by_id[period_id]
             if period.number == 1 and not carries:
                 running = 0
+            if period.number == 1 and (account_number, sub_number) == retained:
+                running += results.get(period.year - 1, 0)
             debit, credit, modified = totals.get((period_id, account_number, sub_number), (0, 0, 0))
             beginning = running
             running = beginning + debit - credit
@@ -358,6 +439,16 @@ def balance_source(ctx: CompanyContext, masters: Masters, totals: Totals) -> Lis
     source.entity_name = "gl_balances"
     source.period_field = "financialPeriod"
     return source
+
+
+def _year_results(ctx: CompanyContext, totals: Totals) -> dict[int, int]:
+    """Each fiscal year's result (debit positive: a profit is negative) on its income and expense
+    accounts: what Visma's year-end close carries into the retained earnings account."""
+    results: dict[int, int] = defaultdict(int)
+    for (period_id, account_number, _), (debit, credit, _) in totals.items():
+        if ctx.profile.account(account_number).type in ("Income", "Expense"):
+            results[ctx.calendar.by_id[period_id].year] += debit - credit
+    return results
 
 
 def _period_modified(totals: Totals) -> dict[str, int]:

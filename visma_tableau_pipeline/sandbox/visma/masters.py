@@ -274,6 +274,7 @@ def account_source(ctx: CompanyContext) -> ListSource:
             "accountID": 100 + i,
             "accountCD": account.number,
             "accountClass": account.account_class,
+            "accountClassDescription": account.account_class.capitalize(),
             "type": account.type,
             "active": True,
             "description": account.description,

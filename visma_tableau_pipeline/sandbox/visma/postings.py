@@ -1,8 +1,9 @@
 """How the subledgers post to the general ledger: one balanced journal batch per document and
 per payment, on the company's control accounts, in base currency.
 
-The rules read the records the API serves (never a second copy of how their amounts were
-drawn), so a document and its GL posting agree by construction:
+The rules read a document's figures (documents.DocumentFigures: the amounts of the record the
+API serves, worked out without writing it, or read from a mutated record), so a document and its
+GL posting agree by construction:
 
 - supplier invoice or credit adjustment (ModuleAP): each line's base cost debited to its expense
   account, the base VAT to input VAT, the document's base total credited to the AP control
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from visma_tableau_pipeline.sandbox.visma.companies import CompanyProfile
-from visma_tableau_pipeline.sandbox.visma.documents import cents
+from visma_tableau_pipeline.sandbox.visma.documents import DocumentFigures
 from visma_tableau_pipeline.sandbox.visma.masters import Subaccount
 
 
@@ -71,46 +72,38 @@ class PostingRules:
                                      self.words["rounding"], first.reference, first.party))
         return lines
 
-    def supplier_document(self, document: dict, day: int) -> Posting:
-        reference, party = document["referenceNumber"], document["supplier"]["number"]
+    def supplier_document(self, document: DocumentFigures, day: int) -> Posting:
+        reference, party = document.reference, document.party
         text = f"{self.words['invoice']} {reference}"
-        lines = [self._entry(line["account"]["number"], self.subs[line["subaccount"]["subaccountNumber"]],
-                             cents(line["costInCurrency"]), text, reference, party)
-                 for line in document["invoiceLines"]]
-        vat = cents(document["vatTotalInCurrency"])
-        if vat:
-            lines.append(self._entry(self.roles["vat_in"], self.default_sub, vat, text, reference, party))
-        lines.append(self._entry(self.roles["ap"], self.default_sub, -supplier_base_total(document), text,
-                                 reference, party))
+        lines = [self._entry(account, self.subs[sub], base, text, reference, party)
+                 for account, sub, base in document.lines]
+        if document.vat_base:
+            lines.append(self._entry(self.roles["vat_in"], self.default_sub, document.vat_base, text, reference, party))
+        lines.append(self._entry(self.roles["ap"], self.default_sub, -document.total_base, text, reference, party))
         return Posting("ModuleAP", day, text, self._balanced(lines, "rounding"))
 
-    def customer_document(self, document: dict, day: int) -> Posting:
-        reference, party = document["referenceNumber"], document["customer"]["number"]
-        sign = -1 if document["documentType"] == "CreditNote" else 1
+    def customer_document(self, document: DocumentFigures, day: int) -> Posting:
+        reference, party = document.reference, document.party
+        sign = -1 if document.document_type == "CreditNote" else 1
         word = self.words["credit"] if sign < 0 else self.words["invoice"]
         text = f"{word} {reference}"
-        lines = [self._entry(self.roles["ar"], self.default_sub, sign * cents(document["amountInCurrency"]), text,
-                             reference, party)]
-        lines_key = "invoiceLines" if "invoiceLines" in document else "lines"
-        lines += [self._entry(line["account"]["number"], self.subs[line["subaccount"]["subaccountNumber"]],
-                              -sign * cents(line["amountInCurrency"]), text, reference, party)
-                  for line in document[lines_key]]
-        vat = cents(document["vatTotalInCurrency"])
-        if vat:
-            lines.append(self._entry(self.roles["vat_out"], self.default_sub, -sign * vat, text, reference, party))
+        lines = [self._entry(self.roles["ar"], self.default_sub, sign * document.total_base, text, reference, party)]
+        lines += [self._entry(account, self.subs[sub], -sign * base, text, reference, party)
+                  for account, sub, base in document.lines]
+        if document.vat_base:
+            lines.append(self._entry(self.roles["vat_out"], self.default_sub, -sign * document.vat_base, text,
+                                     reference, party))
         return Posting("ModuleAR", day, text, self._balanced(lines, "rounding"))
 
-    def supplier_payment(self, payment: dict, cleared_base: int, bank_base: int, day: int) -> Posting:
-        """A supplier payment clearing `cleared_base` of AP, `bank_base` out of the bank."""
-        reference, party = payment["refNbr"], payment["supplier"]["number"]
+    def supplier_payment(self, reference: str, party: str, cleared_base: int, bank_base: int, day: int) -> Posting:
+        """Supplier payment `reference` clearing `cleared_base` of AP, `bank_base` out of the bank."""
         text = f"{self.words['payment']} {reference}"
         lines = [self._entry(self.roles["ap"], self.default_sub, cleared_base, text, reference, party),
                  self._entry(self.roles["bank"], self.default_sub, -bank_base, text, reference, party)]
         return Posting("ModuleAP", day, text, self._balanced(lines, "fx"))
 
-    def customer_payment(self, payment: dict, cleared_base: int, bank_base: int, day: int) -> Posting:
+    def customer_payment(self, reference: str, party: str, cleared_base: int, bank_base: int, day: int) -> Posting:
         """A customer payment (or refund, `cleared_base` negative) and its bank movement."""
-        reference, party = payment["refNbr"], payment["customer"]["number"]
         text = f"{self.words['payment']} {reference}"
         lines = [self._entry(self.roles["bank"], self.default_sub, bank_base, text, reference, party),
                  self._entry(self.roles["ar"], self.default_sub, -cleared_base, text, reference, party)]
@@ -121,21 +114,3 @@ def reversal(posting: Posting) -> Posting:
     """The batch that takes `posting` back out of the GL, in the same period."""
     lines = [line._replace(debit=line.credit, credit=line.debit) for line in posting.lines]
     return posting._replace(description=f"{posting.description} (reversed)", lines=lines)
-
-
-def supplier_base_total(document: dict) -> int:
-    """A supplier document's total in base currency (SupplierInvoiceDto has no amountInCurrency)."""
-    return cents(document["detailTotalInCurrency"]) + cents(document["vatTotalInCurrency"])
-
-
-def base_total(document: dict) -> int:
-    """A subledger document's total in base currency, unsigned."""
-    if "amountInCurrency" in document:
-        return cents(document["amountInCurrency"])
-    return supplier_base_total(document)
-
-
-def cleared_by_payment(document: dict) -> int:
-    """The base part of a document's total that its payments cleared: the base total less the
-    base balance Visma reports, so that what the control account keeps is that balance."""
-    return base_total(document) - cents(document["balanceInCurrency"])

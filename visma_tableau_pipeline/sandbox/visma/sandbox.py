@@ -20,13 +20,10 @@ from typing import Any
 from visma_tableau_pipeline.sandbox.server import ServerThread
 from visma_tableau_pipeline.sandbox.visma.auth import Client, TokenIssuer
 from visma_tableau_pipeline.sandbox.visma.calendar import SandboxClock
-from visma_tableau_pipeline.sandbox.visma.companies import PROFILES, CompanyProfile
-from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID
-from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID, PROFILES, CompanyProfile
+from visma_tableau_pipeline.sandbox.visma.documents import cents, figures_of
 from visma_tableau_pipeline.sandbox.visma.endpoints import EntityInfo, endpoints, entity_infos
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan, FaultState
-from visma_tableau_pipeline.sandbox.visma.masters import FinancialPeriodSource
-from visma_tableau_pipeline.sandbox.visma.documents import cents
 from visma_tableau_pipeline.sandbox.visma.ledger import (
     DocumentPostings,
     JournalSource,
@@ -35,15 +32,17 @@ from visma_tableau_pipeline.sandbox.visma.ledger import (
     balance_source,
     base_totals,
 )
+from visma_tableau_pipeline.sandbox.visma.masters import FinancialPeriodSource
 from visma_tableau_pipeline.sandbox.visma.postings import Posting, reversal
 from visma_tableau_pipeline.sandbox.visma.ratelimit import RateLimiter
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
 from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query, RecordNotFound
-from visma_tableau_pipeline.visma.catalogue import key_values
-from visma_tableau_pipeline.visma.periods import CLOSE_FLAGS
 from visma_tableau_pipeline.sandbox.visma.webhooks import WebhookNotifier
 from visma_tableau_pipeline.sandbox.visma.wire import clean, timestamp
 from visma_tableau_pipeline.sandbox.visma.world import build_world
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from visma_tableau_pipeline.visma.catalogue import key_values
+from visma_tableau_pipeline.visma.periods import CLOSE_FLAGS
 
 _GL_BALANCE_KEY = ("branch.number", "ledger.id", "balanceType", "financialPeriod", "account.number", "subAccountCd")
 
@@ -93,7 +92,7 @@ class CompanyData:
             return store.create(self.journal.render_batch(index, posting, now_ms), now_ms)
 
     def _document_posting(self, entity_name: str, document: dict) -> Posting:
-        return self.document_postings[entity_name].post(document, _day(document))
+        return self.document_postings[entity_name].post(figures_of(document), _day(document))
 
     def posted_creation(self, entity_name: str, document: dict, now_ms: int) -> None:
         if entity_name in self.document_postings:
@@ -111,7 +110,7 @@ class CompanyData:
             payment = store.create(postings.payments.payment(
                 index, before, cents(before["balance"]) - cents(after["balance"]), when_ms=now_ms), now_ms)
         cleared = cents(before["balanceInCurrency"]) - cents(after["balanceInCurrency"])
-        self.post(postings.of(payment, before, cleared), now_ms)
+        self.post(postings.of(payment, figures_of(before), cleared), now_ms)
 
     def posted_deletion(self, entity_name: str, document: dict, index: int | None, now_ms: int) -> None:
         """Reverse a deleted document's batch, and its generated payment with the payment's batch."""

@@ -14,7 +14,13 @@ from visma_tableau_pipeline.sandbox.visma.documents import (
     Settlements,
     SupplierPaymentSource,
 )
-from visma_tableau_pipeline.sandbox.visma.ledger import DocumentPostings, JournalSource, ManualBatches, PaymentPostings
+from visma_tableau_pipeline.sandbox.visma.ledger import (
+    CalendarBatches,
+    DocumentPostings,
+    JournalSource,
+    ManualBatches,
+    PaymentPostings,
+)
 from visma_tableau_pipeline.sandbox.visma.masters import (
     CustomerSource,
     EmployeeSource,
@@ -30,8 +36,8 @@ from visma_tableau_pipeline.sandbox.visma.masters import (
 )
 from visma_tableau_pipeline.sandbox.visma.postings import PostingRules
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
-from visma_tableau_pipeline.sandbox.visma.supplier_invoices import SupplierInvoiceSource
 from visma_tableau_pipeline.sandbox.visma.sources import CompanyContext, Source
+from visma_tableau_pipeline.sandbox.visma.supplier_invoices import SupplierInvoiceSource
 from visma_tableau_pipeline.sandbox.visma.timecards import TimeCardSource
 from visma_tableau_pipeline.sandbox.visma.wire import ms_of
 
@@ -63,6 +69,7 @@ def build_world(profile: CompanyProfile, size: DemoSize, seed: int) -> tuple[Com
         DocumentPostings(customer_invoices, "customer_document", rules),
         DocumentPostings(credit_notes, "customer_document", rules),
         PaymentPostings(customer_payments, rules),
+        CalendarBatches(ctx, masters),
     ])
     sources: list[Source] = [
         financial_period_source(ctx),
