@@ -524,3 +524,45 @@ def test_what_one_visma_sensor_requested_the_other_does_not_request_again(sandbo
     assert not tick(visma_webhook_sensor, hooked.cursor).run_requests, \
         "read twice: the polling sensor's queued run covers this change"
 
+
+def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading(sandbox_env):
+    """A stream of change runs keeps some entity partition in progress nearly always; a table
+    must not wait for a quiet moment, yet is built again once the read still running ends."""
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+
+    instance, graph = dg.DagsterInstance.ephemeral(), defs.resolve_asset_graph()
+    table, published = mart_asset_key(mart_table("ap_invoices")), tableau_asset_key("ap_invoices")
+    invoices, selected = dg.AssetKey(["visma", "supplier_invoices"]), dg.AssetSelection.assets(table, published)
+
+    def read(key: dg.AssetKey, partition: str | None = None) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
+
+    for parent in graph.get(table).parent_keys:  # the first night: every partition read
+        for partition in graph.get(parent).partitions_def.get_partition_keys():
+            read(parent, partition)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected)
+
+    march, october = (dg.MultiPartitionKey({"company": COMPANY, "month": m}) for m in (MONTH, "2026-10-01"))
+    reading = instance.create_run_for_job(  # a later change's run, still reading October
+        defs.resolve_job_def("visma_period_entities"), asset_selection={invoices},
+        tags={"dagster/partition": str(october)}, status=dg.DagsterRunStatus.STARTED)
+    read(invoices, str(march))  # an earlier change's run ended
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+                                                   cursor=evaluation.cursor)
+    assert evaluation.get_requested_partitions(table) == {None}, "the table waited for an unrelated read"
+
+    read(table)  # built, its checks passed: published while October is still being read
+    for check in graph.asset_check_keys:
+        if check.asset_key == table:
+            instance.report_runless_asset_event(dg.AssetCheckEvaluation(asset_key=table, check_name=check.name,
+                                                                        passed=True))
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+                                                   cursor=evaluation.cursor)
+    assert (evaluation.get_requested_partitions(table), evaluation.get_requested_partitions(published)) \
+        == (set(), {None}), "built once per update, then published"
+    read(invoices, str(october))
+    instance.report_run_canceled(reading)  # ended: its read is the update above
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+                                                   cursor=evaluation.cursor)
+    assert evaluation.get_requested_partitions(table) == {None}, "the read that was running is not in the table"
