@@ -205,9 +205,8 @@ def start_sandboxes(root: Path, size: int, processes: Processes) -> Stack:
 def bootstrap() -> None:
     """Child process: the first night's runs, materialized into DAGSTER_HOME's instance.
 
-    Dashboard tables follow the entities by `AutomationCondition.eager()`, which waits while any
-    partition of an upstream entity was never materialized: a deployment's first night (or a
-    backfill) is what lets them run, so the benchmark starts from there.
+    Dashboard tables follow the entities by their automation condition: a deployment's first
+    night (or a backfill) is what fills them, so the benchmark starts from there.
     """
     import dagster as dg
 

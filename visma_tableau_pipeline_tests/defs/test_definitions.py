@@ -526,8 +526,9 @@ def test_what_one_visma_sensor_requested_the_other_does_not_request_again(sandbo
 
 
 def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading(sandbox_env):
-    """A stream of change runs keeps some entity partition in progress nearly always; a table
-    must not wait for a quiet moment, yet is built again once the read still running ends."""
+    """A stream of change runs keeps some entity partition in progress nearly always, and months
+    no financial period covers are never read; a table waits for neither, yet is built again once
+    the read still running ends."""
     from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
     from visma_tableau_pipeline.marts.registry import mart_table
 
@@ -538,8 +539,10 @@ def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading
     def read(key: dg.AssetKey, partition: str | None = None) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
 
-    for parent in graph.get(table).parent_keys:  # the first night: every partition read
+    for parent in graph.get(table).parent_keys:  # the first night: every month a period covers read
         for partition in graph.get(parent).partitions_def.get_partition_keys():
+            if partition.startswith("nordic-se|2025-") and partition[-5:-3] <= "06":
+                continue  # nordic-se's fiscal years start in July 2025: never a partition of nothing
             read(parent, partition)
     evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected)
 
