@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -73,6 +73,7 @@ BURST_GAP_S = 2.0  # between two changes of one burst
 AUTOMATION_TICK_S = 30  # AutomationConditionSensorDefinition's default interval
 STOP_GRACE_S = 20.0
 SENSOR_RUN_TAG = "dagster/sensor_name"
+RANGE_START_TAG = "dagster/asset_partition_range_start"  # "company|YYYY-MM-01"
 FIRST_AUTOMATION_TICK = "Finished auto-materialization tick for automation_condition_sensor"
 
 
@@ -433,9 +434,14 @@ def run_times(dagster_home: Path, since: float = 0.0) -> list[RunTimes]:
             steps = {stats.step_key: (stats.start_time, stats.end_time)
                      for stats in instance.get_run_step_stats(run.run_id)
                      if stats.start_time is not None and stats.end_time is not None}
-            runs.append(RunTimes(run.tags.get(SENSOR_RUN_TAG, ""), run.tags.get("dagster/partition/company", ""),
+            runs.append(RunTimes(run.tags.get(SENSOR_RUN_TAG, ""), _company_of(run.tags),
                                  record.create_timestamp.timestamp(), record.start_time, record.end_time, steps))
     return sorted(runs, key=lambda r: r.created)
+
+
+def _company_of(tags: Mapping[str, str]) -> str:
+    """The company a run reads: its partition's, or its range's (a run over several months)."""
+    return tags.get("dagster/partition/company") or tags.get(RANGE_START_TAG, "").partition("|")[0]
 
 
 def stages_of(change: Change, runs: list[RunTimes]) -> list[float] | None:
