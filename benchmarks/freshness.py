@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -73,6 +73,7 @@ BURST_GAP_S = 2.0  # between two changes of one burst
 AUTOMATION_TICK_S = 30  # AutomationConditionSensorDefinition's default interval
 STOP_GRACE_S = 20.0
 SENSOR_RUN_TAG = "dagster/sensor_name"
+RANGE_START_TAG = "dagster/asset_partition_range_start"  # "company|YYYY-MM-01"
 FIRST_AUTOMATION_TICK = "Finished auto-materialization tick for automation_condition_sensor"
 
 
@@ -205,24 +206,30 @@ def start_sandboxes(root: Path, size: int, processes: Processes) -> Stack:
 def bootstrap() -> None:
     """Child process: the first night's runs, materialized into DAGSTER_HOME's instance.
 
-    Dashboard tables follow the entities by `AutomationCondition.eager()`, which waits while any
-    partition of an upstream entity was never materialized: a deployment's first night (or a
-    backfill) is what lets them run, so the benchmark starts from there.
+    Dashboard tables follow the entities by their automation condition: a deployment's first
+    night (or a backfill) is what fills them, so the benchmark starts from there.
     """
     import dagster as dg
 
     from visma_tableau_pipeline.definitions import defs
     from visma_tableau_pipeline.defs.visma.jobs import master_data_job, month_range_tags, period_entities_job
     from visma_tableau_pipeline.settings import get_settings
+    from visma_tableau_pipeline.visma.periods import covered_months
+    from visma_tableau_pipeline.visma.plan import stored_periods
 
     settings = get_settings()
     with dg.DagsterInstance.get() as instance:
         for company in settings.companies:
             master = defs.get_job_def(master_data_job.name).execute_in_process(
                 instance=instance, partition_key=company.company_id)
+            # the months its financial periods cover, as the nightly schedule asks for them
+            covered = covered_months(stored_periods(settings.open_state(), company.company_id),
+                                     settings.first_month, date.today())
+            if not (master.success and covered):
+                raise SystemExit(f"the first night's master data of {company.company_id} failed")
             periods = defs.get_job_def(period_entities_job.name).execute_in_process(
-                instance=instance, tags=month_range_tags(company.company_id, settings.first_month, date.today()))
-            if not (master.success and periods.success):
+                instance=instance, tags=month_range_tags(company.company_id, covered))
+            if not periods.success:
                 raise SystemExit(f"the first night's runs of {company.company_id} failed")
 
 
@@ -427,9 +434,14 @@ def run_times(dagster_home: Path, since: float = 0.0) -> list[RunTimes]:
             steps = {stats.step_key: (stats.start_time, stats.end_time)
                      for stats in instance.get_run_step_stats(run.run_id)
                      if stats.start_time is not None and stats.end_time is not None}
-            runs.append(RunTimes(run.tags.get(SENSOR_RUN_TAG, ""), run.tags.get("dagster/partition/company", ""),
+            runs.append(RunTimes(run.tags.get(SENSOR_RUN_TAG, ""), _company_of(run.tags),
                                  record.create_timestamp.timestamp(), record.start_time, record.end_time, steps))
     return sorted(runs, key=lambda r: r.created)
+
+
+def _company_of(tags: Mapping[str, str]) -> str:
+    """The company a run reads: its partition's, or its range's (a run over several months)."""
+    return tags.get("dagster/partition/company") or tags.get(RANGE_START_TAG, "").partition("|")[0]
 
 
 def stages_of(change: Change, runs: list[RunTimes]) -> list[float] | None:

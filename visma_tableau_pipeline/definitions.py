@@ -18,15 +18,19 @@ from visma_tableau_pipeline.defs.visma.checks import held_back_checks
 from visma_tableau_pipeline.defs.visma.close import month_end_close_job, month_end_close_sensor
 from visma_tableau_pipeline.defs.visma.jobs import master_data_job, period_entities_job, schedules
 from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor, visma_webhook_sensor
+from visma_tableau_pipeline.settings import get_settings
 
 assets = [*entity_assets, *mart_assets, *tableau_assets, tableau_directory, entitlements, tableau_entitlements]
 
 # Declared (not left to Dagster's default one, which starts stopped) so that dashboard tables and
-# Tableau data sources follow the entities with nothing switched on by hand.
+# Tableau data sources follow the entities with nothing switched on by hand; every
+# VTP_AUTOMATION_SENSOR_SECONDS (Dagster's default, 30 s, is half of a change's way to Tableau's
+# target of a minute).
 automation_condition_sensor = dg.AutomationConditionSensorDefinition(
     "automation_condition_sensor",
     target=[key for asset in assets for key, condition in asset.automation_conditions_by_key.items() if condition],
     default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=get_settings().automation_sensor_seconds,
 )
 
 defs = dg.Definitions(

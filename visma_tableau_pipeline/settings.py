@@ -141,6 +141,9 @@ class EnvSettings(BaseSettings):
     vtp_sandbox_url: str | None = None  # a running sandbox (`vtp sandbox`); asks for it too
     vtp_sandbox_size: int = Field(default=300, ge=1)
     vtp_close_sensor_seconds: int = Field(default=900, ge=30)
+    vtp_webhook_sensor_seconds: int = Field(default=15, ge=5, le=3600)
+    vtp_automation_sensor_seconds: int = Field(default=15, ge=5, le=3600)
+    vtp_polling_sensor_seconds: int = Field(default=300, ge=30, le=86400)
 
     vtp_retry_backoff_seconds: float = Field(default=_RETRY_DEFAULTS.backoff_s, gt=0)
     vtp_visma_retry_seconds: float = Field(default=_RETRY_DEFAULTS.visma_s, gt=0)
@@ -172,6 +175,18 @@ class Settings(BaseModel):
     retries: RetrySettings = Field(default_factory=RetrySettings)
     close_sensor_seconds: int = Field(
         default=900, description="How often the month-end close sensor reads the financial periods"
+    )
+    # A change reaches Tableau after a tick of the webhook (or polling) sensor and one of the
+    # automation-condition sensor: on average half of each interval (BENCHMARKS.md, "Freshness").
+    webhook_sensor_seconds: int = Field(
+        default=15, description="How often the webhook sensor turns notifications into runs"
+    )
+    automation_sensor_seconds: int = Field(
+        default=15, description="How often the automation-condition sensor evaluates the tables' conditions"
+    )
+    polling_sensor_seconds: int = Field(
+        default=300, description="How often the polling sensor asks Visma what changed (a request per "
+        "entity and company each tick)"
     )
 
     @property
@@ -440,6 +455,9 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         entitlements_path=env.vtp_entitlements or (DEMO_ENTITLEMENTS if sandbox else None),
         sandbox_size=env.vtp_sandbox_size,
         close_sensor_seconds=env.vtp_close_sensor_seconds,
+        webhook_sensor_seconds=env.vtp_webhook_sensor_seconds,
+        automation_sensor_seconds=env.vtp_automation_sensor_seconds,
+        polling_sensor_seconds=env.vtp_polling_sensor_seconds,
         retries=RetrySettings(
             backoff_s=env.vtp_retry_backoff_seconds, visma_s=env.vtp_visma_retry_seconds,
             state_s=env.vtp_state_retry_seconds, tableau_s=env.vtp_tableau_retry_seconds,

@@ -54,6 +54,24 @@ def test_vtp_sync_without_credentials_or_sandbox_stops_and_publishes_nothing(hom
     assert not (home / "extracts").exists()
 
 
+def test_the_sensor_intervals_are_settings_within_their_ranges(home, monkeypatch):
+    settings = build_settings(env(home, vtp_sandbox=True))
+    assert (settings.webhook_sensor_seconds, settings.automation_sensor_seconds,
+            settings.polling_sensor_seconds) == (15, 15, 300)
+    monkeypatch.setenv("VTP_WEBHOOK_SENSOR_SECONDS", "10")
+    monkeypatch.setenv("VTP_AUTOMATION_SENSOR_SECONDS", "20")
+    monkeypatch.setenv("VTP_POLLING_SENSOR_SECONDS", "600")
+    settings = build_settings(EnvSettings.read())
+    assert (settings.webhook_sensor_seconds, settings.automation_sensor_seconds,
+            settings.polling_sensor_seconds) == (10, 20, 600)
+    for name, value in (("VTP_WEBHOOK_SENSOR_SECONDS", "1"), ("VTP_AUTOMATION_SENSOR_SECONDS", "86400"),
+                        ("VTP_POLLING_SENSOR_SECONDS", "10")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=name):
+            EnvSettings.read()
+        monkeypatch.delenv(name)
+
+
 def test_the_sandbox_when_asked_for(home):
     settings = build_settings(env(home, vtp_sandbox=True))
     assert settings.sandbox and {c.company_id for c in settings.companies} == {"nordic-no", "nordic-se"}

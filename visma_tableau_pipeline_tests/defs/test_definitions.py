@@ -138,20 +138,20 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
     settings = get_settings()
     state = StateResource()
     sync_all(settings, resolved_companies(settings)[:1], state.db())
-    resources = {"visma": VismaResource(), "state": state}
+    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
 
-    with dg.build_sensor_context(resources=resources, definitions=defs) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance) as context:
         quiet = visma_polling_sensor(context)
     assert not quiet.run_requests, "nothing changed, yet the sensor asked for runs"
 
     invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
     sandbox_env.modify(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
-    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=quiet.cursor) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=quiet.cursor) as context:
         changed = visma_polling_sensor(context)
     invoice_runs = [r for r in changed.run_requests if r.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]]
     assert [r.partition_key for r in invoice_runs] == [dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})]
 
-    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=changed.cursor) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=changed.cursor) as context:
         assert not visma_polling_sensor(context).run_requests
 
 
@@ -163,10 +163,10 @@ def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_on
     settings = get_settings()
     state = StateResource()
     sync_all(settings, resolved_companies(settings)[:1], state.db())
-    resources = {"visma": VismaResource(), "state": state}
+    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        with dg.build_sensor_context(resources=resources, definitions=defs, cursor=cursor) as context:
+        with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=cursor) as context:
             return visma_polling_sensor(context)
 
     quiet = tick(None)
@@ -182,10 +182,9 @@ def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_on
 
     busy = tick(quiet.cursor)
     invoice_runs = [r for r in busy.run_requests if r.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]]
-    assert [(r.partition_key, r.tags) for r in invoice_runs] == [(None, {
-        "dagster/asset_partition_range_start": f"{COMPANY}|2025-01-01",
-        "dagster/asset_partition_range_end": f"{COMPANY}|{datetime.now():%Y-%m-01}",
-    })], "the run must cover March 2025 too, whose change the probe never saw"
+    assert [(r.partition_key, r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in invoice_runs] == [(None, f"{COMPANY}|2025-01-01", f"{COMPANY}|{datetime.now():%Y-%m-01}")], \
+        "the run must cover March 2025 too, whose change the probe never saw"
     launched = {r.run_key for r in busy.run_requests}
     assert {r.run_key for r in tick(quiet.cursor).run_requests} == launched  # a retried tick: the same keys
     calm = tick(busy.cursor)
@@ -212,14 +211,14 @@ def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_f
     settings, state, secret = get_settings(), StateResource(), "visma-subscription-secret-for-tests"
     companies = resolved_companies(settings)
     sync_all(settings, companies, state.db())
-    resources = {"visma": VismaResource(), "state": state}
+    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
     tenants = {sandbox_env.tenant_id(c.company_id): c.company_id for c in companies}
     app = build_receiver_app(state.db(), visma_secret=secret, tableau_token=None, tenant_companies=tenants)
     invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
     key = (invoice["documentType"], invoice["referenceNumber"])
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        with dg.build_sensor_context(resources=resources, definitions=defs, cursor=cursor) as context:
+        with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=cursor) as context:
             return visma_webhook_sensor(context)
 
     with ServerThread(app) as receiver:
@@ -275,8 +274,8 @@ def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_o
         sandbox_env.webhooks.configure(f"{receiver}/webhooks/visma", secret)
         sandbox_env.delete(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
         sandbox_env.webhooks.wait_idle()
-    resources = {"visma": VismaResource(), "state": state}
-    with dg.build_sensor_context(resources=resources, definitions=defs) as context:
+    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance) as context:
         [request] = visma_webhook_sensor(context).run_requests
     assert request.partition_key == dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})
 
@@ -288,7 +287,7 @@ def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_o
     with state.db().connect() as conn:
         assert stored_key not in keys_for(conn, COMPANY, "supplier_invoices", period="202503")
         assert stored_key in keys_for(conn, COMPANY, "supplier_invoices", period="202503", include_deleted=True)
-    with dg.build_sensor_context(resources=resources, definitions=defs, cursor=None) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=None) as context:
         assert not visma_webhook_sensor(context).run_requests  # the notification was handled
 
 
@@ -453,3 +452,120 @@ def test_the_run_id_of_a_data_source_s_ledger_metadata_is_the_one_vtp_audit_run_
         audit = vtp(*command[1:])
         assert audit.exit_code == 0, audit.output
         assert audit.output.split() == ["suppliers", action, str(suppliers)]
+
+
+def queue(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun:
+    """The run the daemon would create for a sensor's request, not started yet (as while it waits for
+    the `visma` pool)."""
+    assert request.job_name, "the Visma sensors name their job"
+    job = defs.resolve_job_def(request.job_name)
+    tags = {**request.tags, **({"dagster/partition": str(request.partition_key)} if request.partition_key else {})}
+    return instance.create_run_for_job(job, run_config=request.run_config, tags=tags,
+                                       asset_selection=set(request.asset_selection or ()),
+                                       status=dg.DagsterRunStatus.NOT_STARTED)
+
+
+def test_what_one_visma_sensor_requested_the_other_does_not_request_again(sandbox_env):
+    """Webhook sensor, then polling sensor, then the other way round, on one instance: each change
+    is read by one run, and a tick's changes of a company by one run over their months."""
+    from datetime import UTC
+
+    from visma_tableau_pipeline.companies import resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
+    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
+    from visma_tableau_pipeline.state import add_notification
+    from visma_tableau_pipeline.visma.plan import sync_all
+
+    settings, state, instance = get_settings(), StateResource(), dg.DagsterInstance.ephemeral()
+    sync_all(settings, resolved_companies(settings)[:1], state.db())
+    resources = {"visma": VismaResource(), "state": state}
+    invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
+    invoices_key = dg.AssetKey(["visma", "supplier_invoices"])
+
+    def tick(sensor: dg.SensorDefinition, cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance,
+                                     cursor=cursor) as context:
+            result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    def change(period: str) -> None:
+        record = next(r for r in invoices if r["financialPeriod"] == period)
+        sandbox_env.modify(COMPANY, "supplier_invoices", (record["documentType"], record["referenceNumber"]))
+
+    def notify(notification_id: str) -> None:
+        """What the receiver stores for Visma's notification of a change."""
+        with state.db().transaction() as conn:
+            add_notification(conn, "visma", notification_id, COMPANY, "supplier_invoices", None, "{}",
+                             datetime.now(UTC))
+
+    polled = tick(visma_polling_sensor, None)  # the polling sensor's cursor: before the changes
+    change("202503")
+    change("202610")
+    notify("n-1")
+    hooked = tick(visma_webhook_sensor, None)
+    [request] = hooked.run_requests
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
+        == (f"{COMPANY}|2025-03-01", f"{COMPANY}|2026-10-01")
+    queue(instance, request)
+    polled = tick(visma_polling_sensor, polled.cursor)
+    # the sandbox posts an invoice to the ledger too: polling reads those entities, not the invoices
+    assert all(invoices_key not in (r.asset_selection or ()) for r in polled.run_requests), \
+        "read twice: the webhook sensor's queued run covers these changes"
+    for ledger_run in polled.run_requests:
+        queue(instance, ledger_run)
+
+    # the other way round: polling sees a change first, its notification arrives later
+    change("202506")
+    [request] = [r for r in tick(visma_polling_sensor, polled.cursor).run_requests if invoices_key in r.asset_selection]
+    assert request.partition_key == dg.MultiPartitionKey({"company": COMPANY, "month": "2025-06-01"})
+    queue(instance, request)
+    notify("n-2")
+    assert not tick(visma_webhook_sensor, hooked.cursor).run_requests, \
+        "read twice: the polling sensor's queued run covers this change"
+
+
+def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading(sandbox_env):
+    """A stream of change runs keeps some entity partition in progress nearly always, and months
+    no financial period covers are never read; a table waits for neither, yet is built again once
+    the read still running ends."""
+    from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
+    from visma_tableau_pipeline.marts.registry import mart_table
+
+    instance, graph = dg.DagsterInstance.ephemeral(), defs.resolve_asset_graph()
+    table, published = mart_asset_key(mart_table("ap_invoices")), tableau_asset_key("ap_invoices")
+    invoices, selected = dg.AssetKey(["visma", "supplier_invoices"]), dg.AssetSelection.assets(table, published)
+
+    def read(key: dg.AssetKey, partition: str | None = None) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
+
+    for parent in graph.get(table).parent_keys:  # the first night: every month a period covers read
+        for partition in graph.get(parent).partitions_def.get_partition_keys():
+            if partition.startswith("nordic-se|2025-") and partition[-5:-3] <= "06":
+                continue  # nordic-se's fiscal years start in July 2025: never a partition of nothing
+            read(parent, partition)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected)
+
+    march, october = (dg.MultiPartitionKey({"company": COMPANY, "month": m}) for m in (MONTH, "2026-10-01"))
+    reading = instance.create_run_for_job(  # a later change's run, still reading October
+        defs.resolve_job_def("visma_period_entities"), asset_selection={invoices},
+        tags={"dagster/partition": str(october)}, status=dg.DagsterRunStatus.STARTED)
+    read(invoices, str(march))  # an earlier change's run ended
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+                                                   cursor=evaluation.cursor)
+    assert evaluation.get_requested_partitions(table) == {None}, "the table waited for an unrelated read"
+
+    read(table)  # built, its checks passed: published while October is still being read
+    for check in graph.asset_check_keys:
+        if check.asset_key == table:
+            instance.report_runless_asset_event(dg.AssetCheckEvaluation(asset_key=table, check_name=check.name,
+                                                                        passed=True))
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+                                                   cursor=evaluation.cursor)
+    assert (evaluation.get_requested_partitions(table), evaluation.get_requested_partitions(published)) \
+        == (set(), {None}), "built once per update, then published"
+    read(invoices, str(october))
+    instance.report_run_canceled(reading)  # ended: its read is the update above
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+                                                   cursor=evaluation.cursor)
+    assert evaluation.get_requested_partitions(table) == {None}, "the read that was running is not in the table"

@@ -23,6 +23,23 @@ from visma_tableau_pipeline.visma.plan import stored_periods
 
 GROUP = "dashboard_tables"
 AGING_TABLES = {"ap_aging", "ar_aging"}
+# `eager()` without its two waits on upstream partitions:
+# - while any is being read: with a stream of change runs some entity partition is nearly always
+#   queued or reading, so that wait held every table back until the queue drained (BENCHMARKS.md,
+#   "Freshness"). Now a table is built as soon as an entity run ends; a read still running is a
+#   later update of the same deps, and `since_last_handled` builds the table once more after it
+#   (once, however many reads end while the table's own run is in progress);
+# - while any was never read: a month no financial period of a company covers is never
+#   materialized (`defs/visma/assets.py`: no green partition of nothing), so for a company whose
+#   fiscal years start after VTP_FIRST_MONTH (nordic-se) that wait never ended.
+# The cost: a table may be built twice where it was once, e.g. during the first night, whose
+# entities end one after another (the first builds hold what was read so far).
+FOLLOW_ENTITIES = (
+    dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_in_progress())
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .with_label("eager, waiting for no other read")
+)
 
 
 class MartConfig(dg.Config):
@@ -106,7 +123,7 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
         f"written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
         deps=[entity_asset_key(catalogue_entity(source)) for source in table.sources],
         metadata={"key_columns": ", ".join(table.key)},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=FOLLOW_ENTITIES,
     )
     def _mart_asset(
         context: dg.AssetExecutionContext, config: MartConfig, state: StateResource

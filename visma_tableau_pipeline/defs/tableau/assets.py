@@ -27,7 +27,10 @@ from visma_tableau_pipeline.tableau.session import TableauSession
 GROUP = "tableau_data_sources"
 PAT_WARN_DAYS = 5
 # A failed blocking check stops the publish in its own run; this keeps a later automation tick
-# from publishing the same extract anyway.
+# from publishing the same extract anyway. Unlike the tables (`FOLLOW_ENTITIES`), a data source
+# keeps eager()'s wait while its dependency is in progress: that is only its own table, built one
+# run at a time, so the wait is one build (never a stream of entity reads) and publishes the newer
+# extract once its checks have passed.
 PUBLISH_CONDITION = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 )
