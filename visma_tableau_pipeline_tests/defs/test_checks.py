@@ -411,11 +411,7 @@ def test_a_cent_off_in_a_statement_fails_its_check_naming_where_and_how_much(
 def test_the_statements_are_published_to_tableau(copy_of_built: Built, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch):
     """Built, checked and published: each statement's Tableau data source holds its extract's rows."""
-    tableau = TableauSandbox(tmp_path / "tableau")
-    with tableau.serve():
-        for name, value in tableau.settings_env().items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+    with serving_tableau(tmp_path, monkeypatch) as tableau:
         selection = [key for table in STATEMENTS
                      for key in (mart_asset_key(mart_table(table)), tableau_asset_key(table))]
         result = defs.resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
