@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -51,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -465,7 +466,7 @@ def stages_of(change: Change, runs: list[RunTimes]) -> list[float] | None:
     entity_run = max(reads, key=lambda r: r.ended or 0.0)
     marks = [change.made_at, entity_run.created, *entity_run.steps[READ_STEP], entity_run.ended,
              table_run.created, *table_run.steps[PUBLISH_STEP], seen_at]
-    return [later - earlier for earlier, later in zip(marks, marks[1:])]
+    return [later - earlier for earlier, later in itertools.pairwise(marks)]
 
 
 # -- the measurement, and the report -----------------------------------------------------------

@@ -199,8 +199,8 @@ def entitlements_table(entitlements: Iterable[Entitlement],
                      "company_id": entitlement.company}
         rows.append({**principal, "scope": "company", "value": entitlement.company})
         for scope, values in entitlement.scoped_values():
-            for value in (EVERY_VALUE,) if values == ALL else values:
-                rows.append({**principal, "scope": scope, "value": value})
+            rows.extend({**principal, "scope": scope, "value": value}
+                        for value in ((EVERY_VALUE,) if values == ALL else values))
     table = ENTITLEMENTS.frame(rows).drop_duplicates()
     return table.sort_values(list(ENTITLEMENTS_KEY), kind="stable", ignore_index=True)
 
@@ -293,9 +293,8 @@ def entitlement_problems(
         for scope, values in entitlement.scoped_values():
             if values == ALL:
                 continue
-            for value in values:
-                if (company, value) not in known_in_scope[scope]:
-                    problems.append(f"{entry}: {scope} {value} does not exist in company {company}")
+            problems.extend(f"{entry}: {scope} {value} does not exist in company {company}"
+                            for value in values if (company, value) not in known_in_scope[scope])
     return problems
 
 

@@ -57,8 +57,9 @@ class FlatTable:
 
     @cached_property
     def _getters(self) -> tuple[tuple[str, Getter], ...]:
-        return (("company_id", getter(Kind.TEXT, "company_id")),) + tuple(
-            (name, getter(kind, source)) for name, kind, source in self.fields
+        return (
+            ("company_id", getter(Kind.TEXT, "company_id")),
+            *((name, getter(kind, source)) for name, kind, source in self.fields),
         )
 
     def rows(self, records: Iterable[Record]) -> Iterable[dict[str, Any]]:

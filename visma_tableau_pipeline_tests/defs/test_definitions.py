@@ -131,8 +131,8 @@ def test_the_declared_automation_sensor_covers_every_asset_with_an_automation_co
 
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.companies import resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.visma.plan import sync_all
 
     settings = get_settings()
@@ -156,8 +156,8 @@ def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
 
 
 def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_once(sandbox_env):
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.companies import resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.visma.plan import sync_all
 
     settings = get_settings()
@@ -200,10 +200,10 @@ def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_on
 def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_for_it(sandbox_env):
     import httpx
 
+    from visma_tableau_pipeline.companies import resolved_companies
     from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
     from visma_tableau_pipeline.sandbox.server import ServerThread
-    from visma_tableau_pipeline.companies import resolved_companies
     from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.visma.webhooks import sign
     from visma_tableau_pipeline.webhook_receiver import build_receiver_app
@@ -254,10 +254,10 @@ def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_f
 
 
 def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_one_run(sandbox_env):
+    from visma_tableau_pipeline.companies import resolved_companies
     from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
     from visma_tableau_pipeline.sandbox.server import ServerThread
-    from visma_tableau_pipeline.companies import resolved_companies
     from visma_tableau_pipeline.state import keys_for
     from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.webhook_receiver import build_receiver_app
@@ -292,8 +292,8 @@ def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_o
 
 
 def test_the_nightly_run_finds_records_deleted_in_open_periods_and_reads_closed_ones_as_deltas(sandbox_env):
-    from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.companies import resolved_companies
+    from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.state import keys_for
     from visma_tableau_pipeline.visma.plan import sync_all
 

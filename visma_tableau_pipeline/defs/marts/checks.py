@@ -120,8 +120,8 @@ def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefi
     @dg.asset_check(
         asset=mart_asset_key(mart_table(aging_name)), name="reconciles_to_open_invoices",
         additional_deps=[mart_asset_key(mart_table(invoices_name))], blocking=True,
-        description=f"The {aging_name} snapshot built last (daily or close) totals the open balances in {invoices_name}, "
-        "per company, to the cent (base currency).",
+        description=f"The {aging_name} snapshot built last (daily or close) totals the open balances in "
+        f"{invoices_name}, per company, to the cent (base currency).",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         """Blocking: an aging that does not match the subledger shows finance a payable or

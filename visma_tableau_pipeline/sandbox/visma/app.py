@@ -25,8 +25,8 @@ from visma_tableau_pipeline.sandbox.visma.errors import ApiError, exception_erro
 from visma_tableau_pipeline.sandbox.visma.faults import Fault, FaultPlan
 from visma_tableau_pipeline.sandbox.visma.params import parse_list_request
 from visma_tableau_pipeline.sandbox.visma.store import RecordExists, RecordNotFound
-from visma_tableau_pipeline.visma.catalogue import key_values
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json, render_json
+from visma_tableau_pipeline.visma.catalogue import key_values
 
 if TYPE_CHECKING:
     from visma_tableau_pipeline.sandbox.visma.sandbox import CompanyData, VismaSandbox

@@ -8,6 +8,7 @@ processes, so streams are keyed with SHA-256 and mixed with splitmix64.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 _MASK = (1 << 64) - 1
 
@@ -50,5 +51,5 @@ class Draw:
         """True with probability numerator / denominator."""
         return self.next() % denominator < numerator
 
-    def pick(self, items: tuple | list):  # type: ignore[no-untyped-def]
+    def pick(self, items: tuple | list) -> Any:
         return items[self.next() % len(items)]

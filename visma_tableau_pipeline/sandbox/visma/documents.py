@@ -88,7 +88,7 @@ def figures_of(document: dict) -> DocumentFigures:
 class DocumentSource(SeriesSource):
     """Documents numbered `000001`, `000002`, ... in creation order, dated through the data."""
 
-    period_field = "financialPeriod"
+    period_field: str | None = "financialPeriod"
     key_number_field = 1  # position of the running number in the key
 
     def __init__(self, ctx: CompanyContext, masters: Masters, count: int) -> None:
@@ -299,7 +299,7 @@ class SupplierPaymentSource(PaymentSource):
     period_field = "applicationPeriod"
 
     def payment(self, index: int, document: dict, paid: int, when_ms: int | None = None) -> dict:
-        created, modified, day, period = self.dated(index, when_ms)
+        _created, modified, day, period = self.dated(index, when_ms)
         party_ref = document["supplier"]
         currency = document["currencyId"]
         return {
@@ -391,7 +391,7 @@ class PurchaseOrderSource(DocumentSource):
         return lines
 
     def build(self, index: int, when_ms: int | None = None) -> dict:
-        created, modified, day, period = self.dated(index, when_ms)
+        _created, modified, day, period = self.dated(index, when_ms)
         draw = Draw(self.stream, index)
         party = self.masters.suppliers[draw.below(len(self.masters.suppliers))]
         rate = self.rate(party.currency, period)
@@ -435,12 +435,11 @@ class PurchaseReceiptSource(DocumentSource):
         self.orders = orders
 
     def build(self, index: int, when_ms: int | None = None) -> dict:
-        created, modified, day, period = self.dated(index, when_ms)
+        _created, modified, day, period = self.dated(index, when_ms)
         order = self.orders.build(min(index, len(self.orders) - 1))
         rate = self.rate(order["currency"], period)
-        lines = []
-        for line in order["lines"]:
-            lines.append({
+        lines = [
+            {
                 "lineNbr": line["lineNbr"],
                 "branchNumber": line["branch"],
                 "inventory": line["inventory"],
@@ -457,7 +456,9 @@ class PurchaseReceiptSource(DocumentSource):
                 "poOrderType": "RegularOrder",
                 "poOrderNbr": order["orderNbr"],
                 "poOrderLineNbr": line["lineNbr"],
-            })
+            }
+            for line in order["lines"]
+        ]
         total = sum(cents(line["amount"]) for line in lines)
         quantity = sum(int(line["receiptQty"].strip("\ue000")) for line in lines)
         return {
@@ -618,7 +619,7 @@ class CustomerPaymentSource(PaymentSource):
     period_field = "applicationPeriod"
 
     def payment(self, index: int, document: dict, paid: int, when_ms: int | None = None) -> dict:
-        created, modified, day, period = self.dated(index, when_ms)
+        _created, modified, day, period = self.dated(index, when_ms)
         rate = self.rate(document["currencyId"], period)
         date = day_text(day)
         return {

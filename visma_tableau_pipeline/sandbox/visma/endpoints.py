@@ -80,7 +80,7 @@ PARAMS: dict[str, tuple[Param, ...]] = {
               ("Payment", "DebitAdj", "Prepayment", "Refund", "VoidPayment", "VoidRefund")),
         Param("supplier", "supplier.number"),
         Param("branch", "branch"),
-        Param("status", "status", "enum", _SI_STATUS[:8] + ("PendingApproval", "Rejected", "Reserved", "PendingPrint")),
+        Param("status", "status", "enum", (*_SI_STATUS[:8], "PendingApproval", "Rejected", "Reserved", "PendingPrint")),
     ),
     "/v1/purchaseorder": (
         Param("orderType", "orderType", "enum", ("RegularOrder", "DropShip", "Blanket", "StandardBlanket")),

@@ -95,7 +95,8 @@ class FaultState:
             n, plan = self.requests, self.plan
         if (plan.drop_every and n % plan.drop_every == 0) or n in plan.drop_at:
             return n, Fault.DROP
-        in_burst = plan.error_burst_length and plan.error_burst_start <= n < plan.error_burst_start + plan.error_burst_length
+        burst_end = plan.error_burst_start + plan.error_burst_length
+        in_burst = plan.error_burst_length and plan.error_burst_start <= n < burst_end
         if in_burst or (plan.error_every and n % plan.error_every == 0):
             return n, Fault.ERROR
         if plan.throttle_every and n % plan.throttle_every == 0:

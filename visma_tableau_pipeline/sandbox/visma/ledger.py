@@ -221,8 +221,11 @@ class JournalSource(Source):
                 offsets, firsts = [0], []
                 for period in periods:
                     for stream in self.streams:
-                        first = bisect_left(range(len(stream)), period.period_id, key=stream.period)
-                        last = bisect_right(range(len(stream)), period.period_id, key=stream.period)
+                        def period_of(index: int, stream: Stream = stream) -> str:
+                            return stream.period(index) or ""  # every batch has its period
+
+                        first = bisect_left(range(len(stream)), period.period_id, key=period_of)
+                        last = bisect_right(range(len(stream)), period.period_id, key=period_of)
                         firsts.append(first)
                         offsets.append(offsets[-1] + last - first)
                 self._layout = (periods, offsets, firsts)

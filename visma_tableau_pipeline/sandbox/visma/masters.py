@@ -170,7 +170,7 @@ class SupplierSource(_PartySource):
     def build(self, index: int, when_ms: int | None = None) -> dict:
         facts = self.masters.suppliers
         party = facts[index] if index < len(facts) else self.masters.supplier_facts(index)
-        created, modified = self.times(index, when_ms)
+        _created, modified = self.times(index, when_ms)
         draw = Draw(self.stream, index)
         vat_zone = "01" if party.country == self.ctx.profile.country else "03"
         record = {
@@ -400,7 +400,9 @@ class FinancialPeriodSource(Source):
     def __init__(self, calendar: FiscalCalendar, closings: PeriodClosings) -> None:
         self.calendar = calendar
         self.closings = closings
-        self._index = {(str(p.year), p.period_id): i for i, p in enumerate(calendar.periods)}
+        self._index: dict[tuple[str, ...], int] = {
+            (str(p.year), p.period_id): i for i, p in enumerate(calendar.periods)
+        }
 
     def __len__(self) -> int:
         return len(self.calendar.periods)

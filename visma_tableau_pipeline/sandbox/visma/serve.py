@@ -7,9 +7,9 @@ import logging
 
 import uvicorn
 
-from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS, SANDBOX_CLIENT_ID
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.sandbox.visma.size import DemoSize
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_TENANT_IDS
 
 log = logging.getLogger(__name__)
 

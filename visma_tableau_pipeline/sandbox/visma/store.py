@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from visma_tableau_pipeline.sandbox.visma.sources import Source
 from visma_tableau_pipeline.sandbox.visma.masters import version_stamp
+from visma_tableau_pipeline.sandbox.visma.sources import Source
 from visma_tableau_pipeline.sandbox.visma.wire import clean, parse_wire_timestamp, render_json, timestamp
 from visma_tableau_pipeline.visma.catalogue import key_values
 
@@ -179,7 +179,8 @@ class EntityStore:
     def _overlay_in_order(self) -> list[dict]:
         if self._ordered_overlay is None:
             self._ordered_overlay = sorted(
-                self.overlay.values(), key=lambda record: (self._modified_ms(record), key_values(self.key_fields, record))
+                self.overlay.values(),
+                key=lambda record: (self._modified_ms(record), key_values(self.key_fields, record)),
             )
         return self._ordered_overlay
 
@@ -212,8 +213,11 @@ class EntityStore:
                     range(count), bound, key=source.modified_ms)
                 lo, hi = (cut, count) if condition in (">", ">=") else (0, cut)
             if query.period:
-                lo = max(lo, bisect_left(range(count), query.period, key=source.period))
-                hi = min(hi, bisect_right(range(count), query.period, key=source.period))
+                def period_of(index: int) -> str:
+                    return source.period(index) or ""  # a source listed by period gives each record one
+
+                lo = max(lo, bisect_left(range(count), query.period, key=period_of))
+                hi = min(hi, bisect_right(range(count), query.period, key=period_of))
                 hi = max(lo, hi)
             scan = bool(query.equals)
         else:
@@ -263,7 +267,8 @@ class EntityStore:
                 break
             texts.append(render(index, suffix))
         overlay_start = max(0, start - view.count)
-        texts.extend(_with_suffix(render_json(r), suffix) for r in extra[overlay_start:overlay_start + size - len(texts)])
+        wanted = extra[overlay_start:overlay_start + size - len(texts)]
+        texts.extend(_with_suffix(render_json(r), suffix) for r in wanted)
         return texts
 
     def _line_page(self, view: BaseView, extra: list[dict], start: int, size: int, suffix: str) -> list[str]:
@@ -320,6 +325,13 @@ class EntityStore:
         self.mutated_ms = max(self.mutated_ms, now_ms)
         self._ordered_overlay = None
 
+    def _hide_base(self, key: tuple[str, ...]) -> None:
+        """Hide the generated record of `key` (found by `current`), which the overlay replaces."""
+        index = self._find_base(key)
+        if index is None:
+            raise RecordNotFound(f"{self.source.entity_name} {key} has no generated record to hide")
+        insort(self.hidden, index)
+
     def _find_base(self, key: tuple[str, ...]) -> int | None:
         index = self.source.index_of(key)
         if index is None or not 0 <= index < len(self.source):
@@ -364,7 +376,7 @@ class EntityStore:
                 raise ValueError(f"a modification may not change the key of {self.source.entity_name} {key}")
             self._touch(record, now_ms)
             if key not in self.overlay:
-                insort(self.hidden, self._find_base(key))  # type: ignore[arg-type]
+                self._hide_base(key)
             self.overlay[key] = record
             self._changed(now_ms)
             return clean(record)
@@ -392,6 +404,6 @@ class EntityStore:
             if key in self.overlay:
                 del self.overlay[key]
             else:
-                insort(self.hidden, self._find_base(key))  # type: ignore[arg-type]
+                self._hide_base(key)
             self._changed(now_ms)
             return record
