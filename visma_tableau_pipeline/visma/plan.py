@@ -96,17 +96,20 @@ def sync_entity(
     *,
     run_id: str,
     full: bool,
-    open_periods_in_full: bool = False,
+    open_periods: set[str] | None = None,
     on_page: Callable[[str | None, PageProgress], None] | None = None,
 ) -> list[WindowResult]:
     """Read `entity`'s windows of one company (YYYYPP periods; None for master data), each in
-    full or as a delta as `read_in_full` says; `on_page(period, progress)` hears of long reads."""
-    open_periods = stored_open_periods(db, company_id) if open_periods_in_full else set()
+    full or as a delta as `read_in_full` says; `on_page(period, progress)` hears of long reads.
+
+    `open_periods` (the company's `stored_open_periods`, read once by the caller for all its
+    entities) asks for the nightly read; None reads as `full` says.
+    """
     return [
         sync_window(
             client, db, entity, company_id=company_id, run_id=run_id, period=period,
-            full=read_in_full(period, full=full, open_periods_in_full=open_periods_in_full,
-                              open_periods=open_periods),
+            full=read_in_full(period, full=full, open_periods_in_full=open_periods is not None,
+                              open_periods=open_periods or set()),
             on_page=None if on_page is None else partial(on_page, period),
         )
         for period in periods
@@ -148,11 +151,12 @@ def sync_company(
             sync_window(client, db, periods_entity, company_id=company.company_id, run_id=run_id, full=True)
         )
         periods = stored_periods(db, company.company_id)
+        open_periods = stored_open_periods(db, company.company_id) if open_periods_in_full else None
         windows = plan_windows(company.company_id, periods, first_month, today)
         for entity, entity_windows in groupby(windows, key=lambda window: window.entity):
             report.windows.extend(sync_entity(
                 client, db, entity, company.company_id, [window.period for window in entity_windows],
-                run_id=run_id, full=full, open_periods_in_full=open_periods_in_full,
+                run_id=run_id, full=full, open_periods=open_periods,
             ))
         report.api_calls += int(client.stats.api_calls)
         report.retries += int(client.stats.retries)

@@ -33,7 +33,7 @@ from visma_tableau_pipeline.visma.periods import (
     period_for_month,
     periods_span,
 )
-from visma_tableau_pipeline.visma.plan import stored_periods, sync_entity
+from visma_tableau_pipeline.visma.plan import stored_open_periods, stored_periods, sync_entity
 from visma_tableau_pipeline.visma.sync import WindowResult
 
 GROUP = "visma_entities"
@@ -164,6 +164,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                         f"(the company's periods span {periods_span(periods)}); not read, not "
                         "materialized. Create the financial year in Visma if they should hold data."
                     )
+
                 def progress(period: str | None, page: PageProgress, company_id: str = company_id) -> None:
                     if page.page % 20 == 0 or page.total_count is None:
                         context.log.info(
@@ -174,7 +175,8 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                 read = sync_entity(
                     client, state.db(), entity, company_id,
                     [period_for_month(periods, month) if month else None for month in months if month not in uncovered],
-                    run_id=context.run.run_id, full=config.full, open_periods_in_full=config.open_periods_in_full,
+                    run_id=context.run.run_id, full=config.full,
+                    open_periods=stored_open_periods(state.db(), company_id) if config.open_periods_in_full else None,
                     on_page=progress,
                 )
                 results.extend(read)

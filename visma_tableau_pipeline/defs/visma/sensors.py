@@ -46,6 +46,7 @@ from visma_tableau_pipeline.state.record_store import periods_of
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.change_probe import probe_changes
+from visma_tableau_pipeline.visma.periods import FinancialPeriod
 from visma_tableau_pipeline.visma.plan import stored_periods
 from visma_tableau_pipeline.visma.reads_needed import (
     ReadNeeded,
@@ -103,6 +104,7 @@ def deletion_requests(
 ) -> Iterator[dg.RunRequest]:
     """Runs for the notifications that announce a deletion of a record the store holds."""
     first_month, today = get_settings().first_month, date.today()
+    periods: dict[str, list[FinancialPeriod]] = {}  # by company: read once per tick, not per note
     for note in notes:
         entity = _entity_of(note)
         if not (note.company_id and entity and note.record_key and announces_deletion(note.raw_body)):
@@ -115,8 +117,10 @@ def deletion_requests(
             + (f"reconciling periods {sorted(p or 'all' for p in stored.values())}" if stored
                else "not in the store, nothing to reconcile")
         )
+        if note.company_id not in periods:
+            periods[note.company_id] = stored_periods(state.db(), note.company_id)
         reads = reads_for_deletion(note.company_id, entity, stored, note.notification_id,
-                                   stored_periods(state.db(), note.company_id), first_month, today)
+                                   periods[note.company_id], first_month, today)
         yield from (run_request(read) for read in reads)
 
 
