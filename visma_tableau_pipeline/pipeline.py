@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -46,6 +49,8 @@ class PipelineOutcome:
     tableau: str | None = None  # where the data sources were published, for the summary
     extracts_dir: Path | None = None
     held: list[HeldRecord] = field(default_factory=list)  # records held back from the tables now
+    seconds: dict[str, float] = field(default_factory=dict)  # stage (Visma, tables, Tableau) -> wall time
+    table_seconds: dict[str, float] = field(default_factory=dict)  # table -> build and publish time
 
     @property
     def published(self) -> dict[str, str]:
@@ -77,6 +82,11 @@ class PipelineOutcome:
             lines.append("Records held back: none")
         lines.append(f"Extracts: {len(self.extracts)} in {self.extracts_dir} (rows: "
                      + ", ".join(f"{name} {rows}" for name, rows in self.extracts.items()) + ")")
+        if self.seconds:
+            slowest = sorted(self.table_seconds.items(), key=lambda item: -item[1])[:3]
+            lines.append("Time: " + ", ".join(f"{stage} {s:.1f} s" for stage, s in self.seconds.items())
+                         + (" (slowest tables: " + ", ".join(f"{name} {s:.1f} s" for name, s in slowest) + ")"
+                            if slowest else ""))
         return "\n".join(lines)
 
     def _tableau_lines(self) -> list[str]:
@@ -105,14 +115,17 @@ def run_pipeline(
     companies = companies or resolved_companies(settings)
     as_of = as_of or date.today()
     db = settings.open_state()
+    started = time.perf_counter()
     # as the nightly schedules read: master data and open periods reconciled, closed ones as deltas
     outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of, open_periods_in_full=True),
                               full=full, extracts_dir=settings.extracts_dir)
+    outcome.seconds["Visma"] = time.perf_counter() - started
     company_ids = [c.company_id for c in companies]
     extracts = {}
     run_id = outcome.sync.run_id
     for table in MART_TABLES:
-        extract = build_extract(db, company_ids, table, as_of, settings.extracts_dir, run_id, full=full)
+        with _timed(outcome, "tables", table.name):
+            extract = build_extract(db, company_ids, table, as_of, settings.extracts_dir, run_id, full=full)
         extracts[table.name] = extract.path
         outcome.extracts[table.name] = extract.rows
     with db.connect() as conn:
@@ -135,6 +148,19 @@ def run_pipeline(
         outcome.extracts[ENTITLEMENTS] = len(entitlements)
         targets = [publish_target(db, company_ids, table, as_of) for table in MART_TABLES]
         for target in [*targets, PublishTarget(ENTITLEMENTS, ENTITLEMENTS_KEY)]:
-            outcome.deliveries[target.name] = publish_extract(
-                session, db, project_id, target, extracts[target.name], Path(workdir), run_id=run_id, full=full)
+            with _timed(outcome, "Tableau", target.name):
+                outcome.deliveries[target.name] = publish_extract(
+                    session, db, project_id, target, extracts[target.name], Path(workdir), run_id=run_id, full=full)
     return outcome
+
+
+@contextmanager
+def _timed(outcome: PipelineOutcome, stage: str, table: str) -> Iterator[None]:
+    """Add the wall time of the block to its stage and its table, for the summary's time line."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds = time.perf_counter() - started
+        outcome.seconds[stage] = outcome.seconds.get(stage, 0.0) + seconds
+        outcome.table_seconds[table] = outcome.table_seconds.get(table, 0.0) + seconds
