@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from itertools import islice
 from pathlib import Path
 from typing import Literal
@@ -20,20 +20,21 @@ import pyarrow as pa
 
 from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_size, note_held, stored_records
 from visma_tableau_pipeline.delivery.publish import PublishTarget
-from visma_tableau_pipeline.delivery.row_changes import keys_frame
+from visma_tableau_pipeline.delivery.row_changes import keys_frame, row_keys
 from visma_tableau_pipeline.marts.aging import DAILY
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
 from visma_tableau_pipeline.marts.holdback import build_holding_back
 from visma_tableau_pipeline.marts.hyper import (
     ExtractSchemaChanged,
+    extract_rows,
     frame_from_hyper,
     hyper_path,
     replace_groups,
     write_hyper,
 )
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.registry import MartTable
-from visma_tableau_pipeline.state.changed_records import settled_moment
+from visma_tableau_pipeline.marts.registry import MartTable, build_with, mart_table
+from visma_tableau_pipeline.state.changed_records import any_changed_since, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
 from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records, release_stale
@@ -97,7 +98,7 @@ class ExtractResult:
     path: Path
     rows: int  # rows the extract holds
     frame: pd.DataFrame  # the rows built this time: the whole table, or the changed groups' rows
-    mode: Literal["built", "updated"]
+    mode: Literal["built", "updated", "unchanged"]
     reason: str
     held: tuple[HeldRecord, ...] = ()  # records of its sources held back now (this run or before)
 
@@ -119,17 +120,79 @@ def build_extract(
     with db.transaction() as conn:
         release_stale(conn)  # records Visma sent again are tried again
         built_up_to = get_cursor(conn, table.name, "extract")
+        built_as_of = get_cursor(conn, table.name, "as_of")
     result, why = None, "a full build was asked for"
     if not full:
-        result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
+        result = _unchanged(db, company_ids, table, path, built_up_to, built_as_of, as_of, snapshot_kind)
+        if result is None:
+            result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
     if result is None:
-        frame = build_table(db, company_ids, table, as_of, run_id, snapshot_kind)
+        frame = _from_extract(db, company_ids, table, as_of, snapshot_kind, extracts_dir, run_id)
+        if frame is None:
+            frame = build_table(db, company_ids, table, as_of, run_id, snapshot_kind)
         path = write_extract(frame, extracts_dir, table, as_of, snapshot_kind, company_ids)
         result = ExtractResult(path, len(frame), frame, "built", why)
     with db.transaction() as conn:
-        set_cursor(conn, table.name, "extract", cursor, run_id)
+        if result.mode != "unchanged":  # the cursor still says what the extract holds
+            set_cursor(conn, table.name, "extract", cursor, run_id)
+            if table.reads_as_of:  # a close snapshot leaves the day's daily one to be built again
+                day = datetime.combine(as_of, time(), UTC) if snapshot_kind == DAILY else None
+                set_cursor(conn, table.name, "as_of", day, run_id)
         held = held_records(conn, company_ids, table.sources)
     return replace(result, held=tuple(held))
+
+
+def _unchanged(
+    db: StateDB, company_ids: list[str], table: MartTable, path: Path, built_up_to: datetime | None,
+    built_as_of: datetime | None, as_of: date, snapshot_kind: str,
+) -> ExtractResult | None:
+    """The extract as it is, when nothing it is built from changed since it was built.
+
+    What makes a run with nothing changed in Visma cost the same for small and large books: a
+    table that aggregates (aging, spend, the close, the statements) is not rebuilt, and its
+    data source is not compared again (`delivery/publish.py`). A table that reads the as-of
+    day (aging, expected cash) is rebuilt on a new day.
+    """
+    if built_up_to is None or not path.exists():
+        return None
+    if table.reads_as_of and (snapshot_kind != DAILY or built_as_of is None or built_as_of.date() != as_of):
+        return None
+    with db.connect() as conn:
+        if any_changed_since(conn, company_ids, table.sources, built_up_to):
+            return None
+    reason = "no record it reads was written since it was built" + (f" for {as_of}" if table.reads_as_of else "")
+    empty = build_with(table, MartInputs({}, as_of, snapshot_kind))
+    return ExtractResult(path, extract_rows(path), empty, "unchanged", reason)
+
+
+def _from_extract(
+    db: StateDB, company_ids: list[str], table: MartTable, as_of: date, snapshot_kind: str, extracts_dir: Path,
+    run_id: str,
+) -> pd.DataFrame | None:
+    """The table derived from the extract it reads (`table.from_extract`), or None when it
+    cannot be (no such extract yet, or a lookup of it changed): then it is built from the records.
+
+    The rows needed are read from that extract (Hyper filters them), except the rows of records
+    written since it was built, which are rebuilt from the records: the extract is read, never
+    written, so a run building this table and one building that extract never race.
+    """
+    derivation = table.from_extract
+    if derivation is None:
+        return None
+    source, source_path = mart_table(derivation.table), hyper_path(extracts_dir, derivation.table)
+    with db.connect() as conn:
+        built_up_to = get_cursor(conn, source.name, "extract")
+    changed = None
+    if built_up_to is not None and source_path.exists():
+        changed = changed_rows(db, company_ids, source, built_up_to, as_of, run_id)
+    if changed is None:
+        log.info("%s: no %s extract to read the rows from; building from the records", table.name, source.name)
+        return None
+    stored = frame_from_hyper(source_path, derivation.where(as_of))
+    stored = stored[stored["company_id"].isin(company_ids)]
+    kept = stored[[key not in changed.groups for key in row_keys(stored, source.key[: group_size(source)])]]
+    rows = pd.concat([kept.astype(changed.frame.dtypes.to_dict()), changed.frame], ignore_index=True)
+    return derivation.build(rows, as_of, snapshot_kind)
 
 
 def _update_by_groups(
@@ -155,13 +218,31 @@ def _update_by_groups(
 
 def write_extract(frame: pd.DataFrame, extracts_dir: Path, table: MartTable, as_of: date,
                   snapshot_kind: str = DAILY, company_ids: list[str] | None = None) -> Path:
-    """Write the table's extract; snapshot tables keep the other snapshots (see
-    `keep_other_snapshots`)."""
+    """Write the table's extract; snapshot tables keep the other snapshots.
+
+    A snapshot is replaced in the extract in place (its day and kind, for `company_ids`), so a
+    new day costs that day's rows, not the history's; an extract of other columns is rewritten
+    whole with its other snapshots (`keep_other_snapshots`).
+    """
     if table.partition_column == SNAPSHOT_COLUMN:
         previous = hyper_path(extracts_dir, table.name)
         if previous.exists():
-            frame = keep_other_snapshots(frame_from_hyper(previous), frame, as_of, snapshot_kind, company_ids)
+            try:
+                replace_groups(previous, frame, _snapshot_groups(frame, as_of, snapshot_kind, company_ids))
+                return previous
+            except ExtractSchemaChanged:
+                frame = keep_other_snapshots(frame_from_hyper(previous), frame, as_of, snapshot_kind, company_ids)
     return write_hyper(frame, extracts_dir, table.name)
+
+
+def _snapshot_groups(frame: pd.DataFrame, as_of: date, snapshot_kind: str,
+                     company_ids: list[str] | None) -> pd.DataFrame:
+    """The rows a snapshot replaces: its day and kind, of `company_ids` (None: every company)."""
+    columns = ["company_id", SNAPSHOT_COLUMN, SNAPSHOT_KIND] if company_ids is not None else [
+        SNAPSHOT_COLUMN, SNAPSHOT_KIND]
+    count = len(company_ids) if company_ids is not None else 1
+    values = {"company_id": company_ids, SNAPSHOT_COLUMN: [as_of] * count, SNAPSHOT_KIND: [snapshot_kind] * count}
+    return pd.DataFrame({column: pd.array(values[column], dtype=frame[column].dtype) for column in columns})
 
 
 def snapshot_column_of(table: MartTable) -> str | None:

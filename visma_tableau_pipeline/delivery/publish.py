@@ -105,6 +105,12 @@ def publish_extract(
     if gone:
         publication, since, kept = None, None, False  # Tableau holds none of it now
     changed = _changed_rows(target, publication, since, full)
+    if changed is None and not full and publication is not None and publication.datasource_id \
+            and publication.schema_fingerprint and since is not None and since == extract_cursor:
+        # the extract was not built again since its delivery (`delivery/extracts._unchanged`)
+        log.info("%s: the extract is as it was delivered; nothing to compare or send", name)
+        return DeliveryOutcome(name, "unchanged", "the extract is as it was delivered", publication.datasource_id,
+                               0, 0, 0, (), publication.schema_fingerprint, {}, ())
     cursor: datetime | None
     if changed is not None:
         assert publication is not None and publication.datasource_id and since  # _changed_rows saw them

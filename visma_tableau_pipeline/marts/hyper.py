@@ -108,9 +108,21 @@ def write_hyper(frame: pd.DataFrame, directory: Path, name: str) -> Path:
     return target
 
 
-def frame_from_hyper(path: Path) -> pd.DataFrame:
-    """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes)."""
-    return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
+def frame_from_hyper(path: Path, where: str | None = None) -> pd.DataFrame:
+    """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes).
+
+    `where`, a SQL condition on its columns, reads only the rows that match: Hyper filters, so
+    a few rows of a large extract cost what they are, not what the extract is.
+    """
+    if where is None:
+        return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
+    return pantab.frame_from_hyper_query(Path(path), f"SELECT * FROM {EXTRACT_TABLE} WHERE {where}")
+
+
+def extract_rows(path: Path) -> int:
+    """How many rows an extract holds, counted by Hyper (without reading them)."""
+    counted = pantab.frame_from_hyper_query(Path(path), f"SELECT COUNT(*) AS n FROM {EXTRACT_TABLE}")
+    return int(counted["n"].iloc[0])
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,20 @@ from visma_tableau_pipeline.marts.inputs import MartInputs
 
 
 @dataclass(frozen=True)
+class FromExtract:
+    """How a table is derived from another table's extract rather than from every record.
+
+    An aging snapshot needs the open documents only, and the document table's extract already
+    holds them, kept current by the records that changed: reading them there (Hyper filters)
+    costs what is open, not the whole ledger. The result equals building from the records.
+    """
+
+    table: str  # the extract read: a table built before this one (earlier in `MART_TABLES`)
+    where: Callable[[date], str]  # the rows needed on an as-of day, as a SQL condition
+    build: Callable[[pd.DataFrame, date, str], pd.DataFrame]  # (those rows, as_of, snapshot kind) -> rows
+
+
+@dataclass(frozen=True)
 class MartTable:
     """One dashboard table (one Tableau data source)."""
 
@@ -38,6 +52,8 @@ class MartTable:
     # by the snapshot day first), or the chunks' rows are merged by `combine` (spend sums).
     per_record: tuple[str, ...] = ()
     combine: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    reads_as_of: bool = False  # its rows depend on the as-of day (aging, expected cash), not only on records
+    from_extract: FromExtract | None = None
 
     @property
     def lookups(self) -> tuple[str, ...]:
@@ -70,12 +86,14 @@ MART_TABLES: tuple[MartTable, ...] = (
     MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",), _SNAPSHOT_KEY, "snapshot_date",
               "Open AP documents per snapshot (daily, and as of the last day of each closed "
               "period), bucketed by days past due.",
-              per_record=("supplier_invoices",)),
+              per_record=("supplier_invoices",), reads_as_of=True,
+              from_extract=FromExtract("ap_invoices", aging.open_documents_where, aging.ap_aging_of)),
     MartTable("ar_aging", aging.build_ar_aging, ("customer_invoices", "customer_credit_notes"),
               _SNAPSHOT_KEY, "snapshot_date",
               "Open AR documents per snapshot (daily, and as of the last day of each closed "
               "period), bucketed by days past due.",
-              per_record=("customer_invoices", "customer_credit_notes")),
+              per_record=("customer_invoices", "customer_credit_notes"), reads_as_of=True,
+              from_extract=FromExtract("ar_invoices", aging.open_documents_where, aging.ar_aging_of)),
     MartTable("gl_transactions", gl.build_gl_transactions,
               ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),
               ("company_id", "module", "batch_number", "line_number"), _PERIOD,
@@ -142,7 +160,8 @@ MART_TABLES: tuple[MartTable, ...] = (
               "payments) and paid (supplier payments) with bank account and payment method, and cash "
               "expected from open invoices by due date for the next 13 weeks (cash_kind expected; "
               "overdue ones on the as-of day). Cash in positive, cash out negative: a running balance "
-              "is a plain sum."),
+              "is a plain sum.",
+              reads_as_of=True),
     MartTable("profit_and_loss", statements.build_profit_and_loss, ("gl_balances", "gl_accounts"),
               ("company_id", "financial_period", "account_number"), _PERIOD,
               "Profit and loss per company, financial period and income or expense account, in base "
