@@ -6,7 +6,9 @@ sandbox --size N` (both sandboxes, in their own process), this runs `vtp sync` a
 1. `--full` once (the first load);
 2. again the same day, nothing changed in Visma;
 3. the next day (`--as-of` one day later), nothing changed: the nightly run, with a new aging
-   snapshot to take.
+   snapshot to take;
+4. the day after, with `--changes` open supplier invoices paid in Visma (each payment also posts
+   to the general ledger).
 
 For each it prints the wall time of the whole command and the split the summary's time line
 gives (Visma, tables, Tableau, slowest tables). Compare sizes: the second and third rows should
@@ -25,7 +27,10 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 from freshness import BIN, Processes, start_sandboxes  # `vtp sandbox` on free ports (benchmarks/freshness.py)
+
+from visma_tableau_pipeline.marts.hyper import query_extract
 
 AS_OF = date(2026, 12, 3)
 RUNS = (  # (label, extra arguments)
@@ -33,6 +38,18 @@ RUNS = (  # (label, extra arguments)
     ("same day, nothing changed", ["--as-of", AS_OF.isoformat()]),
     ("next day, nothing changed", ["--as-of", (AS_OF + timedelta(days=1)).isoformat()]),
 )
+CHANGED_DAY = AS_OF + timedelta(days=2)
+
+
+def pay_invoices(env: dict[str, str], count: int) -> None:
+    """Pay `count` open supplier invoices through the sandbox's admin API, as a user would in Visma."""
+    open_invoices = query_extract(Path(env["VTP_HOME"]) / "extracts" / "ap_invoices.hyper",
+                                  "SELECT * FROM {extract} WHERE t.status = 'Open' AND t.document_type = 'Invoice'"
+                                  ).head(count)
+    for company_id, reference in zip(open_invoices["company_id"], open_invoices["reference_number"], strict=True):
+        httpx.post(f"{env['VTP_SANDBOX_URL']}/_sandbox/modify", timeout=60, json={
+            "company_id": company_id, "entity": "supplier_invoices", "key": ["Invoice", reference]},
+        ).raise_for_status()
 
 
 def run_sync(env: dict[str, str], arguments: list[str]) -> tuple[float, str]:
@@ -49,6 +66,7 @@ def run_sync(env: dict[str, str], arguments: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10_000, help="supplier invoices per demo company")
+    parser.add_argument("--changes", type=int, default=20, help="supplier invoices paid before the last run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -61,6 +79,9 @@ def main() -> None:
             for label, arguments in RUNS:
                 seconds, split = run_sync(stack.env, arguments)
                 print(f"| {label} | {seconds:.1f} | {split} |", flush=True)
+            pay_invoices(stack.env, args.changes)
+            seconds, split = run_sync(stack.env, ["--as-of", CHANGED_DAY.isoformat()])
+            print(f"| day after, {args.changes} invoices paid | {seconds:.1f} | {split} |", flush=True)
         finally:
             processes.stop_all()
 

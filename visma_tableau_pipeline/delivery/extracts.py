@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_size, note_held, stored_records
 from visma_tableau_pipeline.delivery.publish import PublishTarget
-from visma_tableau_pipeline.delivery.row_changes import keys_frame, row_keys
+from visma_tableau_pipeline.delivery.row_changes import keys_frame
 from visma_tableau_pipeline.marts.aging import DAILY
 from visma_tableau_pipeline.marts.entitlements import entitlements_table, load_entitlements
 from visma_tableau_pipeline.marts.holdback import build_holding_back
@@ -29,6 +29,8 @@ from visma_tableau_pipeline.marts.hyper import (
     extract_rows,
     frame_from_hyper,
     hyper_path,
+    not_of_groups,
+    query_extract,
     replace_groups,
     write_hyper,
 )
@@ -37,6 +39,7 @@ from visma_tableau_pipeline.marts.registry import MartTable, build_with, mart_ta
 from visma_tableau_pipeline.state.changed_records import any_changed_since, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
+from visma_tableau_pipeline.state.keys import key_parts
 from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records, release_stale
 
 log = logging.getLogger(__name__)
@@ -165,16 +168,19 @@ def _unchanged(
     return ExtractResult(path, extract_rows(path), empty, "unchanged", reason)
 
 
+MAX_LEFT_OUT = 5_000  # changed records beyond which a derived table is built from the records
+
+
 def _from_extract(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, snapshot_kind: str, extracts_dir: Path,
     run_id: str,
 ) -> pd.DataFrame | None:
-    """The table derived from the extract it reads (`table.from_extract`), or None when it
-    cannot be (no such extract yet, or a lookup of it changed): then it is built from the records.
+    """The table derived from the extract it reads (`table.from_extract`), or None when it is
+    better built from the records: no such extract yet, a lookup of it changed, or most of it.
 
-    The rows needed are read from that extract (Hyper filters them), except the rows of records
-    written since it was built, which are rebuilt from the records: the extract is read, never
-    written, so a run building this table and one building that extract never race.
+    The extract is read, never written, so a run building this table and one building that
+    extract never race; the rows of records written since that extract was built come from
+    the records.
     """
     derivation = table.from_extract
     if derivation is None:
@@ -185,13 +191,16 @@ def _from_extract(
     changed = None
     if built_up_to is not None and source_path.exists():
         changed = changed_rows(db, company_ids, source, built_up_to, as_of, run_id)
-    if changed is None:
-        log.info("%s: no %s extract to read the rows from; building from the records", table.name, source.name)
+    if changed is None or len(changed.groups) > MAX_LEFT_OUT:
+        log.info("%s: building from the records (the %s extract is missing, or many of its records changed)",
+                 table.name, source.name)
         return None
-    stored = frame_from_hyper(source_path, derivation.where(as_of))
-    stored = stored[stored["company_id"].isin(company_ids)]
-    kept = stored[[key not in changed.groups for key in row_keys(stored, source.key[: group_size(source)])]]
-    rows = pd.concat([kept.astype(changed.frame.dtypes.to_dict()), changed.frame], ignore_index=True)
+    left_out = not_of_groups([key_parts(group) for group in sorted(changed.groups)],
+                             source.key[: group_size(source)])
+    stored = query_extract(source_path, derivation.query(as_of, left_out))
+    fresh = derivation.changed(changed.frame)
+    rows = pd.concat([stored[stored["company_id"].isin(company_ids)].astype(fresh.dtypes.to_dict()), fresh],
+                     ignore_index=True)
     return derivation.build(rows, as_of, snapshot_kind)
 
 

@@ -76,11 +76,16 @@ def open_on(documents: pd.DataFrame, as_of: date) -> pd.Series:
     )
 
 
-def open_documents_where(as_of: date) -> str:
-    """`open_on` as a SQL condition on a document extract, so that Hyper reads only the open rows."""
+def open_documents_query(as_of: date, unchanged: str) -> str:
+    """The rows of a document extract `open_on` as of a day (and `unchanged`), as SQL."""
     statuses = ", ".join(f"'{status}'" for status in sorted(OPEN_STATUSES))
-    return (f"status IN ({statuses}) AND balance_doc_currency <> 0 "
-            f"AND (document_date IS NULL OR document_date <= DATE '{as_of.isoformat()}')")
+    return (f"SELECT * FROM {{extract}} WHERE t.status IN ({statuses}) AND t.balance_doc_currency <> 0 "
+            f"AND (t.document_date IS NULL OR t.document_date <= DATE '{as_of.isoformat()}') AND {unchanged}")
+
+
+def as_they_are(documents: pd.DataFrame) -> pd.DataFrame:
+    """Changed documents go into a snapshot as they are: `aging` picks the open ones."""
+    return documents
 
 
 def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date, kind: str = DAILY) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ from tableauhyperapi import (
     SchemaName,
     TableName,
     Telemetry,
+    escape_string_literal,
 )
 
 log = logging.getLogger(__name__)
@@ -108,15 +109,28 @@ def write_hyper(frame: pd.DataFrame, directory: Path, name: str) -> Path:
     return target
 
 
-def frame_from_hyper(path: Path, where: str | None = None) -> pd.DataFrame:
-    """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes).
+def frame_from_hyper(path: Path) -> pd.DataFrame:
+    """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes)."""
+    return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
 
-    `where`, a SQL condition on its columns, reads only the rows that match: Hyper filters, so
-    a few rows of a large extract cost what they are, not what the extract is.
+
+def query_extract(path: Path, sql: str) -> pd.DataFrame:
+    """The result of a SQL query over an extract, in which `{extract}` names its table (alias `t`).
+
+    Hyper filters and aggregates, so a few rows (or a few sums) of a large extract cost what they
+    are, not what the extract is.
     """
-    if where is None:
-        return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
-    return pantab.frame_from_hyper_query(Path(path), f"SELECT * FROM {EXTRACT_TABLE} WHERE {where}")
+    return pantab.frame_from_hyper_query(Path(path), sql.replace("{extract}", f"{EXTRACT_TABLE} AS t"))
+
+
+def not_of_groups(groups: Sequence[Sequence[str]], columns: Sequence[str]) -> str:
+    """A condition for `query_extract`: the row's `columns` are none of `groups` (text values)."""
+    if not groups:
+        return "TRUE"
+    values = ", ".join("(" + ", ".join(escape_string_literal(part) for part in group) + ")" for group in groups)
+    names = ", ".join(f"c{index}" for index in range(len(columns)))
+    matches = " AND ".join(f"g.c{index} IS NOT DISTINCT FROM t.{Name(column)}" for index, column in enumerate(columns))
+    return f"NOT EXISTS (SELECT 1 FROM (VALUES {values}) AS g({names}) WHERE {matches})"
 
 
 def extract_rows(path: Path) -> int:

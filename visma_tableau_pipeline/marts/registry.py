@@ -22,14 +22,20 @@ from visma_tableau_pipeline.marts.inputs import MartInputs
 class FromExtract:
     """How a table is derived from another table's extract rather than from every record.
 
-    An aging snapshot needs the open documents only, and the document table's extract already
-    holds them, kept current by the records that changed: reading them there (Hyper filters)
-    costs what is open, not the whole ledger. The result equals building from the records.
+    An aging snapshot needs the open documents only, and vendor spend sums of invoice lines; the
+    document and line tables' extracts hold them, kept current by the records that changed.
+    Hyper reads the open rows, or sums the lines, there (`query`), leaving out the rows of
+    records written since that extract was built, which come from the records instead
+    (`changed` puts them in the query's shape); `build` makes the table of both. The cost
+    follows what is open, or the number of sums, and the changes, not the whole ledger; the
+    result equals a build from the records.
     """
 
-    table: str  # the extract read: a table built before this one (earlier in `MART_TABLES`)
-    where: Callable[[date], str]  # the rows needed on an as-of day, as a SQL condition
-    build: Callable[[pd.DataFrame, date, str], pd.DataFrame]  # (those rows, as_of, snapshot kind) -> rows
+    table: str  # the extract read
+    # (as_of, condition leaving out the changed records' rows) -> SELECT over `{extract}` (alias t)
+    query: Callable[[date, str], str]
+    changed: Callable[[pd.DataFrame], pd.DataFrame]  # changed rows of `table` -> rows like the query's
+    build: Callable[[pd.DataFrame, date, str], pd.DataFrame]  # (both, as_of, snapshot kind) -> the table
 
 
 @dataclass(frozen=True)
@@ -87,13 +93,15 @@ MART_TABLES: tuple[MartTable, ...] = (
               "Open AP documents per snapshot (daily, and as of the last day of each closed "
               "period), bucketed by days past due.",
               per_record=("supplier_invoices",), reads_as_of=True,
-              from_extract=FromExtract("ap_invoices", aging.open_documents_where, aging.ap_aging_of)),
+              from_extract=FromExtract("ap_invoices", aging.open_documents_query, aging.as_they_are,
+                                       aging.ap_aging_of)),
     MartTable("ar_aging", aging.build_ar_aging, ("customer_invoices", "customer_credit_notes"),
               _SNAPSHOT_KEY, "snapshot_date",
               "Open AR documents per snapshot (daily, and as of the last day of each closed "
               "period), bucketed by days past due.",
               per_record=("customer_invoices", "customer_credit_notes"), reads_as_of=True,
-              from_extract=FromExtract("ar_invoices", aging.open_documents_where, aging.ar_aging_of)),
+              from_extract=FromExtract("ar_invoices", aging.open_documents_query, aging.as_they_are,
+                                       aging.ar_aging_of)),
     MartTable("gl_transactions", gl.build_gl_transactions,
               ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),
               ("company_id", "module", "batch_number", "line_number"), _PERIOD,
@@ -143,7 +151,9 @@ MART_TABLES: tuple[MartTable, ...] = (
     MartTable("vendor_spend", ap.build_vendor_spend, ("supplier_invoices",), ap.VENDOR_SPEND_KEY,
               _PERIOD, "AP spend per company, period, supplier, account and currency, in "
               "document and base currency.",
-              per_record=("supplier_invoices",), combine=ap.combine_vendor_spend),
+              per_record=("supplier_invoices",), combine=ap.combine_vendor_spend,
+              from_extract=FromExtract("ap_invoice_lines", ap.vendor_spend_query, ap.vendor_spend_of_lines,
+                                       ap.vendor_spend_of_sums)),
     MartTable("period_close", period_close.build_period_close,
               ("gl_balances", "gl_accounts", "financial_periods", "supplier_invoices", "supplier_payments",
                "customer_invoices", "customer_credit_notes", "customer_payments"),
