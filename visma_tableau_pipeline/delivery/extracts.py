@@ -35,7 +35,7 @@ from visma_tableau_pipeline.marts.hyper import (
     write_hyper,
 )
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.registry import MartTable, build_with, mart_table
+from visma_tableau_pipeline.marts.registry import ExtractRead, MartTable, build_with, mart_table, with_keys_filled
 from visma_tableau_pipeline.state.changed_records import any_changed_since, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
@@ -130,7 +130,7 @@ def build_extract(
         if result is None:
             result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
     if result is None:
-        frame = _from_extract(db, company_ids, table, as_of, snapshot_kind, extracts_dir, run_id)
+        frame = _from_extracts(db, company_ids, table, as_of, snapshot_kind, extracts_dir, run_id)
         if frame is None:
             frame = build_table(db, company_ids, table, as_of, run_id, snapshot_kind)
         path = write_extract(frame, extracts_dir, table, as_of, snapshot_kind, company_ids)
@@ -171,37 +171,50 @@ def _unchanged(
 MAX_LEFT_OUT = 5_000  # changed records beyond which a derived table is built from the records
 
 
-def _from_extract(
+def _from_extracts(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, snapshot_kind: str, extracts_dir: Path,
     run_id: str,
 ) -> pd.DataFrame | None:
-    """The table derived from the extract it reads (`table.from_extract`), or None when it is
-    better built from the records: no such extract yet, a lookup of it changed, or most of it.
+    """The table derived from the extracts it reads (`table.from_extracts`), or None when it is
+    better built from the records: an extract missing, a lookup of one changed, or most of it.
 
-    The extract is read, never written, so a run building this table and one building that
-    extract never race; the rows of records written since that extract was built come from
-    the records.
+    The extracts are read, never written, so a run building this table and one building those
+    extracts never race; the rows of records written since an extract was built come from the
+    records.
     """
-    derivation = table.from_extract
+    derivation = table.from_extracts
     if derivation is None:
         return None
-    source, source_path = mart_table(derivation.table), hyper_path(extracts_dir, derivation.table)
+    tables = {}
+    for read in derivation.reads:
+        rows = _rows_of(db, company_ids, read, as_of, extracts_dir, run_id)
+        if rows is None:
+            log.info("%s: building from the records (the %s extract is missing, or many of its records "
+                     "changed)", table.name, read.table)
+            return None
+        tables[read.table] = rows
+    with db.connect() as conn:
+        lookups = {name: list(stored_records(conn, company_ids, name)) for name in derivation.lookups}
+    return with_keys_filled(table, derivation.build(tables, MartInputs(lookups, as_of, snapshot_kind)))
+
+
+def _rows_of(db: StateDB, company_ids: list[str], read: ExtractRead, as_of: date, extracts_dir: Path,
+             run_id: str) -> pd.DataFrame | None:
+    """What `read` asks of its extract, the changed records' rows built from the records."""
+    source, path = mart_table(read.table), hyper_path(extracts_dir, read.table)
     with db.connect() as conn:
         built_up_to = get_cursor(conn, source.name, "extract")
-    changed = None
-    if built_up_to is not None and source_path.exists():
-        changed = changed_rows(db, company_ids, source, built_up_to, as_of, run_id)
+    if built_up_to is None or not path.exists():
+        return None
+    changed = changed_rows(db, company_ids, source, built_up_to, as_of, run_id)
     if changed is None or len(changed.groups) > MAX_LEFT_OUT:
-        log.info("%s: building from the records (the %s extract is missing, or many of its records changed)",
-                 table.name, source.name)
         return None
     left_out = not_of_groups([key_parts(group) for group in sorted(changed.groups)],
                              source.key[: group_size(source)])
-    stored = query_extract(source_path, derivation.query(as_of, left_out))
-    fresh = derivation.changed(changed.frame)
-    rows = pd.concat([stored[stored["company_id"].isin(company_ids)].astype(fresh.dtypes.to_dict()), fresh],
+    stored = query_extract(path, read.query(as_of, left_out))
+    fresh = read.changed(changed.frame) if read.changed else changed.frame
+    return pd.concat([stored[stored["company_id"].isin(company_ids)].astype(fresh.dtypes.to_dict()), fresh],
                      ignore_index=True)
-    return derivation.build(rows, as_of, snapshot_kind)
 
 
 def _update_by_groups(

@@ -15,7 +15,7 @@ past due are never negative: a document not yet due is 0 days past due and `curr
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import date
 from decimal import Decimal, localcontext
 
@@ -83,11 +83,6 @@ def open_documents_query(as_of: date, unchanged: str) -> str:
             f"AND (t.document_date IS NULL OR t.document_date <= DATE '{as_of.isoformat()}') AND {unchanged}")
 
 
-def as_they_are(documents: pd.DataFrame) -> pd.DataFrame:
-    """Changed documents go into a snapshot as they are: `aging` picks the open ones."""
-    return documents
-
-
 def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date, kind: str = DAILY) -> pd.DataFrame:
     """The aging snapshot (of `kind`) of a subledger document table (`ap_invoices` or `ar_invoices`).
 
@@ -124,13 +119,23 @@ def build_ar_aging(inputs: MartInputs) -> pd.DataFrame:
 
 
 def ap_aging_of(documents: pd.DataFrame, as_of: date, kind: str = DAILY) -> pd.DataFrame:
-    """The AP aging snapshot of `ap_invoices` rows (all of them, or the open ones of its extract)."""
+    """The AP aging snapshot of `ap_invoices` rows."""
     return aging(documents, AP_AGING, as_of, kind)
 
 
 def ar_aging_of(documents: pd.DataFrame, as_of: date, kind: str = DAILY) -> pd.DataFrame:
-    """The AR aging snapshot of `ar_invoices` rows (all of them, or the open ones of its extract)."""
+    """The AR aging snapshot of `ar_invoices` rows."""
     return aging(documents, AR_AGING, as_of, kind)
+
+
+def ap_aging_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """The AP aging snapshot of the open rows of the `ap_invoices` extract."""
+    return ap_aging_of(tables["ap_invoices"], inputs.as_of, inputs.snapshot_kind)
+
+
+def ar_aging_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """The AR aging snapshot of the open rows of the `ar_invoices` extract."""
+    return ar_aging_of(tables["ar_invoices"], inputs.as_of, inputs.snapshot_kind)
 
 
 def aging_bucket_totals(snapshot: pd.DataFrame) -> dict[str, Decimal]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 
@@ -191,9 +191,9 @@ def combine_vendor_spend(partial: pd.DataFrame) -> pd.DataFrame:
     return _spend_totals(partial, invoice_line_count=("invoice_line_count", "sum"))
 
 
-def vendor_spend_of_sums(partial: pd.DataFrame, as_of: date, snapshot_kind: str) -> pd.DataFrame:
-    """Vendor spend of partial sums (a query of the lines extract and changed lines)."""
-    return combine_vendor_spend(partial)
+def vendor_spend_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """Vendor spend of the sums of the `ap_invoice_lines` extract and of the changed invoices' lines."""
+    return combine_vendor_spend(tables["ap_invoice_lines"])
 
 
 def vendor_spend_query(as_of: date, unchanged: str) -> str:
