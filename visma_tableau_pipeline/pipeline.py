@@ -14,6 +14,7 @@ from pathlib import Path
 
 from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.delivery.deliver import DeliveryOutcome
+from visma_tableau_pipeline.delivery.extract_store import ExtractStore, extract_store
 from visma_tableau_pipeline.delivery.extracts import (
     ENTITLEMENTS,
     build_extract,
@@ -22,8 +23,10 @@ from visma_tableau_pipeline.delivery.extracts import (
 )
 from visma_tableau_pipeline.delivery.publish import PublishTarget, publish_extract
 from visma_tableau_pipeline.marts.entitlements import ENTITLEMENTS_KEY
+from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES
-from visma_tableau_pipeline.settings import CompanySettings, Settings
+from visma_tableau_pipeline.settings import CompanySettings, ConfigError, Settings
+from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.quarantine import HeldRecord, held_records
 from visma_tableau_pipeline.tableau.datasources import ensure_project
 from visma_tableau_pipeline.tableau.directory import read_directory
@@ -99,22 +102,23 @@ def run_pipeline(
     as_of: date | None = None,
     companies: list[CompanySettings] | None = None,
 ) -> PipelineOutcome:
-    """Sync every company, rebuild every dashboard table, write the extracts, publish them."""
+    """Sync every company, rebuild every dashboard table, write the extracts, publish them.
+
+    With VTP_EXTRACTS_URL each extract is updated from its shared copy and shared again, as the
+    Dagster assets do, so that `vtp sync` and runs on other machines take turns on one set.
+    """
     if settings.sandbox:
         log.info("VTP_SANDBOX: reading the bundled Visma sandbox, not a real company.")
     companies = companies or resolved_companies(settings)
     as_of = as_of or date.today()
     db = settings.open_state()
+    store = extract_store(settings)
     # as the nightly schedules read: master data and open periods reconciled, closed ones as deltas
     outcome = PipelineOutcome(sync_all(settings, companies, db, full=full, today=as_of, open_periods_in_full=True),
                               full=full, extracts_dir=settings.extracts_dir)
     company_ids = [c.company_id for c in companies]
-    extracts = {}
     run_id = outcome.sync.run_id
-    for table in MART_TABLES:
-        extract = build_extract(db, company_ids, table, as_of, settings.extracts_dir, run_id, full=full)
-        extracts[table.name] = extract.path
-        outcome.extracts[table.name] = extract.rows
+    outcome.extracts = build_extracts(db, company_ids, as_of, settings.extracts_dir, run_id, full=full, store=store)
     with db.connect() as conn:
         outcome.held = held_records(conn, company_ids)
     if settings.tableau is None:
@@ -124,17 +128,43 @@ def run_pipeline(
         return outcome
     tableau = settings.tableau
     outcome.tableau = f"{tableau.server_url}, site {tableau.site or 'Default'}, project {tableau.project}"
+    outcome.deliveries, outcome.extracts[ENTITLEMENTS] = publish_extracts(
+        settings, db, company_ids, as_of, run_id, full=full, store=store)
+    return outcome
+
+
+def build_extracts(
+    db: StateDB, company_ids: list[str], as_of: date, extracts_dir: Path, run_id: str, *,
+    full: bool = False, store: ExtractStore | None = None,
+) -> dict[str, int]:
+    """Every dashboard table's extract brought up to the state store (and shared, with a
+    `store`): the rows each holds."""
+    return {table.name: build_extract(db, company_ids, table, as_of, extracts_dir, run_id, full=full, store=store).rows
+            for table in MART_TABLES}
+
+
+def publish_extracts(
+    settings: Settings, db: StateDB, company_ids: list[str], as_of: date, run_id: str, *,
+    full: bool = False, store: ExtractStore | None = None,
+) -> tuple[dict[str, DeliveryOutcome], int]:
+    """Every data source brought up to its extract (the shared copy, with a `store`), the
+    entitlements table among them, written from Tableau's users: what each delivery did, and
+    the entitlements' rows."""
+    if settings.tableau is None:
+        raise ConfigError("publishing needs Tableau settings: set TABLEAU_SERVER_URL (or tableau: in VTP_CONFIG)")
     retry = RetryPolicy.from_settings(settings.retries)
     with TableauSession(settings.tableau, retry=retry) as session, \
             tempfile.TemporaryDirectory() as workdir:
         project_id = ensure_project(session, settings.tableau.project)
         users, _ = read_directory(session)  # entitlements may name a user by email
-        entitlements, extracts[ENTITLEMENTS] = write_entitlements(
-            settings.entitlements_path, users, settings.extracts_dir
-        )
-        outcome.extracts[ENTITLEMENTS] = len(entitlements)
+        entitlements, written = write_entitlements(settings.entitlements_path, users, settings.extracts_dir)
+        if store is not None:
+            store.push(ENTITLEMENTS, written, run_id=run_id)
         targets = [publish_target(db, company_ids, table, as_of) for table in MART_TABLES]
-        for target in [*targets, PublishTarget(ENTITLEMENTS, ENTITLEMENTS_KEY)]:
-            outcome.deliveries[target.name] = publish_extract(
-                session, db, project_id, target, extracts[target.name], Path(workdir), run_id=run_id, full=full)
-    return outcome
+        deliveries = {
+            target.name: publish_extract(session, db, project_id, target,
+                                         hyper_path(settings.extracts_dir, target.name), Path(workdir),
+                                         run_id=run_id, full=full, store=store)
+            for target in [*targets, PublishTarget(ENTITLEMENTS, ENTITLEMENTS_KEY)]
+        }
+    return deliveries, len(entitlements)

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_size, note_held, stored_records
+from visma_tableau_pipeline.delivery.extract_store import ExtractStore
 from visma_tableau_pipeline.delivery.publish import PublishTarget
 from visma_tableau_pipeline.delivery.row_changes import keys_frame
 from visma_tableau_pipeline.marts.aging import DAILY
@@ -104,7 +105,7 @@ class ExtractResult:
 
 def build_extract(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, extracts_dir: Path,
-    run_id: str, *, full: bool = False, snapshot_kind: str = DAILY,
+    run_id: str, *, full: bool = False, snapshot_kind: str = DAILY, store: ExtractStore | None = None,
 ) -> ExtractResult:
     """Bring the table's extract up to the store, and note up to which moment it is.
 
@@ -113,12 +114,18 @@ def build_extract(
     Otherwise (and with `full`) the whole table is built and written. The moment is what the
     next update and a full publish of the extract start from. A snapshot table builds the
     snapshot of `as_of` and `snapshot_kind` for `company_ids` and keeps every other one.
+
+    With a `store` (VTP_EXTRACTS_URL) the shared copy is the one updated, from the moment it
+    covers, and what was written is shared before the moment is noted (`delivery/extract_store.py`).
     """
     path = hyper_path(extracts_dir, table.name)
     cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
     with db.transaction() as conn:
         release_stale(conn)  # records Visma sent again are tried again
         built_up_to = get_cursor(conn, table.name, "extract")
+    if store is not None and (snapshot_column_of(table) or (table.rows_from and not full)):  # needs its base
+        shared = store.pull(table.name, path)
+        built_up_to = shared.built_up_to if shared else None
     result, why = None, "a full build was asked for"
     if not full:
         result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
@@ -126,6 +133,8 @@ def build_extract(
         frame = build_table(db, company_ids, table, as_of, run_id, snapshot_kind)
         path = write_extract(frame, extracts_dir, table, as_of, snapshot_kind, company_ids)
         result = ExtractResult(path, len(frame), frame, "built", why)
+    if store is not None:
+        store.push(table.name, result.path, cursor, run_id)
     with db.transaction() as conn:
         set_cursor(conn, table.name, "extract", cursor, run_id)
         held = held_records(conn, company_ids, table.sources)
