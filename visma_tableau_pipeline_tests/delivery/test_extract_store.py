@@ -4,12 +4,14 @@ written; a missing bucket and refused credentials are named with what to do."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from visma_tableau_pipeline.checks import check_extract_store
 from visma_tableau_pipeline.delivery.extract_store import (
     ExtractNotShared,
     ExtractStore,
@@ -17,6 +19,7 @@ from visma_tableau_pipeline.delivery.extract_store import (
     ExtractStoreNotFound,
     extract_store,
     local_sha256,
+    shown_url,
 )
 from visma_tableau_pipeline.failures import explain
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
@@ -31,7 +34,7 @@ def invoices(count: int) -> pd.DataFrame:
 
 
 @pytest.fixture(params=["s3", "folder"])
-def shared(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ExtractStore, callable]:
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ExtractStore, Callable[[], list[str]]]:
     """A store, and a function listing what it holds (names relative to its URL)."""
     if request.param == "s3":
         s3: S3Server = request.getfixturevalue("s3")
@@ -114,6 +117,19 @@ def test_the_settings_name_the_store_and_its_endpoint(tmp_path, s3):
 def test_a_password_in_the_url_is_never_shown(tmp_path):
     store = ExtractStore(f"file://{tmp_path}")
     assert store.shown == f"file://{tmp_path}"
-    from visma_tableau_pipeline.delivery.extract_store import shown_url
-
     assert shown_url("sftp://vtp:s3cr3t@files.example/extracts") == "sftp://vtp:***@files.example/extracts"
+
+
+def test_vtp_check_reads_the_shared_extracts(s3, s3_bucket, tmp_path):
+    def checked(url: str) -> tuple[bool, str]:
+        result = check_extract_store(build_settings(EnvSettings(
+            vtp_home=tmp_path, vtp_extracts_url=url, vtp_extracts_endpoint_url=s3.endpoint, _env_file=None)))
+        return result.ok, result.message
+
+    store = ExtractStore(f"s3://{s3_bucket}/extracts", {"endpoint_url": s3.endpoint})
+    store.push("ap_invoices", write_hyper(invoices(2), tmp_path / "a", "ap_invoices"), MOMENT, "run-1")
+    ok, message = checked(f"s3://{s3_bucket}/extracts")
+    assert ok and message.startswith("readable; 1 of ") and "dashboard tables shared, the latest by run run-1 at " in message
+    assert checked("s3://no-such-bucket/extracts") == (False, (
+        "reading extract ap_invoices at s3://no-such-bucket/extracts: the bucket no-such-bucket does not exist; "
+        "create it, or correct VTP_EXTRACTS_URL"))
