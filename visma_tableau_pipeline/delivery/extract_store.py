@@ -179,7 +179,7 @@ class ExtractStore:
             moving = f"{self._pointer(name)}.{uuid4().hex}.tmp"
             self._fs.pipe_file(moving, shared.to_json())
             self._fs.mv(moving, self._pointer(name))
-            self._remove_older(name, {digest, previous.sha256 if previous else digest})
+        self._remove_older(name, {digest, previous.sha256 if previous else digest})
         log.info("shared %s (%d bytes, up to %s) at %s in %.2f s", name, shared.size, built_up_to, self.shown,
                  time.perf_counter() - started)
         return shared
@@ -217,17 +217,23 @@ class ExtractStore:
         return True
 
     def _remove_older(self, name: str, keep: set[str]) -> None:
+        """Remove the contents no pointer names any more but `keep`. The extract is shared
+        already: a failure here is warned about, not raised."""
         folder = f"{self._root}/{name}"
-        self._fs.invalidate_cache(folder)
         try:
-            contents = self._fs.ls(folder, detail=False)
-        except FileNotFoundError:
-            return
-        finally:
-            self._fs.invalidate_cache(folder)
-        older = [item for item in contents if item.rsplit("/", 1)[-1].removesuffix(".hyper") not in keep]
-        if older:
-            self._fs.rm(older)
+            with self._errors(name, "removing older contents of"):
+                self._fs.invalidate_cache(folder)
+                try:
+                    contents = self._fs.ls(folder, detail=False)
+                except FileNotFoundError:  # nothing there
+                    return
+                finally:
+                    self._fs.invalidate_cache(folder)
+                older = [item for item in contents if item.rsplit("/", 1)[-1].removesuffix(".hyper") not in keep]
+                if older:
+                    self._fs.rm(older)
+        except ExtractStoreError as error:
+            log.warning("%s (they take room, nothing else)", error)
 
     def _check_container(self, name: str) -> None:
         """A missing pointer is an extract not shared yet, unless the bucket (or, on a file
