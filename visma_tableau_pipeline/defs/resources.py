@@ -19,6 +19,8 @@ from pydantic import Field
 
 from visma_tableau_pipeline.companies import sandbox_company_settings
 from visma_tableau_pipeline.defs.secret_sources import SecretSource, config_file_entry, from_config_file
+from visma_tableau_pipeline.delivery.extract_store import ExtractStore, extract_store_at
+from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.settings import (
     CompanySettings,
     ConfigError,
@@ -32,6 +34,7 @@ from visma_tableau_pipeline.settings import (
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.tableau.pat import PatUsageFile
 from visma_tableau_pipeline.visma.client import VismaClient
+from visma_tableau_pipeline.visma.plan import paced_client
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
 
 
@@ -55,9 +58,31 @@ class StateResource(dg.ConfigurableResource):
     connect_budget_s: float = Field(default=30.0, description="VTP_STATE_RETRY_SECONDS: how long a transaction "
                                     "start waits while the database is unreachable")
     backoff_s: float = Field(default=1.0, description="VTP_RETRY_BACKOFF_SECONDS: the first wait between tries")
+    extracts_url: str | None = Field(default=None, description="VTP_EXTRACTS_URL: where runs on several machines "
+                                     "share the extracts (fsspec URL); none keeps them in home only")
+    extracts_endpoint_url: str | None = Field(default=None, description="VTP_EXTRACTS_ENDPOINT_URL: an "
+                                              "S3-compatible store's endpoint")
 
     def db(self) -> StateDB:
         return _state_db(self.url, self.connect_budget_s, self.backoff_s)
+
+    def extract_store(self) -> ExtractStore | None:
+        """Where the extracts are shared between machines, or None (`delivery/extract_store.py`)."""
+        return extract_store_at(self.extracts_url, self.extracts_endpoint_url)
+
+    def extract(self, name: str) -> Path:
+        """The local path of extract `name`, brought up to its shared copy first when there is one."""
+        path = hyper_path(self.extracts_dir, name)
+        store = self.extract_store()
+        if store is not None:
+            store.pull(name, path)
+        return path
+
+    def share(self, name: str, path: Path, run_id: str) -> None:
+        """Share an extract written outside `build_extract` (Tableau's directory, entitlements)."""
+        store = self.extract_store()
+        if store is not None:
+            store.push(name, path, run_id=run_id)
 
     @property
     def extracts_dir(self) -> Path:
@@ -124,7 +149,7 @@ class VismaResource(dg.ConfigurableResource):
     @contextmanager
     def client(self, company_id: str) -> Iterator[VismaClient]:
         policy = RetryPolicy.from_settings(RetrySettings(backoff_s=self.retry_backoff_s, visma_s=self.retry_budget_s))
-        with VismaClient(self.company(company_id), retry_policy=policy) as client:
+        with paced_client(self.company(company_id), self.state.db(), policy) as client:
             yield client
 
 
@@ -181,6 +206,9 @@ def resources_for(settings: Settings, env: EnvSettings) -> dict[str, dg.Configur
     state = StateResource(
         url=dg.EnvVar("VTP_STATE_URL") if env.vtp_state_url else settings.state_url, home=str(settings.home),
         connect_budget_s=settings.retries.state_s, backoff_s=settings.retries.backoff_s,
+        # the URL may carry a password (sftp://user:secret@host): named, not shown, when it is in the environment
+        extracts_url=dg.EnvVar("VTP_EXTRACTS_URL") if env.vtp_extracts_url else settings.extracts_url,
+        extracts_endpoint_url=settings.extracts_endpoint_url,
     )
     visma = VismaResource(
         companies=[] if settings.sandbox else [_company(company, env) for company in settings.companies],

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_size, note_held, stored_records
+from visma_tableau_pipeline.delivery.extract_store import ExtractStore
 from visma_tableau_pipeline.delivery.publish import PublishTarget
 from visma_tableau_pipeline.delivery.row_changes import keys_frame
 from visma_tableau_pipeline.marts.aging import DAILY
@@ -108,7 +109,7 @@ class ExtractResult:
 
 def build_extract(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, extracts_dir: Path,
-    run_id: str, *, full: bool = False, snapshot_kind: str = DAILY,
+    run_id: str, *, full: bool = False, snapshot_kind: str = DAILY, store: ExtractStore | None = None,
 ) -> ExtractResult:
     """Bring the table's extract up to the store, and note up to which moment it is.
 
@@ -117,6 +118,9 @@ def build_extract(
     Otherwise (and with `full`) the whole table is built and written. The moment is what the
     next update and a full publish of the extract start from. A snapshot table builds the
     snapshot of `as_of` and `snapshot_kind` for `company_ids` and keeps every other one.
+
+    With a `store` (VTP_EXTRACTS_URL) the shared copy is the one updated, from the moment it
+    covers, and what was written is shared before the moment is noted (`delivery/extract_store.py`).
     """
     path = hyper_path(extracts_dir, table.name)
     cursor = settled_moment(db.dialect)  # taken before the reads: may repeat, never skip
@@ -124,17 +128,22 @@ def build_extract(
         release_stale(conn)  # records Visma sent again are tried again
         built_up_to = get_cursor(conn, table.name, "extract")
         built_as_of = get_cursor(conn, table.name, "as_of")
+    if store is not None and (snapshot_column_of(table) or not full):  # the shared copy is the base
+        shared = store.pull(table.name, path)
+        built_up_to = shared.built_up_to if shared else None
     result, why = None, "a full build was asked for"
     if not full:
         result = _unchanged(db, company_ids, table, path, built_up_to, built_as_of, as_of, snapshot_kind)
         if result is None:
             result, why = _update_by_groups(db, company_ids, table, as_of, path, built_up_to, run_id)
     if result is None:
-        frame = _from_extracts(db, company_ids, table, as_of, snapshot_kind, extracts_dir, run_id)
+        frame = _from_extracts(db, company_ids, table, as_of, snapshot_kind, extracts_dir, run_id, store)
         if frame is None:
             frame = build_table(db, company_ids, table, as_of, run_id, snapshot_kind)
         path = write_extract(frame, extracts_dir, table, as_of, snapshot_kind, company_ids)
         result = ExtractResult(path, len(frame), frame, "built", why)
+    if store is not None and result.mode != "unchanged":
+        store.push(table.name, result.path, cursor, run_id)
     with db.transaction() as conn:
         if result.mode != "unchanged":  # the cursor still says what the extract holds
             set_cursor(conn, table.name, "extract", cursor, run_id)
@@ -173,7 +182,7 @@ MAX_LEFT_OUT = 5_000  # changed records beyond which a derived table is built fr
 
 def _from_extracts(
     db: StateDB, company_ids: list[str], table: MartTable, as_of: date, snapshot_kind: str, extracts_dir: Path,
-    run_id: str,
+    run_id: str, store: ExtractStore | None = None,
 ) -> pd.DataFrame | None:
     """The table derived from the extracts it reads (`table.from_extracts`), or None when it is
     better built from the records: an extract missing, a lookup of one changed, or most of it.
@@ -187,7 +196,7 @@ def _from_extracts(
         return None
     tables = {}
     for read in derivation.reads:
-        rows = _rows_of(db, company_ids, read, as_of, extracts_dir, run_id)
+        rows = _rows_of(db, company_ids, read, as_of, extracts_dir, run_id, store)
         if rows is None:
             log.info("%s: building from the records (the %s extract is missing, or many of its records "
                      "changed)", table.name, read.table)
@@ -199,11 +208,15 @@ def _from_extracts(
 
 
 def _rows_of(db: StateDB, company_ids: list[str], read: ExtractRead, as_of: date, extracts_dir: Path,
-             run_id: str) -> pd.DataFrame | None:
-    """What `read` asks of its extract, the changed records' rows built from the records."""
+             run_id: str, store: ExtractStore | None) -> pd.DataFrame | None:
+    """What `read` asks of its extract (the shared copy, with a `store`), the changed records'
+    rows built from the records."""
     source, path = mart_table(read.table), hyper_path(extracts_dir, read.table)
     with db.connect() as conn:
         built_up_to = get_cursor(conn, source.name, "extract")
+    if store is not None:
+        shared = store.pull(source.name, path)
+        built_up_to = shared.built_up_to if shared else None
     if built_up_to is None or not path.exists():
         return None
     changed = changed_rows(db, company_ids, source, built_up_to, as_of, run_id)

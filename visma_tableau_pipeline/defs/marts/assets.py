@@ -89,6 +89,9 @@ def _metadata(table: MartTable, extract: ExtractResult, config: MartConfig,
         metadata["snapshot_date"] = str(as_of)
         metadata["snapshot_kind"] = kind
         metadata["snapshot_companies"] = ", ".join(company_ids)
+    if extract.mode == "unchanged":  # nothing built: the totals of the last build's metadata still hold
+        return metadata
+    if table.name in AGING_TABLES:
         metadata["aging_bucket_totals_base_currency"] = dg.MetadataValue.json(
             {bucket: str(total) for bucket, total in aging_bucket_totals(frame).items()}
         )
@@ -135,7 +138,7 @@ def build_mart_asset(table: MartTable, company_ids: Sequence[str]) -> dg.AssetsD
         if table.name in AGING_TABLES and config.close_period:
             as_of, kind, companies = _close_snapshot(config, state), CLOSE, [config.close_company]
         extract = build_extract(state.db(), companies, table, as_of, state.extracts_dir,
-                                context.run.run_id, full=config.full, snapshot_kind=kind)
+                                context.run.run_id, full=config.full, snapshot_kind=kind, store=state.extract_store())
         context.log.info(f"{table.name}: {extract.mode} ({extract.reason}), {extract.rows} rows in {extract.path}")
         for item in extract.held:
             context.log.warning(f"held back {item.describe()}")

@@ -18,7 +18,6 @@ tables that may have been built on another day.
 
 from collections.abc import Iterable, Sequence
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -29,7 +28,7 @@ from visma_tableau_pipeline.marts.aging import DAILY, aging_differences
 from visma_tableau_pipeline.marts.cash_flow import actual_cash_differences, expected_cash_differences
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
-from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.period_close import unreconciled
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplicate_keys, mart_table
 from visma_tableau_pipeline.marts.statements import balance_sheet_differences, gl_result_differences
@@ -37,9 +36,10 @@ from visma_tableau_pipeline.marts.statements import balance_sheet_differences, g
 EXAMPLES = 5  # rows named in a failure's description; the metadata table holds ten
 
 
-def read_extract(extracts_dir: Path, name: str) -> pd.DataFrame | None:
-    """The extract `name` as last written, or None before its first materialization."""
-    path = hyper_path(extracts_dir, name)
+def read_extract(state: StateResource, name: str) -> pd.DataFrame | None:
+    """The extract `name` as last written (here or on another machine), or None before its first
+    materialization."""
+    path = state.extract(name)
     return frame_from_hyper(path) if path.exists() else None
 
 
@@ -64,7 +64,7 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
     )
     def _check(state: StateResource) -> dg.AssetCheckResult:
         """Blocking: Tableau upserts by this key, so a duplicate doubles or drops a row there."""
-        frame = read_extract(state.extracts_dir, table.name)
+        frame = read_extract(state, table.name)
         if frame is None:
             return _missing(table.name)
         duplicates = duplicate_keys(table, frame)
@@ -87,7 +87,7 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
 )
 def journal_batches_balance(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: an unbalanced batch makes every GL total built from it wrong in Tableau."""
-    frame = read_extract(state.extracts_dir, "gl_transactions")
+    frame = read_extract(state, "gl_transactions")
     if frame is None:
         return _missing("gl_transactions")
     unbalanced = unbalanced_journal_batches(frame)
@@ -127,7 +127,7 @@ def _aging_reconciles(aging_name: str, invoices_name: str, company_ids: Sequence
     def _check(context: dg.AssetCheckExecutionContext, state: StateResource) -> dg.AssetCheckResult:
         """Blocking: an aging that does not match the subledger shows finance a payable or
         receivable that is not the one in its ledger."""
-        aging, invoices = read_extract(state.extracts_dir, aging_name), read_extract(state.extracts_dir, invoices_name)
+        aging, invoices = read_extract(state, aging_name), read_extract(state, invoices_name)
         if aging is None or invoices is None:
             return _missing(aging_name if aging is None else invoices_name)
         as_of, kind, companies = _snapshot_built(context, mart_asset_key(mart_table(aging_name)), aging, company_ids)
@@ -169,7 +169,7 @@ def subledgers_reconcile_to_gl(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: a payable or receivable that is not the one in the GL means the close is wrong
     (a document not posted, a manual entry on a control account), and a close must not be
     published until a controller has found it."""
-    frame = read_extract(state.extracts_dir, "period_close")
+    frame = read_extract(state, "period_close")
     if frame is None:
         return _missing("period_close")
     differing = unreconciled(frame)
@@ -193,9 +193,9 @@ def subledgers_reconcile_to_gl(state: StateResource) -> dg.AssetCheckResult:
     )
 
 
-def _extracts(extracts_dir: Path, *names: str) -> tuple[list[pd.DataFrame], dg.AssetCheckResult | None]:
+def _extracts(state: StateResource, *names: str) -> tuple[list[pd.DataFrame], dg.AssetCheckResult | None]:
     """The extracts `names`, or the failure that names the first one not yet written."""
-    frames = [read_extract(extracts_dir, name) for name in names]
+    frames = [read_extract(state, name) for name in names]
     missing = next((name for name, frame in zip(names, frames, strict=True) if frame is None), None)
     return [frame for frame in frames if frame is not None], None if missing is None else _missing(missing)
 
@@ -227,7 +227,7 @@ def _differences_result(differing: pd.DataFrame, agree: str, differ: str, by: li
 )
 def result_equals_gl_movement(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: a P&L that does not add up to the GL shows finance a result the books do not have."""
-    frames, missing = _extracts(state.extracts_dir, "profit_and_loss", "gl_balances")
+    frames, missing = _extracts(state, "profit_and_loss", "gl_balances")
     if missing:
         return missing
     return _differences_result(gl_result_differences(*frames), "every period's P&L result equals the GL's",
@@ -242,7 +242,7 @@ def result_equals_gl_movement(state: StateResource) -> dg.AssetCheckResult:
 )
 def balances_at_every_period_end(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: a balance sheet that does not balance is missing an account or a result."""
-    frame = read_extract(state.extracts_dir, "balance_sheet")
+    frame = read_extract(state, "balance_sheet")
     if frame is None:
         return _missing("balance_sheet")
     return _differences_result(balance_sheet_differences(frame), "the balance sheet balances at every period end",
@@ -259,7 +259,7 @@ def balances_at_every_period_end(state: StateResource) -> dg.AssetCheckResult:
 )
 def actual_cash_equals_payments(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: cash that is not the payments' is cash the bank did not see."""
-    frames, missing = _extracts(state.extracts_dir, "cash_flow", "customer_payments", "supplier_payments")
+    frames, missing = _extracts(state, "cash_flow", "customer_payments", "supplier_payments")
     if missing:
         return missing
     cash, customer, supplier = frames
@@ -280,7 +280,7 @@ def expected_cash_equals_open_balances(state: StateResource) -> dg.AssetCheckRes
     """A warning, not blocking: expected cash is a projection, and the invoice tables it is held to
     may have been built on another day than the cash flow; a difference tells a user to look, while
     the actual cash stays delivered."""
-    frames, missing = _extracts(state.extracts_dir, "cash_flow", "ap_invoices", "ar_invoices")
+    frames, missing = _extracts(state, "cash_flow", "ap_invoices", "ar_invoices")
     if missing:
         return missing
     return _differences_result(expected_cash_differences(*frames), "expected cash equals the open balances",

@@ -90,7 +90,7 @@ def build_tableau_asset(
             outcome = publish_extract(
                 session, state.db(), project_id, target(state.db()),
                 hyper_path(state.extracts_dir, name), Path(workdir),
-                run_id=context.run.run_id, full=config.full,
+                run_id=context.run.run_id, full=config.full, store=state.extract_store(),
             )
         yield dg.MaterializeResult(
             metadata={

@@ -49,8 +49,8 @@ def tableau_directory(pool: str) -> dg.AssetsDefinition:
             return dg.MaterializeResult(metadata={"read": False})
         with TableauSession(tableau.settings()) as session:
             users, memberships = read_directory(session)
-        write_hyper(users, state.extracts_dir, USERS)
-        write_hyper(memberships, state.extracts_dir, MEMBERSHIPS)
+        for name, frame in ((USERS, users), (MEMBERSHIPS, memberships)):
+            state.share(name, write_hyper(frame, state.extracts_dir, name), context.run.run_id)
         return dg.MaterializeResult(metadata={
             "users": len(users),
             "groups": memberships["group_name"].nunique(),
@@ -76,8 +76,9 @@ def entitlements(entitlements_path: Path | None) -> dg.AssetsDefinition:
     def _entitlements(context: dg.AssetExecutionContext, state: StateResource) -> dg.MaterializeResult:
         if entitlements_path is None:
             context.log.info("VTP_ENTITLEMENTS is not set: the entitlements table is empty.")
-        frame, path = write_entitlements(entitlements_path, read_extract(state.extracts_dir, USERS),
+        frame, path = write_entitlements(entitlements_path, read_extract(state, USERS),
                                          state.extracts_dir)
+        state.share(ENTITLEMENTS, path, context.run.run_id)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(frame),
             "source": str(entitlements_path or "none"),
@@ -103,11 +104,11 @@ def entitlements_resolve(entitlements_path: Path | None) -> dg.AssetChecksDefini
         """Blocking: an entitlement naming what does not exist hides rows from the people meant to
         see them (or, with a misspelt principal, shows nobody), so Tableau keeps the last good one."""
         rules = load_entitlements(entitlements_path) if entitlements_path else []
-        frames = {name: read_extract(state.extracts_dir, name) for name in VISMA_MASTER_TABLES}
+        frames = {name: read_extract(state, name) for name in VISMA_MASTER_TABLES}
         missing = [name for name, frame in frames.items() if frame is None]
         if missing:
             return dg.AssetCheckResult(passed=False, description=f"not built yet: {', '.join(missing)}")
-        users, memberships = read_extract(state.extracts_dir, USERS), read_extract(state.extracts_dir, MEMBERSHIPS)
+        users, memberships = read_extract(state, USERS), read_extract(state, MEMBERSHIPS)
         checks_tableau = users is not None and memberships is not None
         known_users, known_groups = tableau_principals(users, memberships) if checks_tableau else (None, None)
         problems = entitlement_problems(
