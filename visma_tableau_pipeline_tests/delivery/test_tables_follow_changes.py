@@ -21,25 +21,20 @@ from visma_tableau_pipeline.delivery.extracts import SNAPSHOT_COLUMN, build_extr
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, mart_table
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
-from visma_tableau_pipeline.settings import EnvSettings, build_settings, sandbox_companies
-from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.visma.catalogue import entity, key_values
 from visma_tableau_pipeline.visma.plan import sync_all
+from visma_tableau_pipeline_tests.delivery.test_changed_groups import Synced
 
 FIRST_DAY = date(2026, 11, 24)
 DOCUMENTS = ("supplier_invoices", "customer_invoices", "customer_credit_notes", "supplier_payments",
              "customer_payments")
 
 
-class Books:
+class Books(Synced):
     """The sandbox synced into a state store, and every table's extract kept run after run."""
 
     def __init__(self, sandbox: VismaSandbox, home: Path) -> None:
-        self.sandbox = sandbox
-        self.companies = sandbox_companies(sandbox.base_url)
-        self.company_ids = [company.company_id for company in self.companies]
-        self.settings = build_settings(EnvSettings(vtp_home=home, _env_file=None))
-        self.db = StateDB(f"sqlite:///{home / 'state.db'}")
+        super().__init__(sandbox, home)
         self.extracts = home / "extracts"
         self.runs = 0
 
