@@ -212,8 +212,9 @@ def test_vtp_sync_against_the_sandbox_logs_no_secret(home, monkeypatch, caplog):
     assert "Visma records read" in lines[1]
     assert [line.split(":")[0] for line in lines[2:4]] == ["  nordic-no", "  nordic-se"]
     assert lines[4:] == ["Tableau: not configured (TABLEAU_SERVER_URL), nothing published",
-                         "Records held back: none", lines[6]]
+                         "Records held back: none", lines[6], lines[7]]
     assert lines[6].startswith(f"Extracts: {len(MART_TABLES) + 1} in {home / 'extracts'} (rows: ap_invoices ")
+    assert lines[7].startswith("Time: Visma ") and "tables" in lines[7] and "(slowest tables: " in lines[7]
     assert (home / "extracts" / "ap_invoices.hyper").exists()
     assert "sandbox" in caplog.text.lower()
     everything = caplog.text + result.output
