@@ -53,7 +53,7 @@ def _outcome(build: Build, inputs: MartInputs) -> tuple[str, Any]:
 
 def _assert_same(name: str, records: dict[str, list[dict]]) -> None:
     """Both builds of `name`, from dicts and from their stored texts, against the reference."""
-    entity, columnwise, reference = TABLES[name]
+    _, columnwise, reference = TABLES[name]
     tagged = {source: [{**record, "company_id": "c1"} for record in listed] for source, listed in records.items()}
     expected = _outcome(reference, MartInputs(tagged, AS_OF))
     stored = {source: [StoredRecord("c1", canonical_json(record).encode()) for record in listed]
