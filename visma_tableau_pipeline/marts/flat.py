@@ -40,7 +40,10 @@ from visma_tableau_pipeline.marts.schema import ARROW_TYPES, Column, Kind, Table
 log = logging.getLogger(__name__)
 
 Getter = Callable[[Record], Any]
-BATCH = 2_000  # records read column-wise at a time: a declined batch costs this many built one by one
+# Records read column-wise at a time: the reader's fastest size (measured: 91,000 records/s at
+# 2,000, 78,000 at 50,000), and what a declined batch costs built one by one. At most BATCH_BYTES
+# of text too, well below the 2 GiB a block of the reader holds (a journal batch can be large).
+BATCH, BATCH_BYTES = 2_000, 64 << 20
 
 
 class Derived:
@@ -147,13 +150,12 @@ class FlatTable:
         if stored is None or not self.columnwise:
             return self.build_record_by_record(inputs)
         frames = []
-        for start in range(0, len(stored), BATCH):
+        for start, end in batches(stored):
             try:
-                frames.append(self.schema.frame_from_arrays(*self.columns(stored[start:start + BATCH])))
+                frames.append(self.schema.frame_from_arrays(*self.columns(stored[start:end])))
             except Declined as declined:
-                log.debug("table %s: records %d-%d built one by one (%s)", self.name, start, start + BATCH, declined)
-                records = inputs.decoded(self.entity, start, start + BATCH)
-                frames.append(self.schema.frame(self.rows(self.wrapped(records))))
+                log.debug("table %s: records %d-%d built one by one (%s)", self.name, start, end, declined)
+                frames.append(self.schema.frame(self.rows(self.wrapped(inputs.decoded(self.entity, start, end)))))
         if not frames:
             return self.schema.frame([])
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -169,7 +171,7 @@ class FlatTable:
         stored = inputs.stored(entity)
         if stored is None or not self.columnwise:
             raise Declined("records that cannot be read as JSON texts, or a source that is a bare function")
-        parts = [self.columns(stored[start:start + BATCH], context) for start in range(0, len(stored), BATCH)]
+        parts = [self.columns(stored[start:end], context) for start, end in batches(stored)]
         if not parts:
             return {}, 0
         return ({name: pa.concat_arrays([arrays[name] for arrays, _ in parts]) for name in parts[0][0]},
@@ -239,6 +241,18 @@ class FlatTable:
             return batch.item[inner]
         values = batch.record[inner]
         return values if batch.parents is None else pc.take(values, batch.parents)
+
+
+def batches(stored: Sequence[StoredRecord]) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive batches of at most BATCH records and BATCH_BYTES of text."""
+    start, size = 0, 0
+    for index, item in enumerate(stored):
+        if index > start and (index - start >= BATCH or size + len(item.text) > BATCH_BYTES):
+            yield start, index
+            start, size = index, 0
+        size += len(item.text)
+    if start < len(stored):
+        yield start, len(stored)
 
 
 def _read_as(known: Kind | pa.DataType | None, kind: Kind | pa.DataType, path: str) -> Kind | pa.DataType:
