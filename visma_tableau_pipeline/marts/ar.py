@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from itertools import chain
 
 import numpy as np
@@ -14,6 +15,8 @@ from visma_tableau_pipeline.marts.schema import DATE, INT, MONEY, RATE, TEXT, TI
 from visma_tableau_pipeline.marts.signs import AR_NEGATIVE_DOCUMENT_TYPES as AR_NEG
 from visma_tableau_pipeline.marts.signs import sign_of, signed
 from visma_tableau_pipeline.marts.sources import lenient_period_of, period_of
+
+log = logging.getLogger(__name__)
 
 AR_INVOICES = FlatTable("ar_invoices", "customer_invoices", (
     ("document_type", TEXT, "documentType"),
@@ -52,7 +55,8 @@ def build_ar_invoices(inputs: MartInputs) -> pd.DataFrame:
     try:
         frame = pd.concat([AR_INVOICES.schema.frame_from_arrays(*AR_INVOICES.columnwise_arrays(inputs, name))
                            for name in _AR_SOURCES], ignore_index=True)
-    except Declined:  # record by record: a duplicate's values may be what the per-record path refuses
+    except Declined as reason:  # record by record: a duplicate's values may be what that path refuses
+        log.info("table ar_invoices: built record by record, because: %s", reason)
         return build_ar_invoices_record_by_record(inputs)
     return _last_per_document(frame)
 

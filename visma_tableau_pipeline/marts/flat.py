@@ -149,13 +149,16 @@ class FlatTable:
         stored = inputs.stored(self.entity)
         if stored is None or not self.columnwise:
             return self.build_record_by_record(inputs)
-        frames = []
+        frames, declined = [], []
         for start, end in batches(stored):
             try:
                 frames.append(self.schema.frame_from_arrays(*self.columns(stored[start:end])))
-            except Declined as declined:
-                log.debug("table %s: records %d-%d built one by one (%s)", self.name, start, end, declined)
+            except Declined as reason:
+                declined.append(str(reason))
                 frames.append(self.schema.frame(self.rows(self.wrapped(inputs.decoded(self.entity, start, end)))))
+        if declined:  # worth seeing: such batches cost what a build record by record does
+            log.info("table %s: %d of %d batches of records built one by one (the first because: %s)",
+                     self.name, len(declined), len(frames), declined[0])
         if not frames:
             return self.schema.frame([])
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

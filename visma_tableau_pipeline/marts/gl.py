@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, localcontext
 from typing import Any
@@ -41,6 +42,8 @@ from visma_tableau_pipeline.marts.segments import (
     segment_columns,
 )
 from visma_tableau_pipeline.marts.sources import FirstText, period_of
+
+log = logging.getLogger(__name__)
 
 
 class _Net(Derived):
@@ -170,7 +173,8 @@ def build_gl_transactions(inputs: MartInputs) -> pd.DataFrame:
     try:
         return _with_segments_columnwise(GL_TRANSACTIONS, inputs, layout, _SUBACCOUNT_NUMBER, _SEGMENTS,
                                          {"accounts": _account_lookup(inputs)})
-    except Declined:
+    except Declined as reason:
+        log.info("table gl_transactions: built record by record, because: %s", reason)
         return build_gl_transactions_record_by_record(inputs)
 
 
@@ -208,7 +212,8 @@ def build_gl_balances(inputs: MartInputs) -> pd.DataFrame:
     layout = SegmentLayout.from_records(inputs.of("dimensions"), inputs.of("subaccounts"))
     try:
         return _with_segments_columnwise(GL_BALANCES, inputs, layout, "subAccountCd")
-    except Declined:
+    except Declined as reason:
+        log.info("table gl_balances: built record by record, because: %s", reason)
         return build_gl_balances_record_by_record(inputs)
 
 
