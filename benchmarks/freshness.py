@@ -221,14 +221,14 @@ def bootstrap() -> None:
     settings = get_settings()
     with dg.DagsterInstance.get() as instance:
         for company in settings.companies:
-            master = defs.get_job_def(master_data_job.name).execute_in_process(
+            master = defs().get_job_def(master_data_job.name).execute_in_process(
                 instance=instance, partition_key=company.company_id)
             # the months its financial periods cover, as the nightly schedule asks for them
             covered = covered_months(stored_periods(settings.open_state(), company.company_id),
                                      settings.first_month, date.today())
             if not (master.success and covered):
                 raise SystemExit(f"the first night's master data of {company.company_id} failed")
-            periods = defs.get_job_def(period_entities_job.name).execute_in_process(
+            periods = defs().get_job_def(period_entities_job.name).execute_in_process(
                 instance=instance, tags=month_range_tags(company.company_id, covered))
             if not periods.success:
                 raise SystemExit(f"the first night's runs of {company.company_id} failed")

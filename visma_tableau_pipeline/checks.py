@@ -1,7 +1,8 @@
 """`vtp check`: can the configured credentials reach the real systems?
 
 Each check does the least that proves access: a Visma token and one small read per company, and a
-Tableau sign-in and sign-out. A failure carries the typed error's own message, which names the
+Tableau sign-in and sign-out, and with VTP_EXTRACTS_URL a read of the shared extracts' pointers.
+A failure carries the typed error's own message, which names the
 setting to fix and never holds a secret.
 """
 
@@ -11,8 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from visma_tableau_pipeline.companies import resolved_companies
+from visma_tableau_pipeline.delivery.extract_store import ExtractStoreError, extract_store, shown_url
+from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import (
     CompanySettings,
+    ConfigError,
     RetrySettings,
     Settings,
     TableauSettings,
@@ -59,8 +63,25 @@ def check_tableau(tableau: TableauSettings, retries: RetrySettings) -> CheckResu
     return CheckResult(target, True, f"signed in (REST API {version})")
 
 
+def check_extract_store(settings: Settings) -> CheckResult:
+    """Whether the shared extracts (VTP_EXTRACTS_URL) can be read: every dashboard table's pointer
+    (a missing bucket and refused credentials show here, before a run fails on them)."""
+    target = f"Shared extracts {shown_url(settings.extracts_url or '')}"
+    try:
+        store = extract_store(settings)
+        assert store is not None, "VTP_EXTRACTS_URL is set"
+        shared = [version for table in MART_TABLES if (version := store.current(table.name))]
+    except (ConfigError, ExtractStoreError) as error:
+        return CheckResult(target, False, str(error))
+    latest = max(shared, key=lambda version: version.pushed_at, default=None)
+    return CheckResult(target, True, f"readable; {len(shared)} of {len(MART_TABLES)} dashboard tables shared"
+                       + (f", the latest by run {latest.run_id} at {latest.pushed_at:%Y-%m-%d %H:%M} UTC"
+                          if latest else ""))
+
+
 def run_checks(settings: Settings, companies: list[CompanySettings] | None = None) -> list[CheckResult]:
-    """One result per company and one for Tableau (or a note that publishing is off)."""
+    """One result per company, one for Tableau (or a note that publishing is off), and one for
+    the shared extracts when VTP_EXTRACTS_URL is set."""
     if settings.sandbox:
         log.info("VTP_SANDBOX: checking the bundled Visma sandbox, not a real company.")
     policy = RetryPolicy.from_settings(settings.retries)
@@ -71,4 +92,6 @@ def run_checks(settings: Settings, companies: list[CompanySettings] | None = Non
         results.append(CheckResult("Tableau", True, "not configured: extracts are written, nothing is published"))
     else:
         results.append(check_tableau(settings.tableau, settings.retries))
+    if settings.extracts_url:
+        results.append(check_extract_store(settings))
     return results

@@ -14,6 +14,7 @@ import tableauserverclient as TSC
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from visma_tableau_pipeline.delivery.extract_store import ExtractStoreError
 from visma_tableau_pipeline.settings import ConfigError, plain_problems
 from visma_tableau_pipeline.state.errors import StateError
 from visma_tableau_pipeline.tableau.errors import TableauError
@@ -21,7 +22,7 @@ from visma_tableau_pipeline.visma.errors import VismaError
 from visma_tableau_pipeline.webhook_receiver import ReceiverConfigError
 
 # Errors written for the user: their message is the explanation.
-PROJECT_ERRORS = (ConfigError, VismaError, StateError, TableauError, ReceiverConfigError)
+PROJECT_ERRORS = (ConfigError, VismaError, StateError, TableauError, ReceiverConfigError, ExtractStoreError)
 RUN_AGAIN = "run the command again with -v for details"
 
 

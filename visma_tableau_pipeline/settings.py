@@ -134,6 +134,8 @@ class EnvSettings(BaseSettings):
 
     vtp_home: Path = Path(".vtp")
     vtp_state_url: str | None = None
+    vtp_extracts_url: str | None = None  # an fsspec URL the extracts are shared through
+    vtp_extracts_endpoint_url: str | None = None  # an S3-compatible store's endpoint (s3:// only)
     vtp_config: Path | None = None
     vtp_first_month: date = date(2025, 1, 1)
     vtp_entitlements: Path | None = None
@@ -187,6 +189,15 @@ class Settings(BaseModel):
     polling_sensor_seconds: int = Field(
         default=300, description="How often the polling sensor asks Visma what changed (a request per "
         "entity and company each tick)"
+    )
+
+    extracts_url: str | None = Field(
+        default=None, description="Where runs on several machines share the extracts (an fsspec URL such as "
+        "s3://bucket/prefix); None keeps them in the local folder only"
+    )
+    extracts_endpoint_url: str | None = Field(
+        default=None, description="The endpoint of an S3-compatible store (MinIO, Ceph, R2) for an s3:// "
+        "extracts_url; None asks AWS (or AWS_ENDPOINT_URL)"
     )
 
     @property
@@ -429,6 +440,7 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
     home = env.vtp_home.expanduser().resolve()
     state_url = env.vtp_state_url or f"sqlite:///{home / 'state.db'}"
     _check_state_url(state_url)
+    _check_extracts_url(env.vtp_extracts_url, env.vtp_extracts_endpoint_url)
     secrets = StoredSecrets(home, state_url)
     sandbox = False
     if env.vtp_config:
@@ -458,6 +470,8 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         webhook_sensor_seconds=env.vtp_webhook_sensor_seconds,
         automation_sensor_seconds=env.vtp_automation_sensor_seconds,
         polling_sensor_seconds=env.vtp_polling_sensor_seconds,
+        extracts_url=env.vtp_extracts_url or None,
+        extracts_endpoint_url=env.vtp_extracts_endpoint_url or None,
         retries=RetrySettings(
             backoff_s=env.vtp_retry_backoff_seconds, visma_s=env.vtp_visma_retry_seconds,
             state_s=env.vtp_state_retry_seconds, tableau_s=env.vtp_tableau_retry_seconds,
@@ -471,6 +485,20 @@ def _check_state_url(state_url: str) -> None:
         normalise_url(state_url)
     except StateConfigError as error:
         raise ConfigError(f"VTP_STATE_URL cannot be used: {error}") from None
+
+
+S3_PROTOCOLS = ("s3", "s3a")
+
+
+def _check_extracts_url(url: str | None, endpoint_url: str | None) -> None:
+    """An endpoint needs an s3:// VTP_EXTRACTS_URL to apply to (whether fsspec can open the URL
+    is known when the store is opened: `delivery/extract_store.py`)."""
+    if endpoint_url and not url:
+        raise ConfigError("VTP_EXTRACTS_ENDPOINT_URL is set but VTP_EXTRACTS_URL is not: set "
+                          "VTP_EXTRACTS_URL to the s3://bucket/prefix the extracts are shared through")
+    protocol = url.split("://", 1)[0] if url and "://" in url else "file"
+    if endpoint_url and protocol not in S3_PROTOCOLS:
+        raise ConfigError(f"VTP_EXTRACTS_ENDPOINT_URL applies to s3:// URLs only; VTP_EXTRACTS_URL is {protocol}://")
 
 
 def sandbox_companies(base_url: str | None = None) -> list[CompanySettings]:

@@ -35,8 +35,9 @@ settings.register_profile("ci", max_examples=200, stateful_step_count=8, deadlin
 settings.register_profile("long", max_examples=2000, stateful_step_count=16, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# the `home` fixture (a fresh VTP_HOME) for every test that runs `vtp`
-pytest_plugins = ["visma_tableau_pipeline_tests.cli_support"]
+# the `home` fixture (a fresh VTP_HOME) for every test that runs `vtp`; `s3` and `s3_bucket`, an
+# S3-compatible server for the extracts shared between machines
+pytest_plugins = ["visma_tableau_pipeline_tests.cli_support", "visma_tableau_pipeline_tests.s3_server"]
 
 OPENAPI_PATH = Path(__file__).parent / "reference" / "visma-net-erp-openapi-2025-04-24.json"
 

@@ -1,21 +1,26 @@
-"""The one definition of "a company" and "a month", imported by assets, schedules and sensors."""
+"""The one definition of "a company" and "a month", made when the definitions load and handed to
+the assets, schedules and sensors that use them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
 import dagster as dg
 
-from visma_tableau_pipeline.settings import NOTHING_TO_READ, ConfigError, get_settings
 
-_settings = get_settings()
-if not _settings.companies:  # the code location does not load: the message names the settings
-    raise ConfigError(NOTHING_TO_READ)
+@dataclass(frozen=True)
+class Partitions:
+    """Companies (master data), calendar months, and both together (period entities)."""
 
-company_partitions = dg.StaticPartitionsDefinition([c.company_id for c in _settings.companies])
+    company: dg.StaticPartitionsDefinition
+    month: dg.MonthlyPartitionsDefinition
+    company_month: dg.MultiPartitionsDefinition
 
-month_partitions = dg.MonthlyPartitionsDefinition(
-    start_date=_settings.first_month.isoformat(), end_offset=1
-)
 
-company_month_partitions = dg.MultiPartitionsDefinition(
-    {"company": company_partitions, "month": month_partitions}
-)
+def partitions_for(company_ids: Sequence[str], first_month: date) -> Partitions:
+    """Partitions over these companies and every month from `first_month` to next month."""
+    company = dg.StaticPartitionsDefinition(list(company_ids))
+    month = dg.MonthlyPartitionsDefinition(start_date=first_month.isoformat(), end_offset=1)
+    return Partitions(company, month, dg.MultiPartitionsDefinition({"company": company, "month": month}))

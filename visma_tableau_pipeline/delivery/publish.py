@@ -24,6 +24,7 @@ from visma_tableau_pipeline.delivery.deliver import (
     deliver_table,
     replace_partition,
 )
+from visma_tableau_pipeline.delivery.extract_store import ExtractStore
 from visma_tableau_pipeline.delivery.row_changes import row_keys, schema_fingerprint
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.state.db import StateDB
@@ -81,6 +82,7 @@ def publish_extract(
     *,
     run_id: str,
     full: bool = False,
+    store: ExtractStore | None = None,
 ) -> DeliveryOutcome:
     """Bring a data source up to date, then put what was delivered on the audit ledger.
 
@@ -94,6 +96,10 @@ def publish_extract(
     A data source the state store remembers but Tableau no longer has (deleted there, or the
     settings now name another site) is published again in full, with a warning, and what the
     store remembered of its rows is replaced by what was sent.
+
+    With a `store` (VTP_EXTRACTS_URL) the extract compared whole is the shared copy, pulled to
+    `extract`, and the moment it covers is read with it (not from the state store, which a build
+    on another machine may move on meanwhile); an update by groups reads the state store alone.
     """
     name = target.name
     with db.connect() as conn:
@@ -105,6 +111,12 @@ def publish_extract(
     if gone:
         publication, since, kept = None, None, False  # Tableau holds none of it now
     changed = _changed_rows(target, publication, since, full)
+    if changed is None and not full and publication is not None and publication.datasource_id \
+            and publication.schema_fingerprint and since is not None and since == extract_cursor:
+        # the extract was not built again since its delivery (`delivery/extracts._unchanged`)
+        log.info("%s: the extract is as it was delivered; nothing to compare or send", name)
+        return DeliveryOutcome(name, "unchanged", "the extract is as it was delivered", publication.datasource_id,
+                               0, 0, 0, (), publication.schema_fingerprint, {}, ())
     cursor: datetime | None
     if changed is not None:
         assert publication is not None and publication.datasource_id and since  # _changed_rows saw them
@@ -118,6 +130,8 @@ def publish_extract(
             f"delivery ({since:%Y-%m-%d %H:%M:%S} UTC on) compared",
         )
     else:
+        if store is not None:
+            extract_cursor = store.pull_existing(name, extract).built_up_to
         frame, cursor = frame_from_hyper(extract), extract_cursor
         with db.connect() as conn:
             previous = ({} if gone else delivered_hashes(conn, name) if kept

@@ -15,11 +15,14 @@ past due are never negative: a document not yet due is 0 days past due and `curr
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import date
 from decimal import Decimal, localcontext
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from visma_tableau_pipeline.marts.ap import build_ap_invoices
 from visma_tableau_pipeline.marts.ar import build_ar_invoices
@@ -45,14 +48,6 @@ AGING_BUCKETS: tuple[tuple[int | None, str], ...] = (
 DAILY, CLOSE = "daily", "close"  # the values of `snapshot_kind`
 OPEN_STATUSES = frozenset({"Open"})
 DOCUMENT_KEY = ("company_id", "document_type", "reference_number")
-
-
-def aging_bucket(days_past_due: int) -> tuple[int, str]:
-    """(display order from 1, label) of the bucket that holds `days_past_due`."""
-    for order, (upper, label) in enumerate(AGING_BUCKETS, start=1):
-        if upper is None or days_past_due <= upper:
-            return order, label
-    raise AssertionError("the last aging bucket is unbounded")
 
 
 def _schema(name: str, party: str) -> TableSchema:
@@ -81,37 +76,66 @@ def open_on(documents: pd.DataFrame, as_of: date) -> pd.Series:
     )
 
 
+def open_documents_query(as_of: date, unchanged: str) -> str:
+    """The rows of a document extract `open_on` as of a day (and `unchanged`), as SQL."""
+    statuses = ", ".join(f"'{status}'" for status in sorted(OPEN_STATUSES))
+    return (f"SELECT * FROM {{extract}} WHERE t.status IN ({statuses}) AND t.balance_doc_currency <> 0 "
+            f"AND (t.document_date IS NULL OR t.document_date <= DATE '{as_of.isoformat()}') AND {unchanged}")
+
+
 def aging(documents: pd.DataFrame, schema: TableSchema, as_of: date, kind: str = DAILY) -> pd.DataFrame:
-    """The aging snapshot (of `kind`) of a subledger document table (`ap_invoices` or `ar_invoices`)."""
-    open_documents = documents[open_on(documents, as_of)]
-    rows = []
-    for document in open_documents.to_dict("records"):
-        aged_from = document["due_date"]
-        if pd.isna(aged_from):
-            aged_from = document["document_date"]
-        days = 0 if pd.isna(aged_from) else max(0, (as_of - aged_from).days)
-        order, label = aging_bucket(days)
-        rows.append({
-            **document,
-            "snapshot_date": as_of,
-            "snapshot_kind": kind,
-            "open_balance_doc_currency": document["balance_doc_currency"],
-            "open_balance_base_currency": document["balance_base_currency"],
-            "days_past_due": days,
-            "aging_bucket": label,
-            "aging_bucket_order": order,
-        })
-    return schema.frame(rows)
+    """The aging snapshot (of `kind`) of a subledger document table (`ap_invoices` or `ar_invoices`).
+
+    Column-wise: a nightly snapshot ages every open document of every company.
+    """
+    open_documents = documents[open_on(documents, as_of)].reset_index(drop=True)
+    due = pa.Array.from_pandas(open_documents["due_date"].astype(DATE.dtype))
+    dated = pa.Array.from_pandas(open_documents["document_date"].astype(DATE.dtype))
+    days_between = pc.days_between(pc.coalesce(due, dated), pa.scalar(as_of, pa.date32()))
+    days = np.maximum(np.asarray(pc.fill_null(days_between, 0), dtype="int64"), 0)
+    uppers = [upper for upper, _ in AGING_BUCKETS if upper is not None]
+    position = np.searchsorted(uppers, days, side="left")  # index of the first bucket that holds it
+    labels = np.array([label for _, label in AGING_BUCKETS], dtype=object)
+    snapshot = open_documents.assign(
+        snapshot_date=as_of,
+        snapshot_kind=kind,
+        open_balance_doc_currency=open_documents["balance_doc_currency"],
+        open_balance_base_currency=open_documents["balance_base_currency"],
+        days_past_due=days,
+        aging_bucket=labels[position] if len(days) else [],
+        aging_bucket_order=position + 1,
+    )
+    return schema.conform(snapshot)
 
 
 def build_ap_aging(inputs: MartInputs) -> pd.DataFrame:
     """Open AP documents on `inputs.as_of`, signed (supplier credit notes negative)."""
-    return aging(build_ap_invoices(inputs), AP_AGING, inputs.as_of, inputs.snapshot_kind)
+    return ap_aging_of(build_ap_invoices(inputs), inputs.as_of, inputs.snapshot_kind)
 
 
 def build_ar_aging(inputs: MartInputs) -> pd.DataFrame:
     """Open AR documents on `inputs.as_of`, signed (credit notes negative)."""
-    return aging(build_ar_invoices(inputs), AR_AGING, inputs.as_of, inputs.snapshot_kind)
+    return ar_aging_of(build_ar_invoices(inputs), inputs.as_of, inputs.snapshot_kind)
+
+
+def ap_aging_of(documents: pd.DataFrame, as_of: date, kind: str = DAILY) -> pd.DataFrame:
+    """The AP aging snapshot of `ap_invoices` rows."""
+    return aging(documents, AP_AGING, as_of, kind)
+
+
+def ar_aging_of(documents: pd.DataFrame, as_of: date, kind: str = DAILY) -> pd.DataFrame:
+    """The AR aging snapshot of `ar_invoices` rows."""
+    return aging(documents, AR_AGING, as_of, kind)
+
+
+def ap_aging_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """The AP aging snapshot of the open rows of the `ap_invoices` extract."""
+    return ap_aging_of(tables["ap_invoices"], inputs.as_of, inputs.snapshot_kind)
+
+
+def ar_aging_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """The AR aging snapshot of the open rows of the `ar_invoices` extract."""
+    return ar_aging_of(tables["ar_invoices"], inputs.as_of, inputs.snapshot_kind)
 
 
 def aging_bucket_totals(snapshot: pd.DataFrame) -> dict[str, Decimal]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -201,27 +202,48 @@ def build_vendor_spend(inputs: MartInputs) -> pd.DataFrame:
 
     Sums the signed AP lines of released invoices and adjustments, so supplier credit notes
     reduce spend. Document-currency sums are per currency (the currency is part of the key).
+    A supplier or account renamed between documents shows its greatest name in the group, the
+    same however the lines are split up (chunks, extracts); the `suppliers` table has its
+    current name.
     """
-    lines = build_ap_invoice_lines(inputs)
+    return vendor_spend_of_lines(build_ap_invoice_lines(inputs))
+
+
+def vendor_spend_of_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """Vendor spend of `ap_invoice_lines` rows."""
     spend = lines[lines["document_type"].isin(SPEND_DOCUMENT_TYPES)
                   & lines["status"].isin(SPEND_STATUSES)]
     return _spend_totals(spend, invoice_line_count=("line_number", "size"))
 
 
 def combine_vendor_spend(partial: pd.DataFrame) -> pd.DataFrame:
-    """Vendor spend of several chunks of invoices, their rows one after another, as one table.
-
-    Sums are summed again and names are the last seen, as in one build over every invoice.
-    """
+    """Vendor spend of several chunks of invoices, their rows one after another, as one table."""
     return _spend_totals(partial, invoice_line_count=("invoice_line_count", "sum"))
+
+
+def vendor_spend_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """Vendor spend of the sums of the `ap_invoice_lines` extract and of the changed invoices' lines."""
+    return combine_vendor_spend(tables["ap_invoice_lines"])
+
+
+def vendor_spend_query(as_of: date, unchanged: str) -> str:
+    """`vendor_spend_of_lines` as SQL over the `ap_invoice_lines` extract (and `unchanged`)."""
+    keys = ", ".join(f"t.{column}" for column in VENDOR_SPEND_KEY)
+    types = ", ".join(f"'{value}'" for value in sorted(SPEND_DOCUMENT_TYPES))
+    statuses = ", ".join(f"'{value}'" for value in sorted(SPEND_STATUSES))
+    return (f"SELECT {keys}, MAX(t.supplier_name) AS supplier_name, MAX(t.account_description) AS "
+            "account_description, COALESCE(SUM(t.amount_doc_currency), 0) AS amount_doc_currency, "
+            "COALESCE(SUM(t.amount_base_currency), 0) AS amount_base_currency, COUNT(*) AS invoice_line_count "
+            f"FROM {{extract}} WHERE t.document_type IN ({types}) AND t.status IN ({statuses}) AND {unchanged} "
+            f"GROUP BY {keys}")
 
 
 def _spend_totals(rows: pd.DataFrame, invoice_line_count: tuple[str, str]) -> pd.DataFrame:
     if rows.empty:
         return VENDOR_SPEND.frame([])
     grouped = rows.groupby(list(VENDOR_SPEND_KEY), dropna=False, sort=True).agg(
-        supplier_name=("supplier_name", "last"),
-        account_description=("account_description", "last"),
+        supplier_name=("supplier_name", "max"),
+        account_description=("account_description", "max"),
         amount_doc_currency=("amount_doc_currency", "sum"),
         amount_base_currency=("amount_base_currency", "sum"),
         invoice_line_count=invoice_line_count,

@@ -17,17 +17,19 @@ payment type; an AR credit note or AP debit adjustment expected with its documen
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
 
 import pandas as pd
 
+from visma_tableau_pipeline.marts.ap import SUPPLIER_PAYMENTS, build_ap_invoices
+from visma_tableau_pipeline.marts.ar import CUSTOMER_PAYMENTS, build_ar_invoices
 from visma_tableau_pipeline.marts.decimals import EXACT, total_differences
-from visma_tableau_pipeline.marts.fields import amount, day, field, lenient_period, text
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.fields import day, text
+from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.schema import DATE, INT, MONEY, TEXT, TableSchema, columns
-from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES, AR_NEGATIVE_DOCUMENT_TYPES, document_sign
+from visma_tableau_pipeline.marts.signs import AR_NEGATIVE_DOCUMENT_TYPES
 
 ACTUAL, EXPECTED = "actual", "expected"
 HORIZON = timedelta(weeks=13)  # how far ahead expected cash reaches
@@ -36,10 +38,12 @@ CASH_SIGNS: dict[str, dict[str, int]] = {
     "customer_payments": {"Payment": 1, "Prepayment": 1, "VoidRefund": 1, "Refund": -1, "VoidPayment": -1},
     "supplier_payments": {"Payment": -1, "Prepayment": -1, "VoidRefund": -1, "Refund": 1, "VoidPayment": 1},
 }
-# Open documents by ledger: (entities, due date field, types with a negative balance, cash sign)
-_OPEN_DOCUMENTS = (
-    (("customer_invoices", "customer_credit_notes"), "documentDueDate", AR_NEGATIVE_DOCUMENT_TYPES, 1),
-    (("supplier_invoices",), "dueDate", AP_NEGATIVE_DOCUMENT_TYPES, -1),
+# Open documents by ledger: (document table, cash sign, source entity of a document type). An AR
+# document listed by both customer entities counts once (as in `ar_invoices`), under its type's entity.
+_OPEN_DOCUMENTS: tuple[tuple[str, int, Callable[[str], str]], ...] = (
+    ("ar_invoices", 1,
+     lambda kind: "customer_credit_notes" if kind in AR_NEGATIVE_DOCUMENT_TYPES else "customer_invoices"),
+    ("ap_invoices", -1, lambda kind: "supplier_invoices"),
 )
 
 KEY = ("company_id", "cash_date", "cash_kind", "source", "document_type", "currency", "cash_account",
@@ -57,69 +61,115 @@ def horizon_end(as_of: date) -> date:
     return as_of + HORIZON
 
 
-def _payments(inputs: MartInputs) -> Iterable[tuple[tuple, Decimal, Decimal | None, str | None]]:
-    """(key, signed amount, signed base amount or None, period) of every payment that moves cash."""
-    for source, signs in CASH_SIGNS.items():
-        for payment in inputs.of(source):
-            sign = signs.get(text(payment, "type") or "")
-            if sign is None:
-                continue
-            if source == "customer_payments":
-                currency, method = text(payment, "currency"), text(payment, "paymentMethod.id")
-                base = amount(payment, "paymentAmountInCurrency")
-            else:
-                currency, method = text(payment, "currency.id"), text(payment, "paymentMethod")
-                base = amount(payment, "paymentAmount") if field(payment, "currency.isBaseCurrency") else None
-            key = (str(payment.get("company_id", "")), day(payment, "applicationDate"), ACTUAL, source,
-                   text(payment, "type"), currency, text(payment, "cashAccount"), method)
-            value = amount(payment, "paymentAmount") or Decimal(0)
-            yield key, sign * value, None if base is None else sign * base, lenient_period(
-                text(payment, "applicationPeriod"))
-
-
-def _open_documents(inputs: MartInputs, periods: dict[str, list[tuple[date, date, str]]]
-                    ) -> Iterable[tuple[tuple, Decimal, Decimal | None, str | None]]:
-    """(key, signed open balance, signed base balance, period) of every open document due by
-    the horizon, on the day its cash is expected."""
-    as_of, last = inputs.as_of, horizon_end(inputs.as_of)
-    for entities, due_field, negative_types, cash_sign in _OPEN_DOCUMENTS:
-        for source in entities:
-            for document in inputs.of(source):
-                balance = amount(document, "balance") or Decimal(0)
-                due = day(document, due_field)
-                if balance == 0 or due is None or due > last:
-                    continue
-                company, expected_on = str(document.get("company_id", "")), max(due, as_of)
-                sign = cash_sign * document_sign(text(document, "documentType"), negative_types)
-                base = amount(document, "balanceInCurrency")
-                key = (company, expected_on, EXPECTED, source, text(document, "documentType"),
-                       text(document, "currencyId"), None, text(document, "paymentMethod.id"))
-                yield key, sign * balance, None if base is None else sign * base, _period_of(
-                    periods.get(company, []), expected_on)
-
-
-def _period_of(periods: list[tuple[date, date, str]], moment: date) -> str | None:
-    return next((period for start, end, period in periods if start <= moment <= end), None)
-
-
 def build_cash_flow(inputs: MartInputs) -> pd.DataFrame:
     """Actual and expected cash per company, day, currency, source, type, bank account and method."""
+    return cash_flow_of({
+        "customer_payments": CUSTOMER_PAYMENTS.build(inputs), "supplier_payments": SUPPLIER_PAYMENTS.build(inputs),
+        "ar_invoices": build_ar_invoices(inputs), "ap_invoices": build_ap_invoices(inputs),
+    }, inputs)
+
+
+def cash_flow_of(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
+    """Cash flow of the payment and document tables (whole, or the rows of them it needs: the
+    payments, and documents with a balance due by the horizon), periods from `inputs`.
+
+    Column-wise from the tables rather than from the records, so that it can be derived from
+    their extracts (`marts/registry.py`, `FromExtracts`) as well as built from the records.
+    """
+    parts = [_actual(tables[source], source, signs) for source, signs in CASH_SIGNS.items()]
+    periods = _periods(inputs)
+    parts += [_expected(tables[name], inputs.as_of, cash_sign, source_of, periods)
+              for name, cash_sign, source_of in _OPEN_DOCUMENTS]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return CASH_FLOW.frame([])
+    rows = pd.concat(parts, ignore_index=True)
+    with localcontext(EXACT):
+        grouped = rows.groupby(list(KEY), dropna=False, sort=True).agg(
+            financial_period=("financial_period", "max"),
+            amount_doc_currency=("amount_doc_currency", "sum"),
+            amount_base_currency=("amount_base_currency", "sum"),
+            base_known=("amount_base_currency", "count"),
+            documents=("amount_doc_currency", "size"),
+            as_of_date=("as_of_date", "first"),
+        ).reset_index()
+    # a sum in base currency is known only when every amount in it is
+    grouped["amount_base_currency"] = grouped["amount_base_currency"].where(
+        grouped["base_known"] == grouped["documents"])
+    return CASH_FLOW.conform(grouped)
+
+
+def payments_query(as_of: date, unchanged: str) -> str:
+    """The payments of a payment extract that move cash (and `unchanged`), as SQL."""
+    types = ", ".join(f"'{kind}'" for kind in sorted({kind for signs in CASH_SIGNS.values() for kind in signs}))
+    return f"SELECT * FROM {{extract}} WHERE t.payment_type IN ({types}) AND {unchanged}"
+
+
+def documents_due_query(as_of: date, unchanged: str) -> str:
+    """The documents of a document extract with a balance due by the horizon (and `unchanged`), as SQL."""
+    return ("SELECT * FROM {extract} WHERE t.balance_doc_currency <> 0 AND t.due_date IS NOT NULL "
+            f"AND t.due_date <= DATE '{horizon_end(as_of).isoformat()}' AND {unchanged}")
+
+
+def _actual(payments: pd.DataFrame, source: str, signs: Mapping[str, int]) -> pd.DataFrame:
+    """Payments that move cash, signed, on their application date."""
+    sign = payments["payment_type"].map(signs)
+    moving, sign = payments[sign.notna()], sign[sign.notna()].astype("int64")
+    return pd.DataFrame({
+        "company_id": moving["company_id"], "cash_date": moving["application_date"], "cash_kind": ACTUAL,
+        "source": source, "document_type": moving["payment_type"], "currency": moving["currency"],
+        "cash_account": moving["cash_account"], "payment_method": moving["payment_method"],
+        "financial_period": moving["financial_period"],
+        "amount_doc_currency": _times(moving["amount_doc_currency"].fillna(Decimal(0)), sign),
+        "amount_base_currency": _times(moving["amount_base_currency"], sign),
+        "as_of_date": pd.NaT,
+    })
+
+
+def _expected(documents: pd.DataFrame, as_of: date, cash_sign: int, source_of: Callable[[str], str],
+              periods: _Periods) -> pd.DataFrame:
+    """Documents with a balance due by the horizon, on the day their cash is expected (an overdue
+    one on the as-of day), signed by the way their cash moves."""
+    due = documents[documents["balance_doc_currency"].fillna(0).ne(0) & documents["due_date"].notna()
+                    & (documents["due_date"] <= horizon_end(as_of)).fillna(False).astype(bool)]
+    expected_on = due["due_date"].where(due["due_date"] > as_of, as_of)
+    return pd.DataFrame({
+        "company_id": due["company_id"], "cash_date": expected_on, "cash_kind": EXPECTED,
+        "source": due["document_type"].map(source_of), "document_type": due["document_type"],
+        "currency": due["currency"], "cash_account": None, "payment_method": due["payment_method"],
+        "financial_period": [periods.of(company, day) for company, day in zip(due["company_id"], expected_on,
+                                                                               strict=True)],
+        "amount_doc_currency": _times(due["balance_doc_currency"], cash_sign),
+        "amount_base_currency": _times(due["balance_base_currency"], cash_sign),
+        "as_of_date": as_of,
+    })
+
+
+def _times(amounts: pd.Series, sign: pd.Series | int) -> pd.Series:
+    """Amounts times a sign, exactly (Decimals; a null stays null)."""
+    signs = sign.tolist() if isinstance(sign, pd.Series) else [sign] * len(amounts)
+    return pd.Series([None if pd.isna(value) else value * factor
+                      for value, factor in zip(amounts.astype(object), signs, strict=True)],
+                     index=amounts.index, dtype=MONEY.dtype)
+
+
+class _Periods:
+    """Which financial period holds a day, per company (expected cash has no period of its own)."""
+
+    def __init__(self, periods: dict[str, list[tuple[date, date, str]]]) -> None:
+        self._periods = periods
+
+    def of(self, company: str, moment: date) -> str | None:
+        return next((period for start, end, period in self._periods.get(company, []) if start <= moment <= end), None)
+
+
+def _periods(inputs: MartInputs) -> _Periods:
     periods: dict[str, list[tuple[date, date, str]]] = {}
     for record in inputs.of("financial_periods"):
         start, end, period = day(record, "startDate"), day(record, "endDate"), text(record, "period")
         if start and end and period:
             periods.setdefault(str(record.get("company_id", "")), []).append((start, end, period))
-    groups: dict[tuple, Record] = {}
-    with localcontext(EXACT):
-        for key, value, base, period in (*_payments(inputs), *_open_documents(inputs, periods)):
-            row = groups.setdefault(key, {**dict(zip(KEY, key, strict=True)), "financial_period": period,
-                                          "amount_doc_currency": Decimal(0), "amount_base_currency": Decimal(0),
-                                          "documents": 0, "as_of_date": inputs.as_of if key[2] == EXPECTED else None})
-            row["amount_doc_currency"] += value
-            known = row["amount_base_currency"] is not None and base is not None
-            row["amount_base_currency"] = row["amount_base_currency"] + base if known else None
-            row["documents"] += 1
-    return CASH_FLOW.frame(groups[key] for key in sorted(groups, key=lambda key: tuple(str(part) for part in key)))
+    return _Periods(periods)
 
 
 _COMPARED = ["amount_doc_currency", "amount_base_currency"]

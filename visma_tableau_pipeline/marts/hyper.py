@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ from tableauhyperapi import (
     SchemaName,
     TableName,
     Telemetry,
+    escape_string_literal,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,31 @@ def write_hyper(frame: pd.DataFrame, directory: Path, name: str) -> Path:
 def frame_from_hyper(path: Path) -> pd.DataFrame:
     """The `"Extract"."Extract"` table of a Hyper file as a frame (arrow-backed dtypes)."""
     return pantab.frame_from_hyper(Path(path), table=EXTRACT_TABLE)
+
+
+def query_extract(path: Path, sql: str) -> pd.DataFrame:
+    """The result of a SQL query over an extract, in which `{extract}` names its table (alias `t`).
+
+    Hyper filters and aggregates, so a few rows (or a few sums) of a large extract cost what they
+    are, not what the extract is.
+    """
+    return pantab.frame_from_hyper_query(Path(path), sql.replace("{extract}", f"{EXTRACT_TABLE} AS t"))
+
+
+def not_of_groups(groups: Sequence[Sequence[str]], columns: Sequence[str]) -> str:
+    """A condition for `query_extract`: the row's `columns` are none of `groups` (text values)."""
+    if not groups:
+        return "TRUE"
+    values = ", ".join("(" + ", ".join(escape_string_literal(part) for part in group) + ")" for group in groups)
+    names = ", ".join(f"c{index}" for index in range(len(columns)))
+    matches = " AND ".join(f"g.c{index} IS NOT DISTINCT FROM t.{Name(column)}" for index, column in enumerate(columns))
+    return f"NOT EXISTS (SELECT 1 FROM (VALUES {values}) AS g({names}) WHERE {matches})"
+
+
+def extract_rows(path: Path) -> int:
+    """How many rows an extract holds, counted by Hyper (without reading them)."""
+    counted = pantab.frame_from_hyper_query(Path(path), f"SELECT COUNT(*) AS n FROM {EXTRACT_TABLE}")
+    return int(counted["n"].iloc[0])
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,34 @@ from visma_tableau_pipeline.marts.inputs import MartInputs
 
 
 @dataclass(frozen=True)
+class ExtractRead:
+    """The rows a derived table needs of another table's extract (see `FromExtracts`)."""
+
+    table: str
+    # (as_of, condition leaving out the changed records' rows) -> SELECT over `{extract}` (alias t)
+    query: Callable[[date, str], str]
+    # the changed records' rows of `table` -> rows like the query's (None: as they are)
+    changed: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+
+@dataclass(frozen=True)
+class FromExtracts:
+    """How a table is derived from other tables' extracts rather than from every record.
+
+    An aging snapshot needs the open documents, vendor spend sums of invoice lines, cash flow the
+    payments and the documents due; the document, line and payment tables' extracts hold them,
+    kept current by the records that changed. Hyper reads those rows (or sums the lines) there,
+    leaving out the rows of records written since that extract was built, which come from the
+    records instead. The cost follows what is read, not the whole ledger; the result equals a
+    build from the records (`visma_tableau_pipeline_tests/delivery/test_tables_follow_changes.py`).
+    """
+
+    reads: tuple[ExtractRead, ...]
+    build: Callable[[Mapping[str, pd.DataFrame], MartInputs], pd.DataFrame]  # rows by table, lookups -> table
+    lookups: tuple[str, ...] = ()  # entities read whole from the store (small ones: financial periods)
+
+
+@dataclass(frozen=True)
 class MartTable:
     """One dashboard table (one Tableau data source)."""
 
@@ -38,6 +66,8 @@ class MartTable:
     # by the snapshot day first), or the chunks' rows are merged by `combine` (spend sums).
     per_record: tuple[str, ...] = ()
     combine: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    reads_as_of: bool = False  # its rows depend on the as-of day (aging, expected cash), not only on records
+    from_extracts: FromExtracts | None = None
 
     @property
     def lookups(self) -> tuple[str, ...]:
@@ -70,12 +100,16 @@ MART_TABLES: tuple[MartTable, ...] = (
     MartTable("ap_aging", aging.build_ap_aging, ("supplier_invoices",), _SNAPSHOT_KEY, "snapshot_date",
               "Open AP documents per snapshot (daily, and as of the last day of each closed "
               "period), bucketed by days past due.",
-              per_record=("supplier_invoices",)),
+              per_record=("supplier_invoices",), reads_as_of=True,
+              from_extracts=FromExtracts((ExtractRead("ap_invoices", aging.open_documents_query),),
+                                         aging.ap_aging_from)),
     MartTable("ar_aging", aging.build_ar_aging, ("customer_invoices", "customer_credit_notes"),
               _SNAPSHOT_KEY, "snapshot_date",
               "Open AR documents per snapshot (daily, and as of the last day of each closed "
               "period), bucketed by days past due.",
-              per_record=("customer_invoices", "customer_credit_notes")),
+              per_record=("customer_invoices", "customer_credit_notes"), reads_as_of=True,
+              from_extracts=FromExtracts((ExtractRead("ar_invoices", aging.open_documents_query),),
+                                         aging.ar_aging_from)),
     MartTable("gl_transactions", gl.build_gl_transactions,
               ("journal_transactions", "gl_accounts", "dimensions", "subaccounts"),
               ("company_id", "module", "batch_number", "line_number"), _PERIOD,
@@ -125,7 +159,10 @@ MART_TABLES: tuple[MartTable, ...] = (
     MartTable("vendor_spend", ap.build_vendor_spend, ("supplier_invoices",), ap.VENDOR_SPEND_KEY,
               _PERIOD, "AP spend per company, period, supplier, account and currency, in "
               "document and base currency.",
-              per_record=("supplier_invoices",), combine=ap.combine_vendor_spend),
+              per_record=("supplier_invoices",), combine=ap.combine_vendor_spend,
+              from_extracts=FromExtracts(
+                  (ExtractRead("ap_invoice_lines", ap.vendor_spend_query, ap.vendor_spend_of_lines),),
+                  ap.vendor_spend_from)),
     MartTable("period_close", period_close.build_period_close,
               ("gl_balances", "gl_accounts", "financial_periods", "supplier_invoices", "supplier_payments",
                "customer_invoices", "customer_credit_notes", "customer_payments"),
@@ -142,7 +179,13 @@ MART_TABLES: tuple[MartTable, ...] = (
               "payments) and paid (supplier payments) with bank account and payment method, and cash "
               "expected from open invoices by due date for the next 13 weeks (cash_kind expected; "
               "overdue ones on the as-of day). Cash in positive, cash out negative: a running balance "
-              "is a plain sum."),
+              "is a plain sum.",
+              reads_as_of=True, from_extracts=FromExtracts(
+                  (ExtractRead("customer_payments", cash_flow.payments_query),
+                   ExtractRead("supplier_payments", cash_flow.payments_query),
+                   ExtractRead("ar_invoices", cash_flow.documents_due_query),
+                   ExtractRead("ap_invoices", cash_flow.documents_due_query)),
+                  cash_flow.cash_flow_of, lookups=("financial_periods",))),
     MartTable("profit_and_loss", statements.build_profit_and_loss, ("gl_balances", "gl_accounts"),
               ("company_id", "financial_period", "account_number"), _PERIOD,
               "Profit and loss per company, financial period and income or expense account, in base "
@@ -176,8 +219,12 @@ def build_mart(name: str, records: Mapping[str, Iterable[dict[str, Any]]],
 
 
 def build_with(table: MartTable, inputs: MartInputs) -> pd.DataFrame:
-    """Build `table`; null text keys become "" so that Tableau's key conditions can match them."""
-    frame = table.build(inputs)
+    """Build `table` (see `with_keys_filled`)."""
+    return with_keys_filled(table, table.build(inputs))
+
+
+def with_keys_filled(table: MartTable, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `table` with null text keys as "", so that Tableau's key conditions can match them."""
     for column in table.key:
         if isinstance(frame[column].dtype, pd.StringDtype):
             frame[column] = frame[column].fillna("")

@@ -7,7 +7,8 @@ An incremental delivery reads only the groups that changed, so its cost follows 
 the size of the table.
 
 The cursors say up to which moment of the record store (its `updated_at`) a table's extract was
-built ("extract") and its data source delivered ("delivered").
+built ("extract") and its data source delivered ("delivered"); for a table that reads the as-of day,
+"as_of" holds the day its daily snapshot was built for.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from visma_tableau_pipeline.state.batches import batched
 from visma_tableau_pipeline.state.schema import delivered_rows, table_cursors, utc_now
 from visma_tableau_pipeline.state.upsert import insert_on_conflict, upsert_many
 
-CursorKind = Literal["extract", "delivered"]
+CursorKind = Literal["extract", "delivered", "as_of"]  # as_of: the day a daily snapshot was built for
 
 
 def delivered_hashes(

@@ -190,3 +190,21 @@ quarantine = Table(
     Column("run_id", _NAME, nullable=False),
     Column("held_at", UTCDateTime, nullable=False),
 )
+
+# Visma's rate budget per company and client, shared by every process that reads that company
+# (visma/shared_pacing.py): as last reported, and the schedule of what is left of the window.
+rate_budgets = Table(
+    "vtp_rate_budgets",
+    metadata,
+    Column("api_url", String(300), primary_key=True),
+    Column("tenant_id", _NAME, primary_key=True),
+    Column("client_id", _NAME, primary_key=True),
+    Column("request_limit", Integer),  # X-RateLimit-Limit
+    Column("remaining", Integer),  # X-RateLimit-Remaining, less the requests counted since
+    Column("reset_at", UTCDateTime),  # the window's end (now + X-RateLimit-Reset)
+    Column("next_slot", UTCDateTime),  # when the remainder is low: the next request's moment
+    Column("hold_until", UTCDateTime),  # a 429's Retry-After
+    # requests that may count in a window not yet reported (see visma/pacing.Budget)
+    Column("unreported", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,7 +1,8 @@
 """The Visma.net ERP client: authenticated, paced, retried reads of the catalogue's entities.
 
 One `VismaClient` serves one company: its own token, its own rate budget (shared with every client
-of the same company and client id in this process), its own statistics. It only reads.
+of the same company and client id in this process, and through the state database with every other
+process when it is given `company_pacer(company, db)`), its own statistics. It only reads.
 
     with VismaClient(company) as client:
         for batch in client.read_entity(entity("supplier_invoices"), modified_since=watermark):
@@ -46,10 +47,11 @@ from visma_tableau_pipeline.visma.items import (
     decode,
     decode_for_store,
 )
-from visma_tableau_pipeline.visma.pacing import Pacer, shared_pacer
+from visma_tableau_pipeline.visma.pacing import RequestPacer
 from visma_tableau_pipeline.visma.paging import BatchMerger, Deduplicator, Page, RecordBatch, iter_pages
 from visma_tableau_pipeline.visma.periods import PERIOD_FIELDS
 from visma_tableau_pipeline.visma.retrying import RetryPolicy, call_with_retries
+from visma_tableau_pipeline.visma.shared_pacing import company_pacer
 from visma_tableau_pipeline.visma.stats import ClientStats
 from visma_tableau_pipeline.visma.timestamps import format_for_query, parse_timestamp
 
@@ -123,7 +125,7 @@ class VismaClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         delta_overlap: timedelta = DEFAULT_DELTA_OVERLAP,
         max_passes: int = 3,
-        pacer: Pacer | None = None,
+        pacer: RequestPacer | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -148,7 +150,7 @@ class VismaClient:
         self._auth = TokenProvider(
             company, self._http, policy=retry_policy, stats=self.stats, clock=clock, sleep=sleep
         )
-        self._pacer = pacer or shared_pacer(company.api_url, company.tenant_id, company.client_id)
+        self._pacer = pacer or company_pacer(company)
         self._executor = ThreadPoolExecutor(
             max_workers=self.max_concurrency, thread_name_prefix=f"visma-{company.company_id}"
         )

@@ -24,6 +24,7 @@ from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
 from visma_tableau_pipeline.visma.periods import FinancialPeriod, open_period_ids, parse_periods
 from visma_tableau_pipeline.visma.retrying import RetryPolicy
+from visma_tableau_pipeline.visma.shared_pacing import company_pacer
 from visma_tableau_pipeline.visma.sync import WindowResult, sync_window
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,12 @@ def sync_entity(
     ]
 
 
+def paced_client(company: CompanySettings, db: StateDB, retry_policy: RetryPolicy) -> VismaClient:
+    """A client of `company` that paces to its Visma budget through the state database, with every
+    process that reads the same company and client through `db` (`visma/shared_pacing.py`)."""
+    return VismaClient(company, retry_policy=retry_policy, pacer=company_pacer(company, db))
+
+
 def plan_windows(
     company_id: str, periods: list[FinancialPeriod], first_month: date, today: date
 ) -> Iterator[Window]:
@@ -174,11 +181,12 @@ def sync_all(
     client_factory: Callable[[CompanySettings], VismaClient] | None = None,
     open_periods_in_full: bool = False,
 ) -> SyncReport:
-    """Read every company's windows into the state store (clients retry as the settings say);
+    """Read every company's windows into the state store (clients retry as the settings say, and
+    pace to each company's budget through `db`, shared with every other process reading it);
     `open_periods_in_full` reads as the nightly schedule does (see `read_in_full`)."""
     report = SyncReport(run_id=run_id or f"vtp-sync-{uuid.uuid4().hex[:12]}")
     client_factory = client_factory or partial(
-        VismaClient, retry_policy=RetryPolicy.from_settings(settings.retries)
+        paced_client, db=db, retry_policy=RetryPolicy.from_settings(settings.retries)
     )
     for company in companies:
         sync_company(

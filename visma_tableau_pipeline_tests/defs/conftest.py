@@ -34,10 +34,9 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vis
 def tableau_env(sandbox_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Both sandboxes, the Visma one already synced, and TABLEAU_* pointing at the Tableau one."""
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.visma.plan import sync_all
 
-    sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+    sync_all(get_settings(), resolved_companies(get_settings()), defs().resources["state"].db())
     with serving_tableau(tmp_path, monkeypatch) as tableau:
         yield tableau
 
@@ -59,9 +58,9 @@ def sync_invoice_month(instance: dg.DagsterInstance, company: str = COMPANY,
     (that run's result)."""
     periods = dg.AssetKey(["visma", "financial_periods"])
     invoices = dg.AssetKey(["visma", "supplier_invoices"])
-    assert defs.resolve_implicit_job_def_def_for_assets([periods]).execute_in_process(
+    assert defs().resolve_implicit_job_def_def_for_assets([periods]).execute_in_process(
         instance=instance, partition_key=company, asset_selection=[periods]).success
-    result = defs.resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
+    result = defs().resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
         instance=instance, asset_selection=[invoices],
         partition_key=dg.MultiPartitionKey({"company": company, "month": month}))
     assert result.success

@@ -22,7 +22,6 @@ import pytest
 from visma_tableau_pipeline.companies import resolved_companies
 from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
 from visma_tableau_pipeline.defs.tableau.entitlements import DIRECTORY_KEY
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper, write_hyper
@@ -54,7 +53,7 @@ def _point_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _downstream_of_visma() -> list[dg.AssetKey]:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     return sorted(key for key in graph.get_all_asset_keys() if key.path[0] != "visma")
 
 
@@ -75,13 +74,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         for name in SETTINGS_TO_CLEAR:
             monkeypatch.delenv(name, raising=False)
         _point_at(home, monkeypatch)
-        sync_all(get_settings(), resolved_companies(get_settings()), StateResource().db())
+        sync_all(get_settings(), resolved_companies(get_settings()), defs().resources["state"].db())
         selection = _downstream_of_visma()
-        result = defs.resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
+        result = defs().resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
             instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False)
         entity_checks = dg.materialize(
-            [*defs.assets, *defs.asset_checks], resources=defs.resources,
-            selection=dg.AssetSelection.checks(*(key for key in defs.resolve_asset_graph().asset_check_keys
+            [*defs().assets, *defs().asset_checks], resources=defs().resources,
+            selection=dg.AssetSelection.checks(*(key for key in defs().resolve_asset_graph().asset_check_keys
                                                  if key.asset_key.path[0] == "visma")),
             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
         yield Built(sandbox, home, result, entity_checks)
@@ -108,8 +107,8 @@ def _evaluations(result: dg.ExecuteInProcessResult) -> dict[dg.AssetCheckKey, dg
 def _run_check(key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation:
     """Run one check alone, as the UI's "Execute" on a check does, on the extracts as they are."""
     result = dg.materialize(
-        [*defs.assets, *defs.asset_checks], selection=dg.AssetSelection.checks(key),
-        resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        [*defs().assets, *defs().asset_checks], selection=dg.AssetSelection.checks(key),
+        resources=defs().resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     return _evaluations(result)[key]
 
 
@@ -133,7 +132,7 @@ def test_every_check_of_the_definitions_runs_on_the_sandbox_data_and_passes(buil
     evaluations = {**_evaluations(built.result), **_evaluations(built.entity_checks)}
     crashed = [event.event_specific_data.error.to_string()
                for run in (built.result, built.entity_checks) for event in run.get_step_failure_events()]
-    expected = {key for key in defs.resolve_asset_graph().asset_check_keys if not _is_data_source(key.asset_key)}
+    expected = {key for key in defs().resolve_asset_graph().asset_check_keys if not _is_data_source(key.asset_key)}
     assert set(evaluations) == expected, crashed
     failed = {str(key): evaluation.description for key, evaluation in evaluations.items()
               if not evaluation.passed}
@@ -220,13 +219,13 @@ def test_an_unbalanced_batch_fails_the_check_and_is_not_published(copy_of_built:
     and the Tableau data source is published neither in that run nor by its automation
     condition after a run that built gl_transactions alone."""
     batch = _unbalance_a_batch(copy_of_built.sandbox)
-    sync_all(get_settings(), resolved_companies(get_settings())[:1], StateResource().db())
+    sync_all(get_settings(), resolved_companies(get_settings())[:1], defs().resources["state"].db())
     with serving_tableau(tmp_path, monkeypatch) as tableau:
         gl, published = mart_asset_key(mart_table("gl_transactions")), tableau_asset_key("gl_transactions")
         suppliers = mart_asset_key(mart_table("suppliers"))
         instance = dg.DagsterInstance.ephemeral()
-        before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-        result = defs.resolve_implicit_job_def_def_for_assets([gl, published]).execute_in_process(
+        before = dg.evaluate_automation_conditions(defs=defs(), instance=instance)
+        result = defs().resolve_implicit_job_def_def_for_assets([gl, published]).execute_in_process(
             instance=instance, asset_selection=[gl, published], raise_on_error=False)
 
         evaluation = _evaluations(result)[dg.AssetCheckKey(gl, "journal_batches_balance")]
@@ -239,9 +238,9 @@ def test_an_unbalanced_batch_fails_the_check_and_is_not_published(copy_of_built:
             tableau.datasource_path("gl_transactions")
 
         for alone in (gl, suppliers):  # as when the tables are built by a run of their own
-            defs.resolve_implicit_job_def_def_for_assets([alone]).execute_in_process(
+            defs().resolve_implicit_job_def_def_for_assets([alone]).execute_in_process(
                 instance=instance, asset_selection=[alone], raise_on_error=False)
-        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+        after = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=before.cursor)
         assert after.get_requested_partitions(tableau_asset_key("suppliers")) == {None}
         assert not after.get_requested_partitions(published)
 
@@ -280,7 +279,7 @@ def test_the_checks_that_guard_numbers_in_tableau_are_blocking():
     PAT's expiry, a warning about the next publish; records held back, a warning that the rest
     of the company was delivered; and Tableau's own refresh of a data source, which nothing of
     this project's is downstream of."""
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     blocking = {key.name for key in graph.asset_check_keys if graph.get(key).blocking}
     warnings = {key.name for key in graph.asset_check_keys if not graph.get(key).blocking}
     assert blocking == {"unique_keys", "journal_batches_balance", "reconciles_to_open_invoices",
@@ -329,10 +328,10 @@ def test_a_manual_entry_on_the_ap_control_account_fails_the_reconciliation_and_i
     """A GL line on the AP control account with no document: the subledger no longer equals the
     GL; the check names the company, period, ledger and amount, and period_close stays out of Tableau."""
     period = _post_to_the_ap_control_account(copy_of_built.sandbox, Decimal("123.45"))
-    sync_all(get_settings(), resolved_companies(get_settings())[:1], StateResource().db())
+    sync_all(get_settings(), resolved_companies(get_settings())[:1], defs().resources["state"].db())
     with serving_tableau(tmp_path, monkeypatch) as tableau:
         close, published = mart_asset_key(mart_table("period_close")), tableau_asset_key("period_close")
-        result = defs.resolve_implicit_job_def_def_for_assets([close, published]).execute_in_process(
+        result = defs().resolve_implicit_job_def_def_for_assets([close, published]).execute_in_process(
             instance=dg.DagsterInstance.ephemeral(), asset_selection=[close, published], raise_on_error=False)
 
         evaluation = _evaluations(result)[dg.AssetCheckKey(close, "subledgers_reconcile_to_gl")]
@@ -414,7 +413,7 @@ def test_the_statements_are_published_to_tableau(copy_of_built: Built, tmp_path:
     with serving_tableau(tmp_path, monkeypatch) as tableau:
         selection = [key for table in STATEMENTS
                      for key in (mart_asset_key(mart_table(table)), tableau_asset_key(table))]
-        result = defs.resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
+        result = defs().resolve_implicit_job_def_def_for_assets(selection).execute_in_process(
             instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False)
 
         assert result.success

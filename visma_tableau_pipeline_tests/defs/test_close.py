@@ -13,9 +13,8 @@ import pandas as pd
 
 from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.resources import VismaResource
 from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
-from visma_tableau_pipeline.defs.visma.close import month_end_close_job, month_end_close_sensor
+from visma_tableau_pipeline.defs.visma.close import month_end_close_job
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES, mart_table
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
@@ -24,8 +23,8 @@ COMPANY, PERIOD, MONTH = "nordic-no", "202610", "2026-10-01"
 
 
 def evaluate(cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"visma": VismaResource()})
-    result = month_end_close_sensor(context)
+    with dg.build_sensor_context(cursor=cursor, resources=defs().resources) as context:
+        result = defs().resolve_sensor_def("month_end_close_sensor")(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
@@ -41,7 +40,7 @@ def test_a_close_in_visma_requests_one_close_run_per_change(sandbox_env):
     assert request.partition_key == dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})
     assert request.tags["vtp/close_company"] == COMPANY and request.tags["vtp/close_period"] == PERIOD
     assert request.tags["vtp/close_change"] == f"{COMPANY} {PERIOD}: closed in AP, AR (now closed in AP, AR)"
-    dg.validate_run_config(defs.resolve_job_def(month_end_close_job.name), request.run_config)
+    dg.validate_run_config(defs().resolve_job_def(month_end_close_job.name), request.run_config)
 
     again = evaluate(closed.cursor)
     assert again.run_requests == []
@@ -64,7 +63,7 @@ def test_the_close_run_rereads_the_period_and_publishes_the_close_snapshot(sandb
     instance = dg.DagsterInstance.ephemeral()
     aging, published = mart_asset_key(mart_table("ap_aging")), tableau_asset_key(mart_table("ap_aging"))
     invoices_table = mart_asset_key(mart_table("ap_invoices"))
-    daily = defs.resolve_implicit_job_def_def_for_assets([aging]).execute_in_process(
+    daily = defs().resolve_implicit_job_def_def_for_assets([aging]).execute_in_process(
         instance=instance, asset_selection=[invoices_table, aging, published],
         run_config={"ops": {"marts__ap_aging": {"config": {"as_of": "2026-10-31"}}}})
     assert daily.success
@@ -74,7 +73,7 @@ def test_the_close_run_rereads_the_period_and_publishes_the_close_snapshot(sandb
     deleted = sandbox.delete(COMPANY, "supplier_invoices", _an_invoice_of(sandbox, PERIOD))
     closed = evaluate(first.cursor)
     [request] = closed.run_requests
-    result = defs.resolve_job_def("month_end_close").execute_in_process(
+    result = defs().resolve_job_def("month_end_close").execute_in_process(
         instance=instance, partition_key=request.partition_key, run_config=request.run_config,
         tags=request.tags)
     assert result.success
@@ -109,7 +108,7 @@ def test_the_close_run_rereads_the_period_and_publishes_the_close_snapshot(sandb
     sandbox.close_period(COMPANY, PERIOD)
     [again] = evaluate(reopened.cursor).run_requests
     assert again.run_key != request.run_key
-    second = defs.resolve_job_def("month_end_close").execute_in_process(
+    second = defs().resolve_job_def("month_end_close").execute_in_process(
         instance=instance, partition_key=again.partition_key, run_config=again.run_config, tags=again.tags,
         raise_on_error=False)
     [reconciliation] = [e.event_specific_data for e in second.all_events if e.event_type_value ==

@@ -10,11 +10,6 @@ from sqlalchemy import func, select
 
 from visma_tableau_pipeline.definitions import defs
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.visma.jobs import (
-    nightly_master_data,
-    nightly_period_entities,
-)
-from visma_tableau_pipeline.defs.visma.sensors import visma_polling_sensor
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import MART_TABLES
 from visma_tableau_pipeline.settings import get_settings
@@ -28,7 +23,7 @@ from visma_tableau_pipeline_tests.defs.conftest import (
 
 
 def test_every_asset_has_a_group_kinds_and_a_description():
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     specs = {key: graph.get(key) for key in graph.get_all_asset_keys()}
     assert len(specs) == len(ENTITIES) + 2 * len(MART_TABLES) + 3  # + directory, entitlements twice
     for key, node in specs.items():
@@ -50,7 +45,7 @@ def test_a_partition_then_the_dashboard_tables_materialize(sandbox_env):
     assert metadata["api_calls"].value >= 1
 
     ap = mart_asset_key(next(t for t in MART_TABLES if t.name == "ap_invoices"))
-    result = defs.resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
+    result = defs().resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
         instance=instance, asset_selection=[ap]
     )
     assert result.success
@@ -66,7 +61,7 @@ def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, table
 
     instance = dg.DagsterInstance.ephemeral()
     mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key(mart_table("suppliers"))
-    result = defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
+    result = defs().resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
         instance=instance, asset_selection=[mart, published]
     )
     assert result.success
@@ -80,24 +75,29 @@ def test_the_tableau_data_source_publishes_and_tracks_the_pat(sandbox_env, table
 
 
 def test_the_nightly_schedules_cover_every_company_and_month(sandbox_env):
+    nightly_master_data, nightly_period_entities = map(
+        defs().resolve_schedule_def, ("nightly_master_data", "nightly_period_entities"))
     when = datetime(2026, 11, 24, 2, 0)
     master = list(nightly_master_data(dg.build_schedule_context(scheduled_execution_time=when)))
-    periods = list(nightly_period_entities(dg.build_schedule_context(scheduled_execution_time=when, resources=defs.resources)))
+    with dg.build_schedule_context(scheduled_execution_time=when, resources=defs().resources) as context:
+        periods = list(nightly_period_entities(context))
     assert {r.partition_key for r in master} == {"nordic-no", "nordic-se"}
     ranges = {(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in periods}
     assert ranges == {("nordic-no|2025-01-01", "nordic-no|2026-11-01"), ("nordic-se|2025-01-01", "nordic-se|2026-11-01")}
 
 
 def test_the_nightly_run_reconciles_master_data_and_open_periods_and_the_weekly_one_everything(sandbox_env):
-    from visma_tableau_pipeline.defs.visma.jobs import weekly_period_entities
-
+    nightly_master_data, nightly_period_entities, weekly_period_entities = map(
+        defs().resolve_schedule_def,
+        ("nightly_master_data", "nightly_period_entities", "weekly_reconciliation_period_entities"))
     expected = {nightly_master_data: {"full": True}, nightly_period_entities: {"open_periods_in_full": True},
                 weekly_period_entities: {"full": True}}
     when = datetime(2026, 11, 29, 4, 0)
     for schedule, config in expected.items():
-        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when, resources=defs.resources)))
+        with dg.build_schedule_context(scheduled_execution_time=when, resources=defs().resources) as context:
+            requests = list(schedule(context))
         assert len(requests) == 2
-        job = defs.resolve_job_def(schedule.job_name)
+        job = defs().resolve_job_def(schedule.job_name)
         for request in requests:
             dg.validate_run_config(job, request.run_config)
             ops = request.run_config["ops"]
@@ -111,7 +111,7 @@ STOPPED_ON_PURPOSE: dict[str, str] = {}
 
 
 def test_every_schedule_and_sensor_starts_running():
-    repository = defs.get_repository_def()
+    repository = defs().get_repository_def()
     instigators = [*repository.schedule_defs, *repository.sensor_defs]
     assert {i.name for i in instigators} >= {
         "nightly_master_data", "nightly_period_entities", "weekly_reconciliation_period_entities",
@@ -121,9 +121,9 @@ def test_every_schedule_and_sensor_starts_running():
 
 
 def test_the_declared_automation_sensor_covers_every_asset_with_an_automation_condition():
-    repository = defs.get_repository_def()
+    repository = defs().get_repository_def()
     sensor = next(s for s in repository.sensor_defs if s.name == "automation_condition_sensor")
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     automated = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
     assert automated and sensor.asset_selection.resolve(graph) == automated
     # Dagster adds its own (stopped) default sensor for any automated asset left uncovered
@@ -132,41 +132,41 @@ def test_the_declared_automation_sensor_covers_every_asset_with_an_automation_co
 
 def test_the_polling_sensor_runs_what_changed_once(sandbox_env):
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.visma.plan import sync_all
 
+    visma_polling_sensor = defs().resolve_sensor_def("visma_polling_sensor")
     settings = get_settings()
-    state = StateResource()
+    state = defs().resources["state"]
     sync_all(settings, resolved_companies(settings)[:1], state.db())
-    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
+    resources, instance = defs().resources, dg.DagsterInstance.ephemeral()
 
-    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance) as context:
         quiet = visma_polling_sensor(context)
     assert not quiet.run_requests, "nothing changed, yet the sensor asked for runs"
 
     invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
     sandbox_env.modify(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
-    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=quiet.cursor) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance, cursor=quiet.cursor) as context:
         changed = visma_polling_sensor(context)
     invoice_runs = [r for r in changed.run_requests if r.asset_selection == [dg.AssetKey(["visma", "supplier_invoices"])]]
     assert [r.partition_key for r in invoice_runs] == [dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})]
 
-    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=changed.cursor) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance, cursor=changed.cursor) as context:
         assert not visma_polling_sensor(context).run_requests
 
 
 def test_a_polling_tick_with_more_changes_than_a_probe_reads_runs_every_month_once(sandbox_env):
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
     from visma_tableau_pipeline.visma.plan import sync_all
 
+    visma_polling_sensor = defs().resolve_sensor_def("visma_polling_sensor")
     settings = get_settings()
-    state = StateResource()
+    state = defs().resources["state"]
     sync_all(settings, resolved_companies(settings)[:1], state.db())
-    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
+    resources, instance = defs().resources, dg.DagsterInstance.ephemeral()
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=cursor) as context:
+        with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance, cursor=cursor) as context:
             return visma_polling_sensor(context)
 
     quiet = tick(None)
@@ -201,24 +201,23 @@ def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_f
     import httpx
 
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
-    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
     from visma_tableau_pipeline.sandbox.server import ServerThread
     from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.visma.webhooks import sign
     from visma_tableau_pipeline.webhook_receiver import build_receiver_app
 
-    settings, state, secret = get_settings(), StateResource(), "visma-subscription-secret-for-tests"
+    visma_webhook_sensor = defs().resolve_sensor_def("visma_webhook_sensor")
+    settings, state, secret = get_settings(), defs().resources["state"], "visma-subscription-secret-for-tests"
     companies = resolved_companies(settings)
     sync_all(settings, companies, state.db())
-    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
+    resources, instance = defs().resources, dg.DagsterInstance.ephemeral()
     tenants = {sandbox_env.tenant_id(c.company_id): c.company_id for c in companies}
     app = build_receiver_app(state.db(), visma_secret=secret, tableau_token=None, tenant_companies=tenants)
     invoice = next(r for r in sandbox_env.records(COMPANY, "supplier_invoices") if r["financialPeriod"] == "202503")
     key = (invoice["documentType"], invoice["referenceNumber"])
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=cursor) as context:
+        with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance, cursor=cursor) as context:
             return visma_webhook_sensor(context)
 
     with ServerThread(app) as receiver:
@@ -255,14 +254,13 @@ def test_a_replayed_webhook_is_stored_once_and_the_webhook_sensor_runs_nothing_f
 
 def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_one_run(sandbox_env):
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
-    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
     from visma_tableau_pipeline.sandbox.server import ServerThread
     from visma_tableau_pipeline.state import keys_for
     from visma_tableau_pipeline.visma.plan import sync_all
     from visma_tableau_pipeline.webhook_receiver import build_receiver_app
 
-    settings, state, secret = get_settings(), StateResource(), "visma-subscription-secret-for-tests"
+    visma_webhook_sensor = defs().resolve_sensor_def("visma_webhook_sensor")
+    settings, state, secret = get_settings(), defs().resources["state"], "visma-subscription-secret-for-tests"
     companies = resolved_companies(settings)
     sync_all(settings, companies, state.db())
     tenants = {sandbox_env.tenant_id(c.company_id): c.company_id for c in companies}
@@ -274,12 +272,12 @@ def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_o
         sandbox_env.webhooks.configure(f"{receiver}/webhooks/visma", secret)
         sandbox_env.delete(COMPANY, "supplier_invoices", (invoice["documentType"], invoice["referenceNumber"]))
         sandbox_env.webhooks.wait_idle()
-    resources, instance = {"visma": VismaResource(), "state": state}, dg.DagsterInstance.ephemeral()
-    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance) as context:
+    resources, instance = defs().resources, dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance) as context:
         [request] = visma_webhook_sensor(context).run_requests
     assert request.partition_key == dg.MultiPartitionKey({"company": COMPANY, "month": MONTH})
 
-    job = defs.resolve_job_def(request.job_name)
+    job = defs().resolve_job_def(request.job_name)
     assert job.execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), partition_key=request.partition_key,
         asset_selection=request.asset_selection, run_config=request.run_config,
@@ -287,24 +285,23 @@ def test_a_record_deleted_in_visma_leaves_the_store_through_its_webhook_within_o
     with state.db().connect() as conn:
         assert stored_key not in keys_for(conn, COMPANY, "supplier_invoices", period="202503")
         assert stored_key in keys_for(conn, COMPANY, "supplier_invoices", period="202503", include_deleted=True)
-    with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance, cursor=None) as context:
+    with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance, cursor=None) as context:
         assert not visma_webhook_sensor(context).run_requests  # the notification was handled
 
 
 def test_the_nightly_run_finds_records_deleted_in_open_periods_and_reads_closed_ones_as_deltas(sandbox_env):
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.state import keys_for
     from visma_tableau_pipeline.visma.plan import sync_all
 
-    settings, state = get_settings(), StateResource()
+    settings, state = get_settings(), defs().resources["state"]
     sync_all(settings, resolved_companies(settings)[:1], state.db())
     invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
     gone = {period: next(r for r in invoices if r["financialPeriod"] == period) for period in ("202503", "202610")}
     for record in gone.values():  # 2025-03 is closed in the sandbox, 2026-10 still open
         sandbox_env.delete(COMPANY, "supplier_invoices", (record["documentType"], record["referenceNumber"]))
 
-    job = defs.resolve_job_def(nightly_period_entities.job_name)
+    job = defs().resolve_job_def(defs().resolve_schedule_def("nightly_period_entities").job_name)
     invoices_key = dg.AssetKey(["visma", "supplier_invoices"])
     for month in ("2025-03-01", "2026-10-01"):
         assert job.execute_in_process(
@@ -322,23 +319,22 @@ def test_the_nightly_run_finds_records_deleted_in_open_periods_and_reads_closed_
 def test_tableau_webhooks_reach_the_data_source_asset_and_a_deleted_one_is_published_again(sandbox_env, tableau_env):
     import tableauserverclient as TSC
 
-    from visma_tableau_pipeline.defs.resources import StateResource
     from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
     from visma_tableau_pipeline.defs.tableau.webhooks import tableau_webhook_sensor
     from visma_tableau_pipeline.marts.registry import mart_table
     from visma_tableau_pipeline.sandbox.server import ServerThread
     from visma_tableau_pipeline.webhook_receiver import build_receiver_app
 
-    state, token = StateResource(), "tableau-webhook-token-for-the-tests-0123456789"
+    state, token = defs().resources["state"], "tableau-webhook-token-for-the-tests-0123456789"
     instance = dg.DagsterInstance.ephemeral()
     mart, published = mart_asset_key(mart_table("suppliers")), tableau_asset_key("suppliers")
-    assert defs.resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
+    assert defs().resolve_implicit_job_def_def_for_assets([mart, published]).execute_in_process(
         instance=instance, asset_selection=[mart, published]).success
     datasource_id = next(e for e in instance.get_latest_materialization_event(published).asset_materialization
                          .metadata.items() if e[0] == "datasource_id")[1].value
 
     def tick() -> dg.SensorResult:
-        with dg.build_sensor_context(resources={"state": state}, definitions=defs, instance=instance) as context:
+        with dg.build_sensor_context(resources={"state": state}, definitions=defs(), instance=instance) as context:
             return tableau_webhook_sensor(context)
 
     app = build_receiver_app(state.db(), visma_secret=None, tableau_token=token, tenant_companies={})
@@ -368,7 +364,7 @@ def test_tableau_webhooks_reach_the_data_source_asset_and_a_deleted_one_is_publi
         assert request.asset_selection == [published]
         assert tick().skip_reason  # handled once: the next tick has nothing to do
 
-    result = defs.resolve_implicit_job_def_def_for_assets([published]).execute_in_process(
+    result = defs().resolve_implicit_job_def_def_for_assets([published]).execute_in_process(
         instance=instance, asset_selection=request.asset_selection)
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
@@ -390,7 +386,7 @@ def test_entitlements_are_checked_against_visma_and_tableau_and_published(tablea
     published = dg.AssetKey(["tableau", "entitlements"])
     selection = [*masters, DIRECTORY_KEY, ENTITLEMENTS_ASSET, published]
     instance = dg.DagsterInstance.ephemeral()
-    job = defs.resolve_implicit_job_def_def_for_assets(selection)
+    job = defs().resolve_implicit_job_def_def_for_assets(selection)
     result = job.execute_in_process(instance=instance, asset_selection=selection)
     assert result.success
     checks = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
@@ -402,7 +398,8 @@ def test_entitlements_are_checked_against_visma_and_tableau_and_published(tablea
     bad = tmp_path / "bad.yaml"
     bad.write_text("entitlements:\n  - {group: Auditors, company: nordic-no, customers: ['99999']}\n", encoding="utf-8")
     monkeypatch.setenv("VTP_ENTITLEMENTS", str(bad))
-    get_settings.cache_clear()
+    get_settings.cache_clear()  # the definitions load again with the new file, as Dagster reloads them
+    job = defs().resolve_implicit_job_def_def_for_assets(selection)
     result = job.execute_in_process(instance=instance, asset_selection=[ENTITLEMENTS_ASSET], raise_on_error=False)
     check = next(e.event_specific_data for e in result.all_events
                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "entitlements_resolve")
@@ -418,7 +415,7 @@ def test_without_tableau_a_data_source_is_skipped_with_the_reason_in_the_run_log
     instance = dg.DagsterInstance.ephemeral()
     sync_invoice_month(instance)
     mart, data_source = mart_asset_key(mart_table("ap_invoices")), tableau_asset_key("ap_invoices")
-    result = defs.resolve_implicit_job_def_def_for_assets([mart, data_source]).execute_in_process(
+    result = defs().resolve_implicit_job_def_def_for_assets([mart, data_source]).execute_in_process(
         instance=instance, asset_selection=[mart, data_source])
     assert result.success
     assert instance.get_latest_materialization_event(mart) is not None
@@ -441,7 +438,7 @@ def test_the_run_id_of_a_data_source_s_ledger_metadata_is_the_one_vtp_audit_run_
 
     instance = dg.DagsterInstance.ephemeral()
     mart, data_source = mart_asset_key(mart_table("suppliers")), tableau_asset_key("suppliers")
-    job = defs.resolve_implicit_job_def_def_for_assets([mart, data_source])
+    job = defs().resolve_implicit_job_def_def_for_assets([mart, data_source])
     suppliers = sum(1 for c in ("nordic-no", "nordic-se") for _ in sandbox_env.records(c, "suppliers"))
     overwrite = {"ops": {"tableau__suppliers": {"config": {"full": True}}}}
     for run_config, action in (({}, "insert"), (overwrite, "resend")):
@@ -458,7 +455,7 @@ def queue(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun
     """The run the daemon would create for a sensor's request, not started yet (as while it waits for
     the `visma` pool)."""
     assert request.job_name, "the Visma sensors name their job"
-    job = defs.resolve_job_def(request.job_name)
+    job = defs().resolve_job_def(request.job_name)
     tags = {**request.tags, **({"dagster/partition": str(request.partition_key)} if request.partition_key else {})}
     return instance.create_run_for_job(job, run_config=request.run_config, tags=tags,
                                        asset_selection=set(request.asset_selection or ()),
@@ -471,19 +468,19 @@ def test_what_one_visma_sensor_requested_the_other_does_not_request_again(sandbo
     from datetime import UTC
 
     from visma_tableau_pipeline.companies import resolved_companies
-    from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
-    from visma_tableau_pipeline.defs.visma.sensors import visma_webhook_sensor
     from visma_tableau_pipeline.state import add_notification
     from visma_tableau_pipeline.visma.plan import sync_all
 
-    settings, state, instance = get_settings(), StateResource(), dg.DagsterInstance.ephemeral()
+    visma_polling_sensor = defs().resolve_sensor_def("visma_polling_sensor")
+    visma_webhook_sensor = defs().resolve_sensor_def("visma_webhook_sensor")
+    settings, state, instance = get_settings(), defs().resources["state"], dg.DagsterInstance.ephemeral()
     sync_all(settings, resolved_companies(settings)[:1], state.db())
-    resources = {"visma": VismaResource(), "state": state}
+    resources = defs().resources
     invoices = list(sandbox_env.records(COMPANY, "supplier_invoices"))
     invoices_key = dg.AssetKey(["visma", "supplier_invoices"])
 
     def tick(sensor: dg.SensorDefinition, cursor: str | None) -> dg.SensorResult:
-        with dg.build_sensor_context(resources=resources, definitions=defs, instance=instance,
+        with dg.build_sensor_context(resources=resources, definitions=defs(), instance=instance,
                                      cursor=cursor) as context:
             result = sensor(context)
         assert isinstance(result, dg.SensorResult)
@@ -532,7 +529,7 @@ def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading
     from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
     from visma_tableau_pipeline.marts.registry import mart_table
 
-    instance, graph = dg.DagsterInstance.ephemeral(), defs.resolve_asset_graph()
+    instance, graph = dg.DagsterInstance.ephemeral(), defs().resolve_asset_graph()
     table, published = mart_asset_key(mart_table("ap_invoices")), tableau_asset_key("ap_invoices")
     invoices, selected = dg.AssetKey(["visma", "supplier_invoices"]), dg.AssetSelection.assets(table, published)
 
@@ -544,14 +541,14 @@ def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading
             if partition.startswith("nordic-se|2025-") and partition[-5:-3] <= "06":
                 continue  # nordic-se's fiscal years start in July 2025: never a partition of nothing
             read(parent, partition)
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected)
+    evaluation = dg.evaluate_automation_conditions(defs=defs(), instance=instance, asset_selection=selected)
 
     march, october = (dg.MultiPartitionKey({"company": COMPANY, "month": m}) for m in (MONTH, "2026-10-01"))
     reading = instance.create_run_for_job(  # a later change's run, still reading October
-        defs.resolve_job_def("visma_period_entities"), asset_selection={invoices},
+        defs().resolve_job_def("visma_period_entities"), asset_selection={invoices},
         tags={"dagster/partition": str(october)}, status=dg.DagsterRunStatus.STARTED)
     read(invoices, str(march))  # an earlier change's run ended
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+    evaluation = dg.evaluate_automation_conditions(defs=defs(), instance=instance, asset_selection=selected,
                                                    cursor=evaluation.cursor)
     assert evaluation.get_requested_partitions(table) == {None}, "the table waited for an unrelated read"
 
@@ -560,12 +557,12 @@ def test_a_table_follows_an_entity_run_that_ended_while_another_is_still_reading
         if check.asset_key == table:
             instance.report_runless_asset_event(dg.AssetCheckEvaluation(asset_key=table, check_name=check.name,
                                                                         passed=True))
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+    evaluation = dg.evaluate_automation_conditions(defs=defs(), instance=instance, asset_selection=selected,
                                                    cursor=evaluation.cursor)
     assert (evaluation.get_requested_partitions(table), evaluation.get_requested_partitions(published)) \
         == (set(), {None}), "built once per update, then published"
     read(invoices, str(october))
     instance.report_run_canceled(reading)  # ended: its read is the update above
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selected,
+    evaluation = dg.evaluate_automation_conditions(defs=defs(), instance=instance, asset_selection=selected,
                                                    cursor=evaluation.cursor)
     assert evaluation.get_requested_partitions(table) == {None}, "the read that was running is not in the table"

@@ -26,14 +26,14 @@ def test_a_bad_invoice_is_held_back_with_a_warning_and_the_table_materializes(sa
     invoices, ap = entity_asset_key(INVOICES), mart_asset_key(mart_table("ap_invoices"))
     sync_invoice_month(instance)
 
-    built = defs.resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
+    built = defs().resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
         instance=instance, asset_selection=[ap])
     assert built.success
     metadata = built.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["held_back"].value == 1
     assert "'yesterday'" in metadata["held_back_records"].value
 
-    checked = defs.resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
+    checked = defs().resolve_implicit_job_def_def_for_assets([invoices]).execute_in_process(
         instance=instance, asset_selection=[invoices],
         partition_key=dg.MultiPartitionKey({"company": COMPANY, "month": MONTH}))
     assert checked.success

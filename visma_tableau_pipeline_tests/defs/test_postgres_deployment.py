@@ -48,7 +48,7 @@ def test_runs_and_state_live_in_postgresql(postgres_url, tmp_path, monkeypatch):
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             invoices, ap = dg.AssetKey(["visma", "supplier_invoices"]), mart_asset_key(mart_table("ap_invoices"))
             sync_invoice_month(instance, COMPANY, MONTH)
-            assert defs.resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
+            assert defs().resolve_implicit_job_def_def_for_assets([ap]).execute_in_process(
                 instance=instance, asset_selection=[ap]).success
             materialized = instance.get_latest_materialization_event(invoices)
             assert materialized is not None and materialized.dagster_event.partition == f"{COMPANY}|{MONTH}"

@@ -9,7 +9,6 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from visma_tableau_pipeline.definitions import defs
-from visma_tableau_pipeline.defs.visma.jobs import nightly_period_entities
 
 PERIODS = dg.AssetKey(["visma", "financial_periods"])
 INVOICES = dg.AssetKey(["visma", "supplier_invoices"])
@@ -17,13 +16,13 @@ SWEDEN = "nordic-se"
 
 
 def _read_periods(instance: dg.DagsterInstance) -> None:
-    assert defs.resolve_implicit_job_def_def_for_assets([PERIODS]).execute_in_process(
+    assert defs().resolve_implicit_job_def_def_for_assets([PERIODS]).execute_in_process(
         instance=instance, partition_key=SWEDEN, asset_selection=[PERIODS]).success
 
 
 def _read_months(instance: dg.DagsterInstance, first: str, last: str) -> dg.ExecuteInProcessResult:
     """One run over a range of nordic-se's months, as a backfill from the UI launches it."""
-    return defs.resolve_implicit_job_def_def_for_assets([INVOICES]).execute_in_process(
+    return defs().resolve_implicit_job_def_def_for_assets([INVOICES]).execute_in_process(
         instance=instance, asset_selection=[INVOICES],
         tags={ASSET_PARTITION_RANGE_START_TAG: f"{SWEDEN}|{first}", ASSET_PARTITION_RANGE_END_TAG: f"{SWEDEN}|{last}"})
 
@@ -75,8 +74,8 @@ def test_the_readme_backfill_example_reads_invoices(sandbox_env):
 def test_the_nightly_run_asks_only_for_months_the_company_has_periods_for(sandbox_env):
     instance = dg.DagsterInstance.ephemeral()
     _read_periods(instance)
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 24, 2, 0),
-                                        resources=defs.resources)
-    requests = {r.tags[ASSET_PARTITION_RANGE_START_TAG]: r.tags[ASSET_PARTITION_RANGE_END_TAG]
-                for r in nightly_period_entities(context)}
+    with dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 24, 2, 0),
+                                   resources=defs().resources) as context:
+        requests = {r.tags[ASSET_PARTITION_RANGE_START_TAG]: r.tags[ASSET_PARTITION_RANGE_END_TAG]
+                    for r in defs().resolve_schedule_def("nightly_period_entities")(context)}
     assert requests == {"nordic-se|2025-07-01": "nordic-se|2026-11-01", "nordic-no|2025-01-01": "nordic-no|2026-11-01"}

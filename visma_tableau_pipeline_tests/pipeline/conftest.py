@@ -1,4 +1,4 @@
-"""A Visma sandbox on a real socket, and settings that point the pipeline at it."""
+"""A Visma sandbox on a real socket, settings that point the pipeline at it, and a Tableau sandbox."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import CompanySettings, EnvSettings, Settings, build_settings, sandbox_companies
 
@@ -33,3 +34,10 @@ def companies(visma_sandbox: VismaSandbox) -> list[CompanySettings]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return build_settings(EnvSettings(vtp_home=tmp_path / "vtp", _env_file=None))
+
+
+@pytest.fixture
+def tableau(tmp_path: Path) -> Iterator[TableauSandbox]:
+    sandbox = TableauSandbox(tmp_path / "tableau")
+    with sandbox.serve():
+        yield sandbox

@@ -21,17 +21,9 @@ from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES
 from visma_tableau_pipeline.pipeline import run_pipeline
-from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.state import StateDB, last_delivered, run_summary
 from visma_tableau_pipeline.visma.plan import sync_all
 from visma_tableau_pipeline_tests.pipeline.conftest import TODAY
-
-
-@pytest.fixture
-def tableau(tmp_path: Path):
-    sandbox = TableauSandbox(tmp_path / "tableau")
-    with sandbox.serve():
-        yield sandbox
 
 
 @pytest.fixture

@@ -52,6 +52,15 @@ def test_out_of_order_answers_do_not_raise_the_remainder():
     assert pacer.acquire() == 30.0
 
 
+def test_requests_sent_before_the_first_answer_of_a_window_are_taken_off_its_budget():
+    clock = FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    assert [pacer.acquire() for _ in range(4)] == [0.0] * 4  # nothing known: all go at once
+    # The first answer says 3 remain, but Visma may have counted the other 3 requests after it.
+    pacer.observe(budget(100, 3, 60))
+    assert pacer.acquire() == 60.0
+
+
 def test_retry_after_holds_every_thread():
     clock = FakeClock()
     pacer = Pacer(clock=clock, sleep=clock.sleep)

@@ -5,6 +5,7 @@ Each table holds every company (a `company_id` column) and lives at
 """
 
 
+from collections.abc import Sequence
 from datetime import date
 
 import dagster as dg
@@ -17,7 +18,6 @@ from visma_tableau_pipeline.delivery.extracts import ExtractResult, build_extrac
 from visma_tableau_pipeline.marts.aging import CLOSE, DAILY, aging_bucket_totals
 from visma_tableau_pipeline.marts.period_close import reconciliation_lines, trial_balance_totals, unreconciled
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.plan import stored_periods
 
@@ -89,6 +89,9 @@ def _metadata(table: MartTable, extract: ExtractResult, config: MartConfig,
         metadata["snapshot_date"] = str(as_of)
         metadata["snapshot_kind"] = kind
         metadata["snapshot_companies"] = ", ".join(company_ids)
+    if extract.mode == "unchanged":  # nothing built: the totals of the last build's metadata still hold
+        return metadata
+    if table.name in AGING_TABLES:
         metadata["aging_bucket_totals_base_currency"] = dg.MetadataValue.json(
             {bucket: str(total) for bucket, total in aging_bucket_totals(frame).items()}
         )
@@ -114,7 +117,9 @@ def _close_metadata(frame: pd.DataFrame) -> dict:
     }
 
 
-def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
+def build_mart_asset(table: MartTable, company_ids: Sequence[str]) -> dg.AssetsDefinition:
+    """The asset building `table` over these companies."""
+
     @dg.asset(
         key=mart_asset_key(table),
         group_name=GROUP,
@@ -128,19 +133,20 @@ def build_mart_asset(table: MartTable) -> dg.AssetsDefinition:
     def _mart_asset(
         context: dg.AssetExecutionContext, config: MartConfig, state: StateResource
     ) -> dg.MaterializeResult:
-        settings = get_settings()
-        company_ids = [c.company_id for c in settings.companies]
+        companies = list(company_ids)
         as_of, kind = date.fromisoformat(config.as_of) if config.as_of else date.today(), DAILY
         if table.name in AGING_TABLES and config.close_period:
-            as_of, kind, company_ids = _close_snapshot(config, state), CLOSE, [config.close_company]
-        extract = build_extract(state.db(), company_ids, table, as_of, settings.extracts_dir,
-                                context.run.run_id, full=config.full, snapshot_kind=kind)
+            as_of, kind, companies = _close_snapshot(config, state), CLOSE, [config.close_company]
+        extract = build_extract(state.db(), companies, table, as_of, state.extracts_dir,
+                                context.run.run_id, full=config.full, snapshot_kind=kind, store=state.extract_store())
         context.log.info(f"{table.name}: {extract.mode} ({extract.reason}), {extract.rows} rows in {extract.path}")
         for item in extract.held:
             context.log.warning(f"held back {item.describe()}")
-        return dg.MaterializeResult(metadata=_metadata(table, extract, config, (as_of, kind, company_ids)))
+        return dg.MaterializeResult(metadata=_metadata(table, extract, config, (as_of, kind, companies)))
 
     return _mart_asset
 
 
-mart_assets = [build_mart_asset(table) for table in MART_TABLES]
+def mart_assets(company_ids: Sequence[str]) -> list[dg.AssetsDefinition]:
+    """One asset per dashboard table, each holding these companies."""
+    return [build_mart_asset(table, company_ids) for table in MART_TABLES]

@@ -16,29 +16,30 @@ keeps examples in its metadata. Expected cash is a warning: a projection, compar
 tables that may have been built on another day.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
+from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.marts.aging import DAILY, aging_differences
 from visma_tableau_pipeline.marts.cash_flow import actual_cash_differences, expected_cash_differences
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import unbalanced_journal_batches
-from visma_tableau_pipeline.marts.hyper import frame_from_hyper, hyper_path
+from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.period_close import unreconciled
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, duplicate_keys, mart_table
 from visma_tableau_pipeline.marts.statements import balance_sheet_differences, gl_result_differences
-from visma_tableau_pipeline.settings import get_settings
 
 EXAMPLES = 5  # rows named in a failure's description; the metadata table holds ten
 
 
-def read_extract(name: str) -> pd.DataFrame | None:
-    """The extract `name` as last written, or None before its first materialization."""
-    path = hyper_path(get_settings().extracts_dir, name)
+def read_extract(state: StateResource, name: str) -> pd.DataFrame | None:
+    """The extract `name` as last written (here or on another machine), or None before its first
+    materialization."""
+    path = state.extract(name)
     return frame_from_hyper(path) if path.exists() else None
 
 
@@ -61,9 +62,9 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
         asset=mart_asset_key(table), name="unique_keys", blocking=True,
         description=f"No two rows share the key ({', '.join(table.key)}).",
     )
-    def _check() -> dg.AssetCheckResult:
+    def _check(state: StateResource) -> dg.AssetCheckResult:
         """Blocking: Tableau upserts by this key, so a duplicate doubles or drops a row there."""
-        frame = read_extract(table.name)
+        frame = read_extract(state, table.name)
         if frame is None:
             return _missing(table.name)
         duplicates = duplicate_keys(table, frame)
@@ -84,9 +85,9 @@ def _unique_keys_check(table: MartTable) -> dg.AssetChecksDefinition:
     asset=mart_asset_key(mart_table("gl_transactions")), blocking=True,
     description="Every journal batch balances: debits equal credits, in both currencies.",
 )
-def journal_batches_balance() -> dg.AssetCheckResult:
+def journal_batches_balance(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: an unbalanced batch makes every GL total built from it wrong in Tableau."""
-    frame = read_extract("gl_transactions")
+    frame = read_extract(state, "gl_transactions")
     if frame is None:
         return _missing("gl_transactions")
     unbalanced = unbalanced_journal_batches(frame)
@@ -101,8 +102,8 @@ def journal_batches_balance() -> dg.AssetCheckResult:
     )
 
 
-def _snapshot_built(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
-                    aging: pd.DataFrame) -> tuple[date, str, list[str]]:
+def _snapshot_built(context: dg.AssetCheckExecutionContext, key: dg.AssetKey, aging: pd.DataFrame,
+                    company_ids: Sequence[str]) -> tuple[date, str, list[str]]:
     """(day, kind, companies) of the snapshot the table's latest materialization built, which
     this check reconciles: a snapshot built earlier was right for the balances of its own day.
     Before any materialization it names the newest daily snapshot of every company."""
@@ -113,25 +114,25 @@ def _snapshot_built(context: dg.AssetCheckExecutionContext, key: dg.AssetKey,
                 str(metadata["snapshot_companies"].value).split(", "))
     daily = aging[aging["snapshot_kind"] == DAILY]
     as_of = daily["snapshot_date"].max() if not daily.empty else date.today()
-    return as_of, DAILY, [company.company_id for company in get_settings().companies]
+    return as_of, DAILY, list(company_ids)
 
 
-def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefinition:
+def _aging_reconciles(aging_name: str, invoices_name: str, company_ids: Sequence[str]) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=mart_asset_key(mart_table(aging_name)), name="reconciles_to_open_invoices",
         additional_deps=[mart_asset_key(mart_table(invoices_name))], blocking=True,
         description=f"The {aging_name} snapshot built last (daily or close) totals the open balances in "
         f"{invoices_name}, per company, to the cent (base currency).",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, state: StateResource) -> dg.AssetCheckResult:
         """Blocking: an aging that does not match the subledger shows finance a payable or
         receivable that is not the one in its ledger."""
-        aging, invoices = read_extract(aging_name), read_extract(invoices_name)
+        aging, invoices = read_extract(state, aging_name), read_extract(state, invoices_name)
         if aging is None or invoices is None:
             return _missing(aging_name if aging is None else invoices_name)
-        as_of, kind, company_ids = _snapshot_built(context, mart_asset_key(mart_table(aging_name)), aging)
-        aging = aging[(aging["snapshot_kind"] == kind) & aging["company_id"].isin(company_ids)]
-        invoices = invoices[invoices["company_id"].isin(company_ids)]
+        as_of, kind, companies = _snapshot_built(context, mart_asset_key(mart_table(aging_name)), aging, company_ids)
+        aging = aging[(aging["snapshot_kind"] == kind) & aging["company_id"].isin(companies)]
+        invoices = invoices[invoices["company_id"].isin(companies)]
         differences = aging_differences(aging, invoices, as_of)
         by_company = dict(decimal_totals(differences, ["company_id"], ["difference_base_currency"])
                           .itertuples(index=False))
@@ -164,11 +165,11 @@ def _aging_reconciles(aging_name: str, invoices_name: str) -> dg.AssetChecksDefi
     "documents open at the period end) equals the supplier ledger's control account, and the AR "
     "open balance the customer ledger's, to the cent in base currency.",
 )
-def subledgers_reconcile_to_gl() -> dg.AssetCheckResult:
+def subledgers_reconcile_to_gl(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: a payable or receivable that is not the one in the GL means the close is wrong
     (a document not posted, a manual entry on a control account), and a close must not be
     published until a controller has found it."""
-    frame = read_extract("period_close")
+    frame = read_extract(state, "period_close")
     if frame is None:
         return _missing("period_close")
     differing = unreconciled(frame)
@@ -192,9 +193,9 @@ def subledgers_reconcile_to_gl() -> dg.AssetCheckResult:
     )
 
 
-def _extracts(*names: str) -> tuple[list[pd.DataFrame], dg.AssetCheckResult | None]:
+def _extracts(state: StateResource, *names: str) -> tuple[list[pd.DataFrame], dg.AssetCheckResult | None]:
     """The extracts `names`, or the failure that names the first one not yet written."""
-    frames = [read_extract(name) for name in names]
+    frames = [read_extract(state, name) for name in names]
     missing = next((name for name, frame in zip(names, frames, strict=True) if frame is None), None)
     return [frame for frame in frames if frame is not None], None if missing is None else _missing(missing)
 
@@ -224,9 +225,9 @@ def _differences_result(differing: pd.DataFrame, agree: str, differ: str, by: li
     description="The P&L result of every company and period equals the GL's net movement (credits minus "
     "debits) on its income and expense accounts in gl_balances, to the cent in base currency.",
 )
-def result_equals_gl_movement() -> dg.AssetCheckResult:
+def result_equals_gl_movement(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: a P&L that does not add up to the GL shows finance a result the books do not have."""
-    frames, missing = _extracts("profit_and_loss", "gl_balances")
+    frames, missing = _extracts(state, "profit_and_loss", "gl_balances")
     if missing:
         return missing
     return _differences_result(gl_result_differences(*frames), "every period's P&L result equals the GL's",
@@ -239,9 +240,9 @@ def result_equals_gl_movement() -> dg.AssetCheckResult:
     description="At every period end of every company, assets equal liabilities and equity plus the "
     "year's result to date, to the cent in base currency.",
 )
-def balances_at_every_period_end() -> dg.AssetCheckResult:
+def balances_at_every_period_end(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: a balance sheet that does not balance is missing an account or a result."""
-    frame = read_extract("balance_sheet")
+    frame = read_extract(state, "balance_sheet")
     if frame is None:
         return _missing("balance_sheet")
     return _differences_result(balance_sheet_differences(frame), "the balance sheet balances at every period end",
@@ -256,9 +257,9 @@ def balances_at_every_period_end() -> dg.AssetCheckResult:
     description="Actual cash in and out per company, period and currency equals the customer and supplier "
     "payments of the period, to the cent in document and base currency.",
 )
-def actual_cash_equals_payments() -> dg.AssetCheckResult:
+def actual_cash_equals_payments(state: StateResource) -> dg.AssetCheckResult:
     """Blocking: cash that is not the payments' is cash the bank did not see."""
-    frames, missing = _extracts("cash_flow", "customer_payments", "supplier_payments")
+    frames, missing = _extracts(state, "cash_flow", "customer_payments", "supplier_payments")
     if missing:
         return missing
     cash, customer, supplier = frames
@@ -275,11 +276,11 @@ def actual_cash_equals_payments() -> dg.AssetCheckResult:
     description="Expected cash per company and currency equals the open balances of ar_invoices (in) and "
     "ap_invoices (out) due within 13 weeks of its as-of day, to the cent in document and base currency.",
 )
-def expected_cash_equals_open_balances() -> dg.AssetCheckResult:
+def expected_cash_equals_open_balances(state: StateResource) -> dg.AssetCheckResult:
     """A warning, not blocking: expected cash is a projection, and the invoice tables it is held to
     may have been built on another day than the cash flow; a difference tells a user to look, while
     the actual cash stays delivered."""
-    frames, missing = _extracts("cash_flow", "ap_invoices", "ar_invoices")
+    frames, missing = _extracts(state, "cash_flow", "ap_invoices", "ar_invoices")
     if missing:
         return missing
     return _differences_result(expected_cash_differences(*frames), "expected cash equals the open balances",
@@ -287,14 +288,16 @@ def expected_cash_equals_open_balances() -> dg.AssetCheckResult:
                                ["company_id", "currency"], ["amount_doc_currency", "amount_base_currency"])
 
 
-mart_checks = [
-    *(_unique_keys_check(table) for table in MART_TABLES),
-    journal_batches_balance,
-    _aging_reconciles("ap_aging", "ap_invoices"),
-    _aging_reconciles("ar_aging", "ar_invoices"),
-    subledgers_reconcile_to_gl,
-    result_equals_gl_movement,
-    balances_at_every_period_end,
-    actual_cash_equals_payments,
-    expected_cash_equals_open_balances,
-]
+def mart_checks(company_ids: Sequence[str]) -> list[dg.AssetChecksDefinition]:
+    """Every check on the dashboard tables; the aging ones reconcile these companies' snapshots."""
+    return [
+        *(_unique_keys_check(table) for table in MART_TABLES),
+        journal_batches_balance,
+        _aging_reconciles("ap_aging", "ap_invoices", company_ids),
+        _aging_reconciles("ar_aging", "ar_invoices", company_ids),
+        subledgers_reconcile_to_gl,
+        result_equals_gl_movement,
+        balances_at_every_period_end,
+        actual_cash_equals_payments,
+        expected_cash_equals_open_balances,
+    ]

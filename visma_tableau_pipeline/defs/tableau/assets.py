@@ -6,22 +6,22 @@ instance's default): a second sign-in with the same PAT would end the first sess
 
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.resources import StateResource
+from visma_tableau_pipeline.defs.resources import StateResource, TableauResource
 from visma_tableau_pipeline.delivery.extracts import publish_target
 from visma_tableau_pipeline.delivery.publish import PublishTarget, publish_extract
 from visma_tableau_pipeline.marts.hyper import hyper_path
 from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
-from visma_tableau_pipeline.settings import get_settings
+from visma_tableau_pipeline.settings import TableauSettings
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.tableau.datasources import ensure_project
-from visma_tableau_pipeline.tableau.pat import PatUsageFile, pat_status
+from visma_tableau_pipeline.tableau.pat import pat_status
 from visma_tableau_pipeline.tableau.session import TableauSession
 
 GROUP = "tableau_data_sources"
@@ -36,9 +36,8 @@ PUBLISH_CONDITION = (
 )
 
 
-def tableau_pool() -> str:
+def tableau_pool(tableau: TableauSettings | None) -> str:
     """One concurrency pool per PAT (limit 1): a second sign-in with it ends the first session."""
-    tableau = get_settings().tableau
     credential = (tableau.pat_name or tableau.connected_app_client_id) if tableau else None
     return f"tableau-{re.sub(r'[^A-Za-z0-9_-]', '_', credential)}" if credential else "tableau"
 
@@ -55,9 +54,9 @@ def tableau_asset_key(table: MartTable | str) -> dg.AssetKey:
 
 def build_tableau_asset(
     name: str, description: str, upstream: dg.AssetKey,
-    target: Callable[[StateDB], PublishTarget],
+    target: Callable[[StateDB], PublishTarget], pool: str,
 ) -> dg.AssetsDefinition:
-    """The asset delivering data source `name`; `target` says how, given the state database."""
+    """The asset delivering data source `name` in `pool`; `target` says how, given the state database."""
 
     @dg.asset(
         key=tableau_asset_key(name),
@@ -69,31 +68,29 @@ def build_tableau_asset(
         "records written since the last delivery are rebuilt and compared) and every delivered "
         "row version goes on the audit ledger.",
         deps=[upstream],
-        pool=tableau_pool(),
+        pool=pool,
         automation_condition=PUBLISH_CONDITION,
         output_required=False,  # nothing is materialized when no Tableau is configured
     )
     def _tableau_asset(
-        context: dg.AssetExecutionContext, config: PublishConfig, state: StateResource
+        context: dg.AssetExecutionContext, config: PublishConfig, state: StateResource, tableau: TableauResource,
     ) -> Iterator[dg.MaterializeResult]:
         """Without Tableau settings the data source is skipped, not materialized: a green
         materialization would say the data source is current in Tableau when nothing was sent."""
-        settings = get_settings()
-        if settings.tableau is None:
+        if not tableau.configured:
             context.log.info(
                 f"{name}: skipped, no Tableau is configured (TABLEAU_SERVER_URL, or tableau: in "
-                f"VTP_CONFIG); the extract {hyper_path(settings.extracts_dir, name)} is written, "
+                f"VTP_CONFIG); the extract {hyper_path(state.extracts_dir, name)} is written, "
                 "nothing is published."
             )
             return
-        pat_usage = PatUsageFile.under(settings.home)
-        with TableauSession(settings.tableau, pat_usage=pat_usage) as session, \
+        with TableauSession(tableau.settings(), pat_usage=tableau.pat_usage()) as session, \
                 tempfile.TemporaryDirectory() as workdir:
-            project_id = ensure_project(session, settings.tableau.project)
+            project_id = ensure_project(session, tableau.project)
             outcome = publish_extract(
                 session, state.db(), project_id, target(state.db()),
-                hyper_path(settings.extracts_dir, name), Path(workdir),
-                run_id=context.run.run_id, full=config.full,
+                hyper_path(state.extracts_dir, name), Path(workdir),
+                run_id=context.run.run_id, full=config.full, store=state.extract_store(),
             )
         yield dg.MaterializeResult(
             metadata={
@@ -112,29 +109,29 @@ def build_tableau_asset(
     return _tableau_asset
 
 
-def _mart_target(table: MartTable) -> Callable[[StateDB], PublishTarget]:
+def _mart_target(table: MartTable, company_ids: Sequence[str]) -> Callable[[StateDB], PublishTarget]:
     def target(db: StateDB) -> PublishTarget:
-        company_ids = [company.company_id for company in get_settings().companies]
-        return publish_target(db, company_ids, table, date.today())
+        return publish_target(db, list(company_ids), table, date.today())
 
     return target
 
 
-tableau_assets = [
-    build_tableau_asset(table.name, table.description, mart_asset_key(table), _mart_target(table))
-    for table in MART_TABLES
-]
+def tableau_assets(company_ids: Sequence[str], pool: str) -> list[dg.AssetsDefinition]:
+    """One data source per dashboard table, holding these companies, published in `pool`."""
+    return [
+        build_tableau_asset(table.name, table.description, mart_asset_key(table), _mart_target(table, company_ids),
+                            pool)
+        for table in MART_TABLES
+    ]
 
 
-def _pat_result() -> dg.AssetCheckResult:
-    settings = get_settings().tableau
-    if settings is None or not settings.pat_name:
+def _pat_result(tableau: TableauResource) -> dg.AssetCheckResult:
+    if not tableau.configured or not tableau.pat_name:
         return dg.AssetCheckResult(passed=True, description="no Tableau PAT is configured")
     status = pat_status(
-        settings.pat_name, settings.deployment, now=datetime.now(UTC),
-        last_used=PatUsageFile.under(get_settings().home).last_used(settings.pat_name),
-        created_on=settings.pat_created_on, lifetime_days=settings.pat_lifetime_days,
-        warn_days=PAT_WARN_DAYS,
+        tableau.pat_name, tableau.deployment, now=datetime.now(UTC),
+        last_used=tableau.pat_usage().last_used(tableau.pat_name),
+        created_on=tableau.pat_created, lifetime_days=tableau.pat_lifetime_days, warn_days=PAT_WARN_DAYS,
     )
     return dg.AssetCheckResult(
         passed=status.state in ("ok", "unknown"),
@@ -150,10 +147,10 @@ def _pat_expiry_check(table: MartTable) -> dg.AssetChecksDefinition:
         description=f"Warns {PAT_WARN_DAYS} days before the Tableau PAT expires (15 days unused on "
         "Cloud, its configured lifetime on Server).",
     )
-    def _check() -> dg.AssetCheckResult:
+    def _check(tableau: TableauResource) -> dg.AssetCheckResult:
         """Not blocking: an expiring PAT is a warning about the next publish, not about the
         numbers of this one (and nothing is downstream of a data source)."""
-        return _pat_result()
+        return _pat_result(tableau)
 
     return _check
 

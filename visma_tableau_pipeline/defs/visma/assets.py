@@ -20,9 +20,8 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from visma_tableau_pipeline.defs.partitions import company_month_partitions, company_partitions
+from visma_tableau_pipeline.defs.partitions import Partitions
 from visma_tableau_pipeline.defs.resources import StateResource, VismaResource
-from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Entity
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.client import PageProgress, VismaClient
@@ -52,12 +51,13 @@ def entity_asset_key(entity: Entity) -> dg.AssetKey:
     return dg.AssetKey(["visma", entity.name])
 
 
-def _windows(context: dg.AssetExecutionContext, entity: Entity) -> dict[str, list[date | None]]:
+def _windows(context: dg.AssetExecutionContext, entity: Entity,
+             company_month: dg.MultiPartitionsDefinition) -> dict[str, list[date | None]]:
     """Company -> month starts of this run ([None] for company-partitioned entities)."""
     windows: dict[str, list[date | None]] = {}
     for key in context.partition_keys:
         if entity.by_period:
-            dims = company_month_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
+            dims = company_month.get_partition_key_from_str(str(key)).keys_by_dimension
             windows.setdefault(dims["company"], []).append(date.fromisoformat(dims["month"]))
         else:
             windows[key] = [None]
@@ -120,7 +120,7 @@ def _metadata(results: list[WindowResult], stats: dict[str, float], preview: lis
     }
 
 
-def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
+def build_entity_asset(entity: Entity, partitions: Partitions) -> dg.AssetsDefinition:
     periods_key = entity_asset_key(catalogue_entity("financial_periods"))
     deps = [dg.AssetDep(periods_key)] if entity.by_period else []
 
@@ -129,7 +129,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"visma"},
         description=f"{entity.description} Read from Visma.net ERP `{entity.path}` into the state store.",
-        partitions_def=company_month_partitions if entity.by_period else company_partitions,
+        partitions_def=partitions.company_month if entity.by_period else partitions.company,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=deps,
         pool="visma",
@@ -146,13 +146,13 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         visma: VismaResource,
         state: StateResource,
     ) -> Iterator[dg.MaterializeResult]:
-        if get_settings().sandbox:
+        if visma.sandbox:
             context.log.info("VTP_SANDBOX: reading the bundled Visma sandbox, not a real company.")
         results: list[WindowResult] = []
         stats: dict[str, float] = {}
         preview: list[dict] = []
         skipped: set[str] = set()  # partition keys of months no financial period covers
-        for company_id, months in _windows(context, entity).items():
+        for company_id, months in _windows(context, entity, partitions.company_month).items():
             with visma.client(company_id) as client:
                 periods = _financial_periods(state, client, company_id) if entity.by_period else []
                 uncovered = _uncovered_months(periods, months)
@@ -196,4 +196,6 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
     return _entity_asset
 
 
-entity_assets = [build_entity_asset(entity) for entity in ENTITIES]
+def entity_assets(partitions: Partitions) -> list[dg.AssetsDefinition]:
+    """One asset per catalogue entity, over these partitions."""
+    return [build_entity_asset(entity, partitions) for entity in ENTITIES]

@@ -23,6 +23,7 @@ for nothing new, and a reopening and a second close are new changes with new num
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -30,13 +31,11 @@ import dagster as dg
 
 from visma_tableau_pipeline.defs.marts.assets import GROUP as DASHBOARD_TABLES
 from visma_tableau_pipeline.defs.marts.assets import mart_asset_key
-from visma_tableau_pipeline.defs.partitions import month_partitions
 from visma_tableau_pipeline.defs.resources import VismaResource
 from visma_tableau_pipeline.defs.tableau.assets import GROUP as TABLEAU_DATA_SOURCES
 from visma_tableau_pipeline.defs.tableau.assets import tableau_asset_key
 from visma_tableau_pipeline.defs.visma.jobs import PERIOD_ENTITY_KEYS, entity_run_config
 from visma_tableau_pipeline.marts.registry import MART_TABLES
-from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.closing import CloseChange, close_changes
 from visma_tableau_pipeline.visma.errors import VismaError
@@ -76,41 +75,47 @@ def close_run_request(change: CloseChange, period: FinancialPeriod, epoch: str) 
     )
 
 
-def _has_month(period: FinancialPeriod, today: date) -> bool:
+def _has_month(period: FinancialPeriod, today: date, months: dg.MonthlyPartitionsDefinition) -> bool:
     """Whether the period's month is a partition (from VTP_FIRST_MONTH to next month)."""
-    return f"{period.start:%Y-%m-01}" in month_partitions.get_partition_keys(
-        datetime(today.year, today.month, today.day))
+    return f"{period.start:%Y-%m-01}" in months.get_partition_keys(datetime(today.year, today.month, today.day))
 
 
-@dg.sensor(
-    job=month_end_close_job,
-    minimum_interval_seconds=get_settings().close_sensor_seconds,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Reads each company's financial periods every VTP_CLOSE_SENSOR_SECONDS (15 minutes by "
-    "default); when a period closes or reopens in a module, launches one month_end_close run.",
-)
-def month_end_close_sensor(context: dg.SensorEvaluationContext, visma: VismaResource) -> dg.SensorResult:
-    cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {
-        "epoch": datetime.now(UTC).strftime("%Y%m%dT%H%M%S"), "companies": {}}
-    requests: list[dg.RunRequest] = []
-    for company in get_settings().companies:
-        company_id = company.company_id
-        try:
-            with visma.client(company_id) as client:
-                records = [r for batch in client.read_entity(catalogue_entity("financial_periods")) for r in batch]
-        except VismaError as error:  # one company's outage must not hide another's close
-            context.log.warning(f"{company_id}: financial periods not read, tried again next time: {error}")
-            continue
-        seen = cursor["companies"].get(company_id)
-        if seen is None:
-            context.log.info(f"{company_id}: close flags of {len(records)} periods recorded as the baseline")
-        changes, cursor["companies"][company_id] = close_changes(company_id, records, seen)
-        periods = {p.period_id: p for p in parse_periods(records)}
-        for change in changes:
-            period = periods[change.period_id]
-            if not _has_month(period, date.today()):
-                context.log.info(f"{change.describe()}: its month is outside the partitions kept, no run")
+def month_end_close_sensor(company_ids: Sequence[str], months: dg.MonthlyPartitionsDefinition,
+                           interval_seconds: int) -> dg.SensorDefinition:
+    """The sensor over these companies, every `interval_seconds`; a close of a month outside
+    `months` launches nothing."""
+
+    @dg.sensor(
+        name="month_end_close_sensor",
+        job=month_end_close_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reads each company's financial periods every VTP_CLOSE_SENSOR_SECONDS (15 minutes by "
+        "default); when a period closes or reopens in a module, launches one month_end_close run.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, visma: VismaResource) -> dg.SensorResult:
+        cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {
+            "epoch": datetime.now(UTC).strftime("%Y%m%dT%H%M%S"), "companies": {}}
+        requests: list[dg.RunRequest] = []
+        for company_id in company_ids:
+            try:
+                with visma.client(company_id) as client:
+                    records = [r for batch in client.read_entity(catalogue_entity("financial_periods")) for r in batch]
+            except VismaError as error:  # one company's outage must not hide another's close
+                context.log.warning(f"{company_id}: financial periods not read, tried again next time: {error}")
                 continue
-            context.log.info(f"{change.describe()}: month_end_close requested")
-            requests.append(close_run_request(change, period, cursor["epoch"]))
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+            seen = cursor["companies"].get(company_id)
+            if seen is None:
+                context.log.info(f"{company_id}: close flags of {len(records)} periods recorded as the baseline")
+            changes, cursor["companies"][company_id] = close_changes(company_id, records, seen)
+            periods = {p.period_id: p for p in parse_periods(records)}
+            for change in changes:
+                period = periods[change.period_id]
+                if not _has_month(period, date.today(), months):
+                    context.log.info(f"{change.describe()}: its month is outside the partitions kept, no run")
+                    continue
+                context.log.info(f"{change.describe()}: month_end_close requested")
+                requests.append(close_run_request(change, period, cursor["epoch"]))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return _sensor

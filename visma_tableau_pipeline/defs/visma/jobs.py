@@ -9,14 +9,13 @@ periods are read as deltas there and in full by the weekly reconciliation, like 
 Dashboard tables follow by their automation condition.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 
 import dagster as dg
 
 from visma_tableau_pipeline.defs.resources import StateResource
 from visma_tableau_pipeline.defs.visma.assets import entity_asset_key
-from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.visma.catalogue import ENTITIES
 from visma_tableau_pipeline.visma.periods import covered_months
 from visma_tableau_pipeline.visma.plan import stored_periods
@@ -63,7 +62,8 @@ def entity_run_config(keys: list[dg.AssetKey], **config: bool) -> dict:
     return {"ops": {"__".join(key.path): {"config": dict(config)} for key in keys}}
 
 
-def _master_data_schedule(name: str, cron: str, run_config: dict, description: str) -> dg.ScheduleDefinition:
+def _master_data_schedule(name: str, cron: str, run_config: dict, description: str,
+                          company_ids: Sequence[str]) -> dg.ScheduleDefinition:
     """One run per company over its master data partition."""
 
     @dg.schedule(
@@ -72,16 +72,14 @@ def _master_data_schedule(name: str, cron: str, run_config: dict, description: s
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         stamp = context.scheduled_execution_time.strftime("%Y%m%d")
-        for company in get_settings().companies:
-            yield dg.RunRequest(
-                run_key=f"{company.company_id}-{stamp}", partition_key=company.company_id,
-                run_config=run_config,
-            )
+        for company_id in company_ids:
+            yield dg.RunRequest(run_key=f"{company_id}-{stamp}", partition_key=company_id, run_config=run_config)
 
     return _schedule
 
 
-def _period_entities_schedule(name: str, cron: str, run_config: dict, description: str) -> dg.ScheduleDefinition:
+def _period_entities_schedule(name: str, cron: str, run_config: dict, description: str,
+                              company_ids: Sequence[str], first_month: date) -> dg.ScheduleDefinition:
     """One run per company over every month from VTP_FIRST_MONTH to now (a partition range)."""
 
     @dg.schedule(
@@ -90,32 +88,35 @@ def _period_entities_schedule(name: str, cron: str, run_config: dict, descriptio
     )
     def _schedule(context: dg.ScheduleEvaluationContext, state: StateResource) -> Iterator[dg.RunRequest]:
         scheduled = context.scheduled_execution_time
-        for company in get_settings().companies:
-            covered = covered_months(stored_periods(state.db(), company.company_id),
-                                     get_settings().first_month, scheduled.date())
+        for company_id in company_ids:
+            covered = covered_months(stored_periods(state.db(), company_id), first_month, scheduled.date())
             if covered is None:
-                context.log.warning(f"{company.company_id}: no financial period covers a month since "
+                context.log.warning(f"{company_id}: no financial period covers a month since "
                                     "VTP_FIRST_MONTH; nothing to read")
                 continue
             yield dg.RunRequest(
-                run_key=f"{company.company_id}-{scheduled:%Y%m%d}", run_config=run_config,
-                tags=month_range_tags(company.company_id, covered),
+                run_key=f"{company_id}-{scheduled:%Y%m%d}", run_config=run_config,
+                tags=month_range_tags(company_id, covered),
             )
 
     return _schedule
 
 
-nightly_master_data = _master_data_schedule(
-    "nightly_master_data", NIGHTLY_CRON, entity_run_config(MASTER_ENTITY_KEYS, full=True),
-    "Every night: each company's master data in full, finding records deleted in Visma.",
-)
-nightly_period_entities = _period_entities_schedule(
-    "nightly_period_entities", NIGHTLY_CRON, entity_run_config(PERIOD_ENTITY_KEYS, open_periods_in_full=True),
-    "Every night: every month of every company, one run per company; the periods Visma has not "
-    "closed in full (finding records deleted there), closed ones as deltas.",
-)
-weekly_period_entities = _period_entities_schedule(
-    "weekly_reconciliation_period_entities", WEEKLY_CRON, entity_run_config(PERIOD_ENTITY_KEYS, full=True),
-    "Every Sunday: every month of every company in full, finding records deleted in closed periods too.",
-)
-schedules = [nightly_master_data, nightly_period_entities, weekly_period_entities]
+def schedules(company_ids: Sequence[str], first_month: date) -> list[dg.ScheduleDefinition]:
+    """The nightly and weekly schedules over these companies and the months since `first_month`."""
+    return [
+        _master_data_schedule(
+            "nightly_master_data", NIGHTLY_CRON, entity_run_config(MASTER_ENTITY_KEYS, full=True),
+            "Every night: each company's master data in full, finding records deleted in Visma.", company_ids,
+        ),
+        _period_entities_schedule(
+            "nightly_period_entities", NIGHTLY_CRON, entity_run_config(PERIOD_ENTITY_KEYS, open_periods_in_full=True),
+            "Every night: every month of every company, one run per company; the periods Visma has not "
+            "closed in full (finding records deleted there), closed ones as deltas.", company_ids, first_month,
+        ),
+        _period_entities_schedule(
+            "weekly_reconciliation_period_entities", WEEKLY_CRON, entity_run_config(PERIOD_ENTITY_KEYS, full=True),
+            "Every Sunday: every month of every company in full, finding records deleted in closed periods too.",
+            company_ids, first_month,
+        ),
+    ]

@@ -27,7 +27,7 @@ minutes instead of at the nightly reconciliation.
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 import dagster as dg
@@ -40,7 +40,6 @@ from visma_tableau_pipeline.defs.visma.jobs import (
     month_range_tags,
     period_entities_job,
 )
-from visma_tableau_pipeline.settings import get_settings
 from visma_tableau_pipeline.state import Notification, key_string, mark_processed, newest_watermark, pending
 from visma_tableau_pipeline.state.record_store import periods_of
 from visma_tableau_pipeline.visma.catalogue import ENTITIES, Delta, Entity
@@ -100,10 +99,10 @@ def requested_versions(instance: dg.DagsterInstance, company_id: str) -> dict[st
 
 
 def deletion_requests(
-    state: StateResource, notes: list[Notification], log: logging.Logger
+    state: StateResource, notes: list[Notification], first_month: date, log: logging.Logger
 ) -> Iterator[dg.RunRequest]:
     """Runs for the notifications that announce a deletion of a record the store holds."""
-    first_month, today = get_settings().first_month, date.today()
+    today = date.today()
     periods: dict[str, list[FinancialPeriod]] = {}  # by company: read once per tick, not per note
     for note in notes:
         entity = _entity_of(note)
@@ -130,6 +129,7 @@ def change_requests(
     cursor: dict[str, dict[str, str]],
     wanted: dict[str, list[Entity]],
     requested: Callable[[str], dict[str, str]],
+    first_month: date,
     log: logging.Logger,
 ) -> Iterator[dg.RunRequest]:
     """One run per company and job for what changed since the cursor or since what was already
@@ -138,7 +138,7 @@ def change_requests(
     The cursor of an entity moves to the newest change only together with the run that covers
     every change up to it (`reads_for_changes`), so nothing it passes is left unrun.
     """
-    first_month, today = get_settings().first_month, date.today()
+    today = date.today()
     for company_id, entities in wanted.items():
         seen = cursor.setdefault(company_id, {})
         periods = stored_periods(state.db(), company_id)
@@ -166,49 +166,57 @@ def change_requests(
         yield from (run_request(read) for read in merge_reads(reads))
 
 
-@dg.sensor(
-    jobs=[master_data_job, period_entities_job],
-    minimum_interval_seconds=get_settings().polling_sensor_seconds,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Polls Visma's lastModifiedDateTime every VTP_POLLING_SENSOR_SECONDS (5 minutes by "
-    "default) and runs what changed and no run covers yet.",
-)
-def visma_polling_sensor(
-    context: dg.SensorEvaluationContext, visma: VismaResource, state: StateResource
-) -> dg.SensorResult:
-    cursor = json.loads(context.cursor or "{}")
-    entities = [e for e in ENTITIES if e.delta is not Delta.NONE]
-    wanted = {c.company_id: entities for c in get_settings().companies}
-    requests = list(change_requests(visma, state, cursor, wanted, _requested_in(context), context.log))
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+def visma_sensors(company_ids: Sequence[str], first_month: date, polling_seconds: int,
+                  webhook_seconds: int) -> list[dg.SensorDefinition]:
+    """The polling sensor over these companies, and the webhook sensor; both ask for months since
+    `first_month`, every `polling_seconds` and `webhook_seconds`."""
 
+    @dg.sensor(
+        jobs=[master_data_job, period_entities_job],
+        minimum_interval_seconds=polling_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Polls Visma's lastModifiedDateTime every VTP_POLLING_SENSOR_SECONDS (5 minutes by "
+        "default) and runs what changed and no run covers yet.",
+    )
+    def visma_polling_sensor(
+        context: dg.SensorEvaluationContext, visma: VismaResource, state: StateResource
+    ) -> dg.SensorResult:
+        cursor = json.loads(context.cursor or "{}")
+        entities = [e for e in ENTITIES if e.delta is not Delta.NONE]
+        wanted = {company_id: entities for company_id in company_ids}
+        requests = list(change_requests(visma, state, cursor, wanted, _requested_in(context), first_month,
+                                        context.log))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
-@dg.sensor(
-    jobs=[master_data_job, period_entities_job],
-    minimum_interval_seconds=get_settings().webhook_sensor_seconds,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every VTP_WEBHOOK_SENSOR_SECONDS (15 by default), turns Visma webhook notifications "
-    "from the inbox into targeted change checks, and a deletion into a reconciling read of the "
-    "record's window.",
-)
-def visma_webhook_sensor(
-    context: dg.SensorEvaluationContext, visma: VismaResource, state: StateResource
-) -> dg.SensorResult:
-    with state.db().connect() as conn:
-        notifications = pending(conn, limit=500, source="visma")
-    if not notifications:
-        return dg.SensorResult(skip_reason="no webhook notifications waiting")
-    wanted: dict[str, list[Entity]] = {}
-    for note in notifications:
-        entity = _entity_of(note)
-        if note.company_id and entity and entity not in wanted.setdefault(note.company_id, []):
-            wanted[note.company_id].append(entity)
-    cursor = json.loads(context.cursor or "{}")
-    requests = list(change_requests(visma, state, cursor, wanted, _requested_in(context), context.log))
-    requests += deletion_requests(state, notifications, context.log)
-    with state.db().transaction() as conn:
-        mark_processed(conn, [n.id for n in notifications], run_key=f"tick-{date.today():%Y%m%d}")
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+    @dg.sensor(
+        jobs=[master_data_job, period_entities_job],
+        minimum_interval_seconds=webhook_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Every VTP_WEBHOOK_SENSOR_SECONDS (15 by default), turns Visma webhook notifications "
+        "from the inbox into targeted change checks, and a deletion into a reconciling read of the "
+        "record's window.",
+    )
+    def visma_webhook_sensor(
+        context: dg.SensorEvaluationContext, visma: VismaResource, state: StateResource
+    ) -> dg.SensorResult:
+        with state.db().connect() as conn:
+            notifications = pending(conn, limit=500, source="visma")
+        if not notifications:
+            return dg.SensorResult(skip_reason="no webhook notifications waiting")
+        wanted: dict[str, list[Entity]] = {}
+        for note in notifications:
+            entity = _entity_of(note)
+            if note.company_id and entity and entity not in wanted.setdefault(note.company_id, []):
+                wanted[note.company_id].append(entity)
+        cursor = json.loads(context.cursor or "{}")
+        requests = list(change_requests(visma, state, cursor, wanted, _requested_in(context), first_month,
+                                        context.log))
+        requests += deletion_requests(state, notifications, first_month, context.log)
+        with state.db().transaction() as conn:
+            mark_processed(conn, [n.id for n in notifications], run_key=f"tick-{date.today():%Y%m%d}")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return [visma_polling_sensor, visma_webhook_sensor]
 
 
 def _requested_in(context: dg.SensorEvaluationContext) -> Callable[[str], dict[str, str]]:
