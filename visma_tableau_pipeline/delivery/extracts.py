@@ -74,10 +74,7 @@ def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: da
         return frame
 
     with db.connect() as conn:
-        # Sources read whole are decoded as they are read: their builders read dicts (their
-        # texts kept beside would add a fifth to the memory); chunks stay texts, which the
-        # one-row-per-record tables read column-wise without decoding (`marts/columnar.py`).
-        whole = {name: [record.record() for record in stored_records(conn, company_ids, name)]
+        whole = {name: list(stored_records(conn, company_ids, name))
                  for name in table.sources if name not in chunked}
         frames = [
             build(MartInputs({**whole, name: chunk}, as_of, snapshot_kind))
