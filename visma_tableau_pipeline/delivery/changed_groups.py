@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from visma_tableau_pipeline.delivery.publish import ChangedRows
 from visma_tableau_pipeline.marts.holdback import build_holding_back
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.inputs import MartInputs, Record, StoredRecord
 from visma_tableau_pipeline.marts.registry import MartTable
 from visma_tableau_pipeline.state.changed_records import (
     any_changed_since,
@@ -29,7 +29,7 @@ from visma_tableau_pipeline.state.changed_records import (
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.keys import key_string
 from visma_tableau_pipeline.state.quarantine import HeldRecord, hold_back
-from visma_tableau_pipeline.state.record_store import iter_records
+from visma_tableau_pipeline.state.record_store import iter_json
 from visma_tableau_pipeline.visma.catalogue import entity
 
 
@@ -53,10 +53,12 @@ def tagged(company_id: str, records: Iterable[Record]) -> Iterator[Record]:
     return ({**record, "company_id": company_id} for record in records)
 
 
-def stored_records(conn: Connection, company_ids: list[str], name: str) -> Iterator[Record]:
-    """Every live stored record of one entity not held back, tagged with its `company_id`."""
+def stored_records(conn: Connection, company_ids: list[str], name: str) -> Iterator[StoredRecord]:
+    """Every live stored record of one entity not held back, with its `company_id`, undecoded
+    (`MartInputs` decodes them for the builders that need dicts)."""
     for company_id in company_ids:
-        yield from tagged(company_id, iter_records(conn, company_id, name, skip_held=True))
+        for text in iter_json(conn, company_id, name, skip_held=True):
+            yield StoredRecord(company_id, text)
 
 
 def note_held(db: StateDB, held: list[HeldRecord], run_id: str) -> None:
@@ -87,7 +89,7 @@ def changed_rows(
         keys: dict[str, set[str]] = defaultdict(set)
         for change in changed_since(conn, company_ids, table.rows_from, since):
             keys[change.company_id].add(change.record_key)
-        records: dict[str, list[Record]] = {name: [] for name in table.rows_from}
+        records: dict[str, list[Record | StoredRecord]] = {name: [] for name in table.rows_from}
         for company_id, record_keys in keys.items():
             for name in table.rows_from:  # a group's records in every source (AR: both lists)
                 records[name].extend(tagged(company_id, live_records(conn, company_id, name, record_keys)))

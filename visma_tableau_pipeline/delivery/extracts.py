@@ -35,7 +35,7 @@ from visma_tableau_pipeline.marts.hyper import (
     replace_groups,
     write_hyper,
 )
-from visma_tableau_pipeline.marts.inputs import MartInputs
+from visma_tableau_pipeline.marts.inputs import MartInputs, StoredRecord
 from visma_tableau_pipeline.marts.registry import ExtractRead, MartTable, build_with, mart_table, with_keys_filled
 from visma_tableau_pipeline.state.changed_records import any_changed_since, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
@@ -90,7 +90,7 @@ def build_table(db: StateDB, company_ids: list[str], table: MartTable, as_of: da
     return frame
 
 
-def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
+def _chunks(records: Iterator[StoredRecord], size: int) -> Iterator[list[StoredRecord]]:
     while chunk := list(islice(records, size)):
         yield chunk
 

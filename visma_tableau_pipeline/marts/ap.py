@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from visma_tableau_pipeline.marts.fields import (
-    amount,
-    field,
-    financial_period,
-    lenient_period,
-    text,
-)
-from visma_tableau_pipeline.marts.flat import FlatTable, Getter
+from visma_tableau_pipeline.marts.columnar import Declined
+from visma_tableau_pipeline.marts.fields import amount, field, text
+from visma_tableau_pipeline.marts.flat import Derived, FlatTable, Lines
 from visma_tableau_pipeline.marts.inputs import MartInputs, Record
 from visma_tableau_pipeline.marts.schema import (
     BOOL,
     DATE,
     INT,
     MONEY,
+    MONEY_TYPE,
     QUANTITY,
     RATE,
     TEXT,
     TIMESTAMP,
+    Kind,
     TableSchema,
     columns,
 )
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES as AP_NEG
 from visma_tableau_pipeline.marts.signs import sign_of, signed
+from visma_tableau_pipeline.marts.sources import lenient_period_of, period_of
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,47 @@ def _signed_total_base(record: Record) -> Decimal | None:
     return None if value is None else value * (-1 if text(record, "documentType") in AP_NEG else 1)
 
 
+_WIDE = pa.decimal128(30, 2)  # room for a formula's sums of NUMERIC(18,2) amounts (a sum widens by a digit)
+
+
+class _SignedTotalBase(Derived):
+    """`_signed_total_base` as a column: each formula's sums taken for every row at once."""
+
+    def __init__(self) -> None:
+        names = dict.fromkeys(name for added, subtracted in _TOTAL_FORMULAS for name in (*added, *subtracted))
+        super().__init__(_signed_total_base, ("amount", MONEY), ("documentType", TEXT),
+                         *((name + suffix, MONEY) for name in names for suffix in ("", "InCurrency")))
+
+    def column(self, values: Sequence[pa.Array], kind: Kind, context: Mapping[str, Any]) -> pa.Array:
+        by_path = {path: value for (path, _), value in zip(self.reads, values, strict=True)}
+        zero = pa.scalar(Decimal(0), MONEY_TYPE)
+
+        def total(added: tuple[str, ...], subtracted: tuple[str, ...], suffix: str) -> pa.Array:
+            result = pa.array([Decimal(0)] * len(values[0]), _WIDE)
+            for name in added:
+                result = pc.cast(pc.add(result, pc.fill_null(by_path[name + suffix], zero)), _WIDE)
+            for name in subtracted:
+                result = pc.cast(pc.subtract(result, pc.fill_null(by_path[name + suffix], zero)), _WIDE)
+            return result
+
+        amount_doc = pc.cast(by_path["amount"], _WIDE)
+        base, chosen = pa.nulls(len(amount_doc), _WIDE), pa.array([False] * len(amount_doc))
+        for added, subtracted in _TOTAL_FORMULAS:
+            adds_up = pc.fill_null(pc.equal(total(added, subtracted, ""), amount_doc), False)
+            matches = pc.and_(pc.invert(chosen), adds_up)
+            base = pc.if_else(matches, total(added, subtracted, "InCurrency"), base)
+            chosen = pc.or_(chosen, matches)
+        negative = pc.fill_null(pc.is_in(by_path["documentType"], value_set=pa.array(sorted(AP_NEG))), False)
+        try:
+            return pc.cast(pc.if_else(negative, pc.negate(base), base), MONEY_TYPE)
+        except pa.ArrowInvalid:
+            raise Declined("a base amount beyond NUMERIC(18,2)") from None
+
+
 AP_INVOICES = FlatTable("ap_invoices", "supplier_invoices", (
     ("document_type", TEXT, "documentType"),
     ("reference_number", TEXT, "referenceNumber"),
-    ("financial_period", TEXT, financial_period),
+    ("financial_period", TEXT, period_of()),
     ("supplier_number", TEXT, "supplier.number"),
     ("supplier_name", TEXT, "supplier.name"),
     ("document_date", DATE, "date"),
@@ -87,7 +125,7 @@ AP_INVOICES = FlatTable("ap_invoices", "supplier_invoices", (
     ("exchange_rate", RATE, "exchangeRate"),
     ("sign", INT, sign_of(AP_NEG)),
     ("amount_doc_currency", MONEY, signed("amount", AP_NEG)),
-    ("amount_base_currency", MONEY, _signed_total_base),
+    ("amount_base_currency", MONEY, _SignedTotalBase()),
     ("vat_amount_doc_currency", MONEY, signed("vatTotal", AP_NEG)),
     ("vat_amount_base_currency", MONEY, signed("vatTotalInCurrency", AP_NEG)),
     ("balance_doc_currency", MONEY, signed("balance", AP_NEG)),
@@ -102,20 +140,13 @@ AP_INVOICES = FlatTable("ap_invoices", "supplier_invoices", (
 ))
 
 
-def _lines(invoices: list[Record]) -> Iterator[Record]:
-    """Each invoice line with its invoice beside it, as {company_id, header, line}."""
-    for invoice in invoices:
-        for line in invoice.get("invoiceLines") or []:
-            yield {"company_id": invoice.get("company_id"), "header": invoice, "line": line}
-
-
 _LINE_SIGN = {"type_path": "header.documentType"}
 
 AP_INVOICE_LINES = FlatTable("ap_invoice_lines", "supplier_invoices", (
     ("document_type", TEXT, "header.documentType"),
     ("reference_number", TEXT, "header.referenceNumber"),
     ("line_number", INT, "line.lineNumber"),
-    ("financial_period", TEXT, lambda r: financial_period(r["header"])),
+    ("financial_period", TEXT, period_of("header")),
     ("supplier_number", TEXT, "header.supplier.number"),
     ("supplier_name", TEXT, "header.supplier.name"),
     ("document_date", DATE, "header.date"),
@@ -141,7 +172,7 @@ AP_INVOICE_LINES = FlatTable("ap_invoice_lines", "supplier_invoices", (
     ("po_number", TEXT, "line.poNumber"),
     ("po_receipt_number", TEXT, "line.poReceiptNbr"),
     ("branch_number", TEXT, "line.branchNumber.number"),
-))
+), lines=Lines("invoiceLines"))  # each invoice line with its invoice beside it, as {company_id, header, line}
 
 
 def build_ap_invoices(inputs: MartInputs) -> pd.DataFrame:
@@ -151,8 +182,7 @@ def build_ap_invoices(inputs: MartInputs) -> pd.DataFrame:
 
 def build_ap_invoice_lines(inputs: MartInputs) -> pd.DataFrame:
     """AP document lines with their document's keys, supplier and period."""
-    records = _lines(inputs.of("supplier_invoices"))
-    return AP_INVOICE_LINES.schema.frame(AP_INVOICE_LINES.rows(records))
+    return AP_INVOICE_LINES.build(inputs)
 
 
 # Documents that count as spend: released bills and adjustments, not prepayments or drafts.
@@ -221,15 +251,22 @@ def _spend_totals(rows: pd.DataFrame, invoice_line_count: tuple[str, str]) -> pd
     return VENDOR_SPEND.conform(grouped.reset_index())
 
 
-def _base_if_base_currency(path: str) -> Getter:
+class _BaseIfBaseCurrency(Derived):
     """Supplier payments carry no base amounts; a base-currency payment's amount is its own."""
-    return lambda r: amount(r, path) if field(r, "currency.isBaseCurrency") else None
+
+    def __init__(self, path: str) -> None:
+        super().__init__(lambda r: amount(r, path) if field(r, "currency.isBaseCurrency") else None,
+                         (path, MONEY), ("currency.isBaseCurrency", BOOL))
+
+    def column(self, values: Sequence[pa.Array], kind: Kind, context: Mapping[str, Any]) -> pa.Array:
+        value, is_base = values
+        return pc.if_else(pc.fill_null(is_base, False), value, pa.scalar(None, value.type))
 
 
 SUPPLIER_PAYMENTS = FlatTable("supplier_payments", "supplier_payments", (
     ("payment_type", TEXT, "type"),
     ("reference_number", TEXT, "refNbr"),
-    ("financial_period", TEXT, lambda r: lenient_period(text(r, "applicationPeriod"))),
+    ("financial_period", TEXT, lenient_period_of("applicationPeriod")),
     ("application_date", DATE, "applicationDate"),
     ("status", TEXT, "status"),
     ("supplier_number", TEXT, "supplier.number"),
@@ -238,7 +275,7 @@ SUPPLIER_PAYMENTS = FlatTable("supplier_payments", "supplier_payments", (
     ("cash_account", TEXT, "cashAccount"),
     ("currency", TEXT, "currency.id"),
     ("amount_doc_currency", MONEY, "paymentAmount"),
-    ("amount_base_currency", MONEY, _base_if_base_currency("paymentAmount")),
+    ("amount_base_currency", MONEY, _BaseIfBaseCurrency("paymentAmount")),
     ("applied_amount_doc_currency", MONEY, "appliedAmount"),
     ("unapplied_balance_doc_currency", MONEY, "unappliedBalance"),
     ("balance_doc_currency", MONEY, "balance"),
@@ -294,7 +331,7 @@ PURCHASE_ORDERS = FlatTable("purchase_orders", "purchase_orders", (
 PURCHASE_RECEIPTS = FlatTable("purchase_receipts", "purchase_receipts", (
     ("receipt_type", TEXT, "receiptType"),
     ("receipt_number", TEXT, "receiptNbr"),
-    ("financial_period", TEXT, financial_period),
+    ("financial_period", TEXT, period_of()),
     ("receipt_date", DATE, "date"),
     ("status", TEXT, "status"),
     ("supplier_number", TEXT, "supplier.number"),

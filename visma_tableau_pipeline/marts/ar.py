@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from itertools import chain
 
+import numpy as np
 import pandas as pd
 
-from visma_tableau_pipeline.marts.fields import financial_period, lenient_period, text
+from visma_tableau_pipeline.marts.columnar import Declined
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.schema import DATE, INT, MONEY, RATE, TEXT, TIMESTAMP
 from visma_tableau_pipeline.marts.signs import AR_NEGATIVE_DOCUMENT_TYPES as AR_NEG
 from visma_tableau_pipeline.marts.signs import sign_of, signed
+from visma_tableau_pipeline.marts.sources import lenient_period_of, period_of
+
+log = logging.getLogger(__name__)
 
 AR_INVOICES = FlatTable("ar_invoices", "customer_invoices", (
     ("document_type", TEXT, "documentType"),
     ("reference_number", TEXT, "referenceNumber"),
-    ("financial_period", TEXT, financial_period),
+    ("financial_period", TEXT, period_of()),
     ("customer_number", TEXT, "customer.number"),
     ("customer_name", TEXT, "customer.name"),
     ("document_date", DATE, "documentDate"),
@@ -47,15 +52,39 @@ def build_ar_invoices(inputs: MartInputs) -> pd.DataFrame:
     `/v1/customerinvoice` and `/v1/customerCreditNote` may both list a credit note; a document
     appears once per (company_id, document_type, reference_number), the credit-note read winning.
     """
-    rows = AR_INVOICES.rows(chain(inputs.of("customer_invoices"), inputs.of("customer_credit_notes")))
+    try:
+        frame = pd.concat([AR_INVOICES.schema.frame_from_arrays(*AR_INVOICES.columnwise_arrays(inputs, name))
+                           for name in _AR_SOURCES], ignore_index=True)
+    except Declined as reason:  # record by record: a duplicate's values may be what that path refuses
+        log.info("table ar_invoices: built record by record, because: %s", reason)
+        return build_ar_invoices_record_by_record(inputs)
+    return _last_per_document(frame)
+
+
+def build_ar_invoices_record_by_record(inputs: MartInputs) -> pd.DataFrame:
+    """`build_ar_invoices` by the per-record getters, the reference of the column-wise build."""
+    rows = AR_INVOICES.rows(chain.from_iterable(inputs.of(name) for name in _AR_SOURCES))
     unique = {(r["company_id"], r["document_type"], r["reference_number"]): r for r in rows}
     return AR_INVOICES.schema.frame(unique.values())
+
+
+_AR_SOURCES = ("customer_invoices", "customer_credit_notes")
+_DOCUMENT = ["company_id", "document_type", "reference_number"]
+
+
+def _last_per_document(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per document: the last one read, where the document was first read (as a dict
+    keyed by document keeps it)."""
+    documents = frame.groupby(_DOCUMENT, dropna=False, sort=False).ngroup().to_numpy()  # numbered as first seen
+    last = np.zeros(documents.max() + 1 if len(documents) else 0, dtype=np.int64)
+    np.maximum.at(last, documents, np.arange(len(documents)))
+    return frame.take(last).reset_index(drop=True)
 
 
 CUSTOMER_PAYMENTS = FlatTable("customer_payments", "customer_payments", (
     ("payment_type", TEXT, "type"),
     ("reference_number", TEXT, "refNbr"),
-    ("financial_period", TEXT, lambda r: lenient_period(text(r, "applicationPeriod"))),
+    ("financial_period", TEXT, lenient_period_of("applicationPeriod")),
     ("application_date", DATE, "applicationDate"),
     ("status", TEXT, "status"),
     ("customer_number", TEXT, "customer.number"),

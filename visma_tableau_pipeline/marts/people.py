@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pandas as pd
 
-from visma_tableau_pipeline.marts.flat import FlatTable
-from visma_tableau_pipeline.marts.inputs import MartInputs, Record
+from visma_tableau_pipeline.marts.flat import FlatTable, Lines
+from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.schema import BOOL, INT, TEXT, TIMESTAMP
 
 EMPLOYEES = FlatTable("employees", "employees", (
@@ -21,13 +19,6 @@ EMPLOYEES = FlatTable("employees", "employees", (
     ("calendar_id", TEXT, "calendarID"),
     ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
 ))
-
-
-def _summary_lines(inputs: MartInputs) -> Iterator[Record]:
-    """Each time card summary line with its card, as {company_id, card, line}."""
-    for card in inputs.of("time_cards"):
-        for line in card.get("summary") or []:
-            yield {"company_id": card.get("company_id"), "card": card, "line": line}
 
 
 TIMECARDS = FlatTable("timecards", "time_cards", (
@@ -48,9 +39,9 @@ TIMECARDS = FlatTable("timecards", "time_cards", (
     ("time_spent_minutes", INT, "line.timeSpent"),
     ("description", TEXT, "line.description"),
     ("last_modified_at", TIMESTAMP, "card.lastModifiedDateTime"),
-))
+), lines=Lines("summary", record="card"))  # each summary line with its card, as {company_id, card, line}
 
 
 def build_timecards(inputs: MartInputs) -> pd.DataFrame:
     """Time card summary lines (one per earning type and project task per week), in minutes."""
-    return TIMECARDS.schema.frame(TIMECARDS.rows(_summary_lines(inputs)))
+    return TIMECARDS.build(inputs)

@@ -173,6 +173,12 @@ class TableSchema:
         }
         return pd.DataFrame(data, columns=list(self.names))
 
+    def frame_from_arrays(self, arrays: Mapping[str, pa.Array], rows: int) -> pd.DataFrame:
+        """A frame like `frame` from Arrow columns already of each kind's Arrow type (the
+        column-wise build, `marts/columnar.py`); a column not given is null."""
+        data = {column.name: _series_from_arrow(column, arrays.get(column.name), rows) for column in self.columns}
+        return pd.DataFrame(data, columns=list(self.names))
+
     def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` reduced to the declared columns, in order, with the declared dtypes."""
         missing = [name for name in self.names if name not in frame.columns]
@@ -203,6 +209,25 @@ def _series(table: str, column: Column, values: list[Any]) -> pd.Series:
         raise MartError(
             f"table {table}, column {column.name} ({column.kind.value}): {error}"
         ) from error
+
+
+# The Arrow type of each kind's values in a column-wise build (`frame_from_arrays`).
+ARROW_TYPES: dict[Kind, pa.DataType] = {Kind.TEXT: pa.string(), Kind.INT: pa.int64(), Kind.BOOL: pa.bool_(),
+                                        Kind.TIMESTAMP: pa.timestamp("us"), **_ARROW_TYPES}
+
+
+def _series_from_arrow(column: Column, array: pa.Array | None, rows: int) -> pd.Series:
+    expected = ARROW_TYPES[column.kind]
+    if array is None:
+        array = pa.nulls(rows, expected)
+    if array.type != expected or len(array) != rows:
+        raise MartError(f"column {column.name} ({column.kind.value}): {len(array)} values of {array.type}, "
+                        f"not {rows} of {expected}")
+    if column.kind.arrow_type is not None:
+        return pd.Series(pd.arrays.ArrowExtensionArray(array))
+    if column.kind is Kind.TIMESTAMP:
+        return pd.Series(pd.array(array.to_numpy(zero_copy_only=False), dtype=column.kind.dtype))
+    return pd.Series(pd.array(array, dtype=column.kind.dtype))
 
 
 def _cast(table: str, column: Column, series: pd.Series) -> pd.Series:

@@ -16,12 +16,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from visma_tableau_pipeline.marts.columnar import Declined, distinct_rows, spread
 from visma_tableau_pipeline.marts.fields import text
 
 log = logging.getLogger(__name__)
 
 SUBACCOUNT_DIMENSION_ID = "SUBACCOUNT"
 SEGMENT_COLUMN_PREFIX = "segment_"
+# What a column-wise build reads of a nested subaccount's `segments` (`segment_columns`).
+SEGMENTS_TYPE = pa.list_(pa.struct([("segmentId", pa.int64()), ("segmentDescription", pa.string()),
+                                    ("segmentValue", pa.string())]))
 
 
 def segment_column_name(description: str | None, segment_id: int) -> str:
@@ -124,3 +131,50 @@ class SegmentLayout:
             return values
         log.debug("subaccount %r of company %s does not fit its segment lengths", number, company)
         return {}
+
+
+def segment_columns(layout: SegmentLayout, companies: pa.Array, numbers: pa.Array,
+                    segments: pa.Array | None = None) -> dict[str, pa.Array]:
+    """The segment columns of rows, as `observe` over every row and then `values` for each gives
+    them, but computed once per distinct subaccount. A row's subaccount is an object whose
+    `subaccountNumber` is in `numbers` and whose `segments` (`SEGMENTS_TYPE`) are in `segments`,
+    or, without `segments`, a subaccount number. Observing the distinct subaccounts in order of
+    first appearance names every segment as observing every row does (the first description
+    seen wins, and a row's first sight of a segment is its subaccount's first appearance).
+    """
+    keys = [companies, numbers] if segments is None else [companies, numbers, _segments_key(segments)]
+    first, positions = distinct_rows(keys)
+    at = pa.array(first, pa.int64())
+    company_ids, subaccounts = companies.take(at).to_pylist(), numbers.take(at).to_pylist()
+    if segments is not None:
+        subaccounts = [{"subaccountNumber": number, "segments": listed}
+                       for number, listed in zip(subaccounts, segments.take(at).to_pylist(), strict=True)]
+    try:
+        for company, subaccount in zip(company_ids, subaccounts, strict=True):
+            layout.observe(company, subaccount)
+        values = [layout.values(company, subaccount) for company, subaccount in zip(company_ids, subaccounts,
+                                                                                      strict=True)]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise Declined("a subaccount the per-record path refuses") from None
+    return {name: spread([found.get(name) for found in values], positions, pa.string())
+            for name in layout.column_names}
+
+
+def _segments_key(segments: pa.Array) -> pa.Array:
+    """One text per row that differs exactly where the rows' segment lists differ (every part
+    length-prefixed, so no text a segment holds can make two lists look alike)."""
+    items = pc.list_flatten(segments)
+    if items.null_count:
+        raise Declined("a segment that is null")
+    parts = [_prefixed(pc.cast(pc.struct_field(items, name), pa.string()))
+             for name in ("segmentId", "segmentDescription", "segmentValue")]
+    per_item = pc.binary_join_element_wise(*parts, "|")
+    lengths = pc.fill_null(pc.list_value_length(segments), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array([0, *lengths.cumsum().tolist()], pa.int32())
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, per_item), ";")
+    return pc.if_else(pc.is_null(segments), pa.scalar("N"), joined)
+
+
+def _prefixed(values: pa.Array) -> pa.Array:
+    prefixed = pc.binary_join_element_wise(pc.cast(pc.utf8_length(values), pa.string()), values, ":")
+    return pc.fill_null(prefixed, "N")

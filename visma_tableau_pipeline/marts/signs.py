@@ -14,11 +14,17 @@ Each table also has a `sign` column (+1 / -1) so a user can see the convention a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from visma_tableau_pipeline.marts.fields import amount, text
+from visma_tableau_pipeline.marts.flat import Derived
 from visma_tableau_pipeline.marts.inputs import Record
+from visma_tableau_pipeline.marts.schema import MONEY, TEXT, Kind
 
 AP_NEGATIVE_DOCUMENT_TYPES = frozenset({"DebitAdj", "Prepayment"})
 AR_NEGATIVE_DOCUMENT_TYPES = frozenset({"CreditNote"})
@@ -29,19 +35,30 @@ def document_sign(document_type: str | None, negative_types: frozenset[str]) -> 
     return -1 if document_type in negative_types else 1
 
 
-def signed(path: str, negative_types: frozenset[str],
-           type_path: str = "documentType") -> Callable[[Record], Decimal | None]:
-    """A getter for an amount field with the document's sign applied."""
+class Signed(Derived):
+    """An amount field with the document's sign applied."""
 
-    def get(record: Record) -> Decimal | None:
-        value = amount(record, path)
-        if value is None:
-            return None
-        return value * document_sign(text(record, type_path), negative_types)
+    def __init__(self, path: str, negative_types: frozenset[str], type_path: str = "documentType") -> None:
+        def get(record: Record) -> Decimal | None:
+            value = amount(record, path)
+            if value is None:
+                return None
+            return value * document_sign(text(record, type_path), negative_types)
 
-    return get
+        super().__init__(get, (path, MONEY), (type_path, TEXT))
+        self.negative_types = pa.array(sorted(negative_types), pa.string())
+
+    def column(self, values: Sequence[pa.Array], kind: Kind, context: Mapping[str, Any]) -> pa.Array:
+        value, document_type = values
+        negative = pc.fill_null(pc.is_in(document_type, value_set=self.negative_types), False)
+        return pc.if_else(negative, pc.negate(value), value)
 
 
-def sign_of(negative_types: frozenset[str], type_path: str = "documentType") -> Callable[[Record], int]:
-    """A getter for the `sign` column."""
-    return lambda record: document_sign(text(record, type_path), negative_types)
+def signed(path: str, negative_types: frozenset[str], type_path: str = "documentType") -> Signed:
+    """The source of an amount column with the document's sign applied."""
+    return Signed(path, negative_types, type_path)
+
+
+def sign_of(negative_types: frozenset[str], type_path: str = "documentType") -> Derived:
+    """The source of the `sign` column."""
+    return Derived(lambda record: document_sign(text(record, type_path), negative_types), (type_path, TEXT))

@@ -148,6 +148,6 @@ def load_json(raw: str | bytes, parse_constant: Callable[[str], Any] | None = No
         return json.loads(raw, parse_float=Decimal, parse_constant=parse_constant)
 
 
-def load_payload(text: str) -> dict[str, Any]:
-    """Stored JSON back to a dict, decimals as Decimal (every dashboard table is built from these)."""
+def load_payload(text: str | bytes) -> dict[str, Any]:
+    """Stored JSON (text, or its UTF-8 bytes) back to a dict, decimals as Decimal."""
     return load_json(text)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, LargeBinary, and_, bindparam, cast, func, literal, select, update
 
 from visma_tableau_pipeline.state.batches import BATCH_SIZE, batched
 from visma_tableau_pipeline.state.errors import PayloadError
@@ -167,17 +167,41 @@ def iter_records(
 
     `skip_held` leaves out records held back from the tables (`state/quarantine.py`).
     """
+    for text in iter_json(conn, company_id, entity, period, include_deleted, skip_held):
+        yield load_payload(text)
+
+
+def iter_json(
+    conn: Connection,
+    company_id: str,
+    entity: str,
+    period: str | None = None,
+    include_deleted: bool = False,
+    skip_held: bool = False,
+) -> Iterator[bytes]:
+    """The stored JSON texts of `iter_records` as UTF-8 bytes, undecoded: a table built
+    column-wise reads the fields it needs straight from them (`marts/columnar.py`), at a fraction
+    of the cost of decoding every record into Python objects. The database hands over the bytes
+    it keeps, so they are not decoded into text and encoded again either."""
     condition = _where(company_id, entity, period, include_deleted)
     if skip_held:
         condition = and_(condition, not_held())
     stmt = (
-        select(records.c.payload)
+        select(_utf8(conn, records.c.payload))
         .where(condition)
         .order_by(records.c.record_key)
         .execution_options(yield_per=BATCH_SIZE)
     )
     for (text,) in conn.execute(stmt):
-        yield load_payload(text)
+        yield bytes(text)  # psycopg2 hands a bytea over as a memoryview
+
+
+def _utf8(conn: Connection, column: Any) -> Any:
+    """`column`'s text as its UTF-8 bytes. PostgreSQL's CAST to bytea would read backslashes
+    (every JSON escape) as bytea escapes, so it converts; SQLite's CAST to BLOB keeps the bytes."""
+    if conn.dialect.name == "postgresql":
+        return func.convert_to(column, literal("UTF8"))
+    return cast(column, LargeBinary)
 
 
 def content_hashes(

@@ -26,6 +26,7 @@ from visma_tableau_pipeline.state import (
     upsert_records,
 )
 from visma_tableau_pipeline.state.payloads import canonical_json
+from visma_tableau_pipeline.state.record_store import iter_json
 from visma_tableau_pipeline.state.schema import records
 
 COMPANY = "acme"
@@ -114,6 +115,17 @@ def test_a_ready_text_is_stored_as_given_and_hashed_as_utf8(db: StateDB) -> None
     # Without a text: canonical JSON, hashed exactly as before texts were kept (ASCII).
     assert second["payload"] == canonical_json(ascii_row[3])
     assert second["content_hash"] == hashlib.sha256(canonical_json(ascii_row[3]).encode("ascii")).hexdigest()
+
+
+def test_stored_texts_are_read_back_as_their_utf8_bytes_escapes_and_all(db: StateDB) -> None:
+    """What a column-wise build reads: the stored text's own bytes (a bytea cast in PostgreSQL
+    would take the JSON escapes for its own)."""
+    text = '{"referenceNumber":"1","description":"tab\\t, quote \\", \\\\x41 and \\u00f8 or Ørsta"}'
+    payload = json.loads(text)
+    upsert(db, [(key_string(("Invoice", "1")), None, None, payload, text), row("2")], "run-1")
+    with db.connect() as conn:
+        texts = list(iter_json(conn, COMPANY, ENTITY))
+    assert texts == [text.encode(), canonical_json(row("2")[3]).encode()]
 
 
 def test_the_same_content_as_a_ready_text_again_is_unchanged(db: StateDB) -> None:
