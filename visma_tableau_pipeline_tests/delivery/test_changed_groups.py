@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
 from visma_tableau_pipeline.settings import EnvSettings, build_settings, sandbox_companies
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.keys import key_string
-from visma_tableau_pipeline.state.record_store import keys_for
+from visma_tableau_pipeline.state.record_store import keys_for, upsert_records
 from visma_tableau_pipeline.visma.catalogue import entity, key_values
 from visma_tableau_pipeline.visma.plan import sync_all
 
@@ -160,3 +161,25 @@ def test_a_table_built_chunk_by_chunk_equals_one_build_of_all_its_records(
         whole = build_with(table, MartInputs(records, TODAY))
         chunked = build_table(synced.db, synced.company_ids, table, TODAY)
         pd.testing.assert_frame_equal(_sorted(chunked, table.key), _sorted(whole, table.key))
+
+
+def test_a_credit_note_both_customer_lists_hold_is_one_row_of_a_table_built_chunk_by_chunk(
+    synced: Synced, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/customerinvoice` may list a credit note `/customerCreditNote` lists too: one document."""
+    monkeypatch.setattr(extracts, "BUILD_CHUNK", 3)
+    shutil.copyfile(str(synced.db.url.database), tmp_path / "state.db")
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    company_id = synced.company_ids[0]
+    note = next(synced.sandbox.records(company_id, "customer_credit_notes"))
+    with db.transaction() as conn:
+        upsert_records(conn, company_id, "customer_invoices",
+                       [(key_string(key_values(entity("customer_invoices").key, note)), None, None, note)], "twice")
+    for name in ("ar_invoices", "ar_aging"):
+        table = mart_table(name)
+        with db.connect() as conn:
+            records = {source: list(stored_records(conn, synced.company_ids, source)) for source in table.sources}
+        chunked = build_table(db, synced.company_ids, table, TODAY)
+        whole = build_with(table, MartInputs(records, TODAY))
+        assert not chunked.duplicated(list(table.key)).any(), name
+        pd.testing.assert_frame_equal(_sorted(chunked, table.key), _sorted(whole, table.key), obj=name)
