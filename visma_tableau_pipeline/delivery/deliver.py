@@ -75,25 +75,28 @@ def deliver_table(
     full: bool = False,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     scope: str = "",
+    written: Path | None = None,
 ) -> DeliveryOutcome:
     """Bring data source `table_name` in `project_id` to exactly `frame`.
 
     `previous_hashes` and `previous_schema` are what the last delivery's outcome returned
     (`hashes`, `schema_fingerprint`); pass `{}` and None when it was never delivered. `scope`
     goes into every request id (the run id, say) to keep separate runs' requests apart.
+    `written` is `frame` as a Hyper file already (an extract), sent as it is when the data
+    source is published whole rather than written again.
     """
     workdir = Path(workdir)
     fingerprint = schema_fingerprint(frame)
     datasource_id = find_datasource(session, project_id, table_name)
     if datasource_id is None:
         return _publish_whole(session, project_id, table_name, frame, key_columns, {}, workdir,
-                              fingerprint, "create", "the data source does not exist yet")
+                              fingerprint, "create", "the data source does not exist yet", written)
     if full or previous_schema != fingerprint:
         reason = ("a full publish was asked for" if full else
                   "no schema was recorded for it" if previous_schema is None else
                   "its columns or types changed")
         return _publish_whole(session, project_id, table_name, frame, key_columns,
-                              previous_hashes, workdir, fingerprint, "overwrite", reason)
+                              previous_hashes, workdir, fingerprint, "overwrite", reason, written)
     return deliver_rows(session, datasource_id, table_name, frame, key_columns, previous_hashes,
                         workdir, max_payload_bytes=max_payload_bytes, scope=scope)
 
@@ -177,10 +180,10 @@ def replace_partition(
 def _publish_whole(
     session: TableauSession, project_id: str, table_name: str, frame: pd.DataFrame,
     key_columns: Sequence[str], previous_hashes: Mapping[str, str], workdir: Path,
-    fingerprint: str, mode: Literal["create", "overwrite"], reason: str,
+    fingerprint: str, mode: Literal["create", "overwrite"], reason: str, written: Path | None,
 ) -> DeliveryOutcome:
     changes = compute_changes(frame, key_columns, previous_hashes)
-    path = write_hyper(frame, workdir, table_name)
+    path = written or write_hyper(frame, workdir, table_name)
     outcome = publish_full(session, project_id, table_name, path,
                            "CreateNew" if mode == "create" else "Overwrite")
     log.info("%s: published in full (%s): %s", table_name, mode, reason)

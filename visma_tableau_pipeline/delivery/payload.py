@@ -2,9 +2,9 @@
 
 A payload is one .hyper file with `"Extract"."Extract"` (rows to upsert or insert) and, when
 rows are deleted, `"Extract"."deleted_keys"` (their key columns). Each table is written by
-`marts.hyper.write_hyper`, which keeps decimals exact (its pantab workaround); when there are
-both, Hyper then copies the two tables into the one payload file (upserts alone are already
-`"Extract"."Extract"`, so that file is the payload as it is).
+`marts.hyper.write_hyper`, which keeps decimals exact; when there are both, Hyper then copies
+the two tables into the one payload file (upserts alone are already `"Extract"."Extract"`, so
+that file is the payload as it is).
 
 Tableau takes at most 100 MB per update request by default. The size of a Hyper file is known
 only once written (it grows in 64 KiB blocks), so a payload that turns out too large is split
@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tableauhyperapi import Connection, HyperException, HyperProcess, SchemaName, TableName, Telemetry
+from tableauhyperapi import HyperException, SchemaName, TableName
 
 from visma_tableau_pipeline.delivery.row_changes import (
     DELETED_KEYS_TABLE,
@@ -30,6 +30,7 @@ from visma_tableau_pipeline.delivery.row_changes import (
     RowBatch,
 )
 from visma_tableau_pipeline.marts.hyper import EXTRACT_TABLE, write_hyper
+from visma_tableau_pipeline.marts.hyper_process import hyper_connection
 from visma_tableau_pipeline.tableau.errors import PayloadTooLarge, TableauError
 
 log = logging.getLogger(__name__)
@@ -64,18 +65,16 @@ def write_payload(batch: RowBatch, path: Path) -> Path:
             combined = parts[UPSERTS_TABLE]
         else:
             combined = Path(scratch) / "payload.hyper"
-            _combine(parts, combined, Path(scratch))
+            _combine(parts, combined)
         path.unlink(missing_ok=True)
         combined.replace(path)
     return path
 
 
-def _combine(parts: dict[str, Path], target: Path, log_dir: Path) -> None:
+def _combine(parts: dict[str, Path], target: Path) -> None:
     """Copy each part's `"Extract"."Extract"` into `target` as `"Extract".<table name>`."""
     try:
-        with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU,
-                          parameters={"log_dir": str(log_dir)}) as hyper, \
-                Connection(hyper.endpoint) as connection:
+        with hyper_connection() as connection:
             connection.catalog.create_database(target)
             connection.catalog.attach_database(target, alias=_PAYLOAD_ALIAS)
             connection.catalog.create_schema(SchemaName(_PAYLOAD_ALIAS, EXTRACT_SCHEMA))
@@ -86,6 +85,7 @@ def _combine(parts: dict[str, Path], target: Path, log_dir: Path) -> None:
                 destination = TableName(_PAYLOAD_ALIAS, EXTRACT_SCHEMA, table_name)
                 connection.execute_command(f"CREATE TABLE {destination} AS SELECT * FROM {source}")
                 connection.catalog.detach_database(_PART_ALIAS)
+            connection.catalog.detach_database(_PAYLOAD_ALIAS)
     except HyperException as error:
         raise TableauError(f"writing payload {target.name}: {error.main_message}",
                            payload=str(target)) from error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -132,12 +133,16 @@ def publish_extract(
     else:
         if store is not None:
             extract_cursor = store.pull_existing(name, extract).built_up_to
-        frame, cursor = frame_from_hyper(extract), extract_cursor
+        # a copy: what is sent whole is the very file whose rows go on the ledger, even if a build
+        # replaces the extract meanwhile
+        sent = Path(shutil.copyfile(extract, workdir / extract.name))
+        frame, cursor = frame_from_hyper(sent), extract_cursor
         with db.connect() as conn:
             previous = ({} if gone else delivered_hashes(conn, name) if kept
                         else _from_ledger(conn, name))
         outcome = _deliver_extract(session, project_id, target, frame, publication, previous,
-                                   workdir, run_id, full)
+                                   workdir, run_id, full, sent)
+        sent.unlink()
     delivered_at = datetime.now(UTC)
     # a resent version's content is on the ledger already, with the delivery that first sent it
     contents = _row_contents(frame, target.key,
@@ -195,7 +200,7 @@ def _changed_rows(
 def _deliver_extract(
     session: TableauSession, project_id: str, target: PublishTarget, frame: pd.DataFrame,
     publication: Publication | None, previous: dict[str, str], workdir: Path, run_id: str,
-    full: bool,
+    full: bool, written: Path,
 ) -> DeliveryOutcome:
     """The whole extract against everything delivered (or its latest snapshot day)."""
     same_schema = publication is not None and publication.schema_fingerprint == schema_fingerprint(frame)
@@ -206,7 +211,7 @@ def _deliver_extract(
     return deliver_table(
         session, project_id, target.name, frame, target.key, previous, workdir,
         previous_schema=publication.schema_fingerprint if publication else None,
-        full=full, scope=run_id,
+        full=full, scope=run_id, written=written,
     )
 
 
