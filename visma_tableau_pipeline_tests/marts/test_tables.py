@@ -14,7 +14,7 @@ from visma_tableau_pipeline.marts.aging import aging_bucket_totals, aging_differ
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import GL_TRANSACTIONS, unbalanced_journal_batches
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.registry import MART_TABLES, build_mart, build_with, duplicate_keys
+from visma_tableau_pipeline.marts.registry import MART_TABLES, build_mart, build_with, duplicate_keys, tables_read
 from visma_tableau_pipeline.marts.schema import MartError
 from visma_tableau_pipeline.visma.catalogue import BY_NAME as ENTITIES
 
@@ -341,3 +341,14 @@ def test_null_text_keys_become_empty_strings() -> None:
     frame = build("gl_balances", gl_balances=[balance])
     assert frame["branch_number"].tolist() == [""]
     assert frame["subaccount_number"].tolist() == [""]
+
+
+def test_every_table_is_listed_after_the_tables_it_is_derived_from() -> None:
+    """`vtp sync` builds MART_TABLES in order: a derived table must find its sources' extracts
+    built this run, else it is built from every record (or from yesterday's extract and the changes)."""
+    position = {table.name: index for index, table in enumerate(MART_TABLES)}
+    for table in MART_TABLES:
+        for name in tables_read(table):
+            assert position[name] < position[table.name], (table.name, name)
+    assert set(tables_read(_table("period_close"))) == {
+        "gl_balances", "ap_invoices", "ar_invoices", "supplier_payment_lines", "customer_payment_lines"}
