@@ -144,7 +144,8 @@ def _document_key(frame: pd.DataFrame, type_column: str, reference_column: str) 
             + frame[reference_column].astype(object).fillna("").astype(str))
 
 
-def _open_balance_changes(documents: pd.DataFrame, lines: pd.DataFrame, ledger: _Ledger) -> dict[tuple[str, str], Decimal]:
+def _open_balance_changes(documents: pd.DataFrame, lines: pd.DataFrame,
+                          ledger: _Ledger) -> dict[tuple[str, str], Decimal]:
     """What the ledger's open balance in base currency changes by, per (company, period): at each
     document's period, and at the period of each payment applied to it after that.
 
@@ -153,6 +154,8 @@ def _open_balance_changes(documents: pd.DataFrame, lines: pd.DataFrame, ledger: 
     later payment's period, by `_open_base` before and after it."""
     documents = documents[documents["financial_period"].notna()].reset_index(drop=True)
     keys = _document_key(documents, "document_type", "reference_number")
+    unique = ~keys.duplicated(keep="last").to_numpy()  # a key the table holds twice (a missing part): the last
+    documents, keys = documents[unique].reset_index(drop=True), keys[unique].reset_index(drop=True)
     own = pd.Series(documents["financial_period"].astype(str).to_numpy(), index=keys.to_numpy())
     paid = pd.DataFrame({"document": _document_key(lines, "document_type", "document_reference_number"),
                          "period": lines["financial_period"].astype(object).fillna("").astype(str),
@@ -179,14 +182,12 @@ def _open_balance_changes(documents: pd.DataFrame, lines: pd.DataFrame, ledger: 
 def _paid_later(documents: pd.DataFrame, keys: pd.Series, later: pd.DataFrame,
                 ) -> list[tuple[_Document, list[tuple[str, Decimal]]]]:
     """Each document with its points: its own period and each later payment's, with what was
-    still to be paid after each (in `EXACT`)."""
+    still to be paid after each (summed in the caller's `EXACT` context)."""
     signs = [int(sign) for sign in documents["sign"].fillna(1)]
-    found = {key: _Document(str(company), str(period), sign, balance, balance_base, amount, amount_base)
-             for key, company, period, sign, balance, balance_base, amount, amount_base in zip(
-                 keys, documents["company_id"], documents["financial_period"], signs,
-                 _unsigned(documents["balance_doc_currency"], signs), _unsigned(documents["balance_base_currency"], signs),
-                 _unsigned(documents["amount_doc_currency"], signs), _unsigned(documents["amount_base_currency"], signs),
-                 strict=True)}
+    amounts = [_unsigned(documents[column], signs) for column in
+               ("balance_doc_currency", "balance_base_currency", "amount_doc_currency", "amount_base_currency")]
+    found = {key: _Document(str(company), str(period), sign, *values) for key, company, period, sign, *values
+             in zip(keys, documents["company_id"], documents["financial_period"], signs, *amounts, strict=True)}
     by_document: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
     for key, period, amount in zip(later["document"], later["period"], later["paid"], strict=True):
         by_document[key].append((period, amount))
