@@ -125,8 +125,9 @@ def build_mart_asset(table: MartTable, company_ids: Sequence[str]) -> dg.AssetsD
         key=mart_asset_key(table),
         group_name=GROUP,
         kinds={"pandas", "hyper"},
-        description=f"{table.description} Built from the stored Visma {', '.join(table.sources)}; "
-        f"written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
+        description=f"{table.description} Built from the stored Visma {', '.join(table.sources)}"
+        + (f", derived from the extracts of {', '.join(tables_read(table))}" if table.from_extracts else "")
+        + f"; written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
         deps=[*(entity_asset_key(catalogue_entity(source)) for source in table.sources),
               *(mart_asset_key(mart_table(name)) for name in tables_read(table))],
         metadata={"key_columns": ", ".join(table.key)},
