@@ -208,7 +208,8 @@ class FlatTable:
         return reads, reads.schema(), reads.screen()
 
     def _level(self, path: str) -> tuple[str, str]:
-        """Where a row's path is read: ("record", path) or ("item", path within the item)."""
+        """Where a row's path is read: ("record", path), ("item", path within the item), or
+        ("position", path) for the item's place in its list (`Lines.position`)."""
         if self.lines is None or path == COMPANY:
             return "record", path
         if path == self.lines.position:
