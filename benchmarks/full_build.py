@@ -17,6 +17,15 @@ memory stays flat in size. This syncs the Visma sandbox into a SQLite state stor
 
 To compare with another checkout, run it with that checkout's package first on the path:
 `PYTHONPATH=/path/to/checkout .venv/bin/python benchmarks/full_build.py --store DIR`.
+
+Each table is built from the records into a folder of its own. With `--extracts DIR` the tables
+write into one kept folder in the order given, so that a table derived from other extracts
+(`FromExtracts`: aging, vendor spend, cash flow, the close) listed after the tables it reads is
+derived from their extracts, as a nightly run derives it (its "records read" are then the
+records it would otherwise decode):
+
+    .venv/bin/python benchmarks/full_build.py --size 20000 --store DIR --extracts DIR/extracts \
+        --tables gl_balances,ap_invoices,ar_invoices,supplier_payment_lines,customer_payment_lines,period_close
 """
 
 from __future__ import annotations
@@ -87,11 +96,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_one(db: StateDB, company_ids: list[str], name: str) -> dict[str, float]:
-    """One full build of `name` in this process: seconds, rows, and this process's peak RSS."""
+def measure_one(db: StateDB, company_ids: list[str], name: str, extracts: Path | None = None) -> dict[str, float]:
+    """One full build of `name` in this process (into `extracts`, else a folder of its own):
+    seconds, rows, and this process's peak RSS."""
     with tempfile.TemporaryDirectory() as scratch:
         started, cpu = time.perf_counter(), cpu_seconds()
-        result = build_extract(db, company_ids, mart_table(name), AS_OF, Path(scratch), "bench", full=True)
+        result = build_extract(db, company_ids, mart_table(name), AS_OF, extracts or Path(scratch), "bench",
+                               full=True)
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "cpu": cpu_seconds() - cpu, "rows": result.rows, "peak_mb": peak_rss_mb()}
 
@@ -101,6 +112,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--store", type=Path, help="folder to keep the synced store in between runs")
     parser.add_argument("--tables", help="comma-separated table names (default: every table)")
+    parser.add_argument("--extracts", type=Path, help="one folder every table writes its extract into, in order")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a subprocess measuring one table
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -109,7 +121,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         db, company_ids = store(args.size, folder)
         if args.one:
-            print(json.dumps(measure_one(db, company_ids, args.one)))
+            print(json.dumps(measure_one(db, company_ids, args.one, args.extracts)))
             return
         tables = [mart_table(name) for name in args.tables.split(",")] if args.tables else list(MART_TABLES)
         every_source = {source for table in tables for source in table.sources}
@@ -124,7 +136,8 @@ def main() -> None:
         total_seconds, total_cpu, peak = 0.0, 0.0, 0.0
         for table in tables:
             measured = json.loads(subprocess.run(
-                [sys.executable, __file__, "--size", str(args.size), "--store", str(folder), "--one", table.name],
+                [sys.executable, __file__, "--size", str(args.size), "--store", str(folder), "--one", table.name,
+                 *(["--extracts", str(args.extracts)] if args.extracts else [])],
                 check=True, capture_output=True, text=True, env=os.environ).stdout)
             read = records_read(db, company_ids, set(table.sources))
             speed = read / measured["seconds"]

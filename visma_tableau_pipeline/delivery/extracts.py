@@ -18,7 +18,13 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 
-from visma_tableau_pipeline.delivery.changed_groups import changed_rows, group_size, note_held, stored_records
+from visma_tableau_pipeline.delivery.changed_groups import (
+    changed_rows,
+    group_key,
+    group_size,
+    note_held,
+    stored_records,
+)
 from visma_tableau_pipeline.delivery.extract_store import ExtractStore
 from visma_tableau_pipeline.delivery.publish import PublishTarget
 from visma_tableau_pipeline.delivery.row_changes import keys_frame
@@ -37,6 +43,7 @@ from visma_tableau_pipeline.marts.hyper import (
 )
 from visma_tableau_pipeline.marts.inputs import MartInputs, StoredRecord
 from visma_tableau_pipeline.marts.registry import ExtractRead, MartTable, build_with, mart_table, with_keys_filled
+from visma_tableau_pipeline.marts.schema import RejectedValue
 from visma_tableau_pipeline.state.changed_records import any_changed_since, settled_moment
 from visma_tableau_pipeline.state.db import StateDB
 from visma_tableau_pipeline.state.delivered import get_cursor, set_cursor
@@ -189,11 +196,13 @@ def _from_extracts(
     run_id: str, store: ExtractStore | None = None,
 ) -> pd.DataFrame | None:
     """The table derived from the extracts it reads (`table.from_extracts`), or None when it is
-    better built from the records: an extract missing, a lookup of one changed, or most of it.
+    better built from the records: an extract missing, a lookup of one changed, or most of it,
+    or a value the derivation refuses (the build from the records holds its record back).
 
     The extracts are read, never written, so a run building this table and one building those
     extracts never race; the rows of records written since an extract was built come from the
-    records.
+    records, and records held back (by any table) are left out, as a build from the records
+    leaves them out.
     """
     derivation = table.from_extracts
     if derivation is None:
@@ -208,7 +217,11 @@ def _from_extracts(
         tables[read.table] = rows
     with db.connect() as conn:
         lookups = {name: list(stored_records(conn, company_ids, name)) for name in derivation.lookups}
-    return with_keys_filled(table, derivation.build(tables, MartInputs(lookups, as_of, snapshot_kind)))
+    try:
+        return with_keys_filled(table, derivation.build(tables, MartInputs(lookups, as_of, snapshot_kind)))
+    except RejectedValue as refused:
+        log.info("%s: building from the records (a record it reads is refused: %s)", table.name, refused)
+        return None
 
 
 def _rows_of(db: StateDB, company_ids: list[str], read: ExtractRead, as_of: date, extracts_dir: Path,
@@ -218,15 +231,16 @@ def _rows_of(db: StateDB, company_ids: list[str], read: ExtractRead, as_of: date
     source, path = mart_table(read.table), hyper_path(extracts_dir, read.table)
     with db.connect() as conn:
         built_up_to = get_cursor(conn, source.name, "extract")
+        held = {group_key(item.company_id, item.key) for item in held_records(conn, company_ids, source.rows_from)}
     if store is not None:
         shared = store.pull(source.name, path)
         built_up_to = shared.built_up_to if shared else None
     if built_up_to is None or not path.exists():
         return None
     changed = changed_rows(db, company_ids, source, built_up_to, as_of, run_id)
-    if changed is None or len(changed.groups) > MAX_LEFT_OUT:
+    if changed is None or len(changed.groups | held) > MAX_LEFT_OUT:
         return None
-    left_out = not_of_groups([key_parts(group) for group in sorted(changed.groups)],
+    left_out = not_of_groups([key_parts(group) for group in sorted(changed.groups | held)],
                              source.key[: group_size(source)])
     stored = query_extract(path, read.query(as_of, left_out))
     fresh = read.changed(changed.frame) if read.changed else changed.frame

@@ -286,6 +286,35 @@ SUPPLIER_PAYMENTS = FlatTable("supplier_payments", "supplier_payments", (
     ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
 ))
 
+# One row per line of a supplier payment: which document it paid and how much (in the document's
+# currency, as Visma shows it: unsigned), in the payment's application period. What
+# `period_close` needs to roll a document's balance back to a period end.
+SUPPLIER_PAYMENT_LINES = FlatTable("supplier_payment_lines", "supplier_payments", (
+    ("payment_type", TEXT, "payment.type"),
+    ("reference_number", TEXT, "payment.refNbr"),
+    ("line_number", INT, "position"),
+    ("financial_period", TEXT, lenient_period_of("payment.applicationPeriod")),
+    ("application_date", DATE, "payment.applicationDate"),
+    ("payment_status", TEXT, "payment.status"),
+    ("supplier_number", TEXT, "payment.supplier.number"),
+    ("supplier_name", TEXT, "payment.supplier.name"),
+    ("payment_currency", TEXT, "payment.currency.id"),
+    ("document_type", TEXT, "line.docType"),
+    ("document_reference_number", TEXT, "line.invoiceRefNbr"),
+    ("supplier_reference", TEXT, "line.supplierRef"),
+    ("document_date", DATE, "line.date"),
+    ("document_due_date", DATE, "line.dueDate"),
+    ("document_currency", TEXT, "line.currency"),
+    ("amount_paid_doc_currency", MONEY, "line.amountPaid"),
+    ("cash_discount_taken_doc_currency", MONEY, "line.cashDiscountTaken"),
+    ("withholding_tax_doc_currency", MONEY, "line.withholdingTax"),
+    ("document_balance_doc_currency", MONEY, "line.balance"),
+    ("batch_number", TEXT, "line.batchNumber"),
+    ("branch", TEXT, "line.branch"),
+    ("description", TEXT, "line.description"),
+    ("last_modified_at", TIMESTAMP, "payment.lastModifiedDateTime"),
+), lines=Lines("paymentLines", record="payment", item="line", position="position"))
+
 SUPPLIERS = FlatTable("suppliers", "suppliers", (
     ("supplier_number", TEXT, "number"),
     ("supplier_name", TEXT, "name"),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from visma_tableau_pipeline.marts.columnar import Declined
-from visma_tableau_pipeline.marts.flat import FlatTable
+from visma_tableau_pipeline.marts.flat import FlatTable, Lines
 from visma_tableau_pipeline.marts.inputs import MartInputs
 from visma_tableau_pipeline.marts.schema import DATE, INT, MONEY, RATE, TEXT, TIMESTAMP
 from visma_tableau_pipeline.marts.signs import AR_NEGATIVE_DOCUMENT_TYPES as AR_NEG
@@ -103,6 +103,34 @@ CUSTOMER_PAYMENTS = FlatTable("customer_payments", "customer_payments", (
     ("branch", TEXT, "branch"),
     ("last_modified_at", TIMESTAMP, "lastModifiedDateTime"),
 ))
+
+# One row per line of a customer payment (see `ap.SUPPLIER_PAYMENT_LINES`): which invoice or note
+# it settled and how much, in the document's currency, unsigned, in the payment's application period.
+CUSTOMER_PAYMENT_LINES = FlatTable("customer_payment_lines", "customer_payments", (
+    ("payment_type", TEXT, "payment.type"),
+    ("reference_number", TEXT, "payment.refNbr"),
+    ("line_number", INT, "position"),
+    ("financial_period", TEXT, lenient_period_of("payment.applicationPeriod")),
+    ("application_date", DATE, "payment.applicationDate"),
+    ("payment_status", TEXT, "payment.status"),
+    ("customer_number", TEXT, "payment.customer.number"),
+    ("customer_name", TEXT, "payment.customer.name"),
+    ("payment_currency", TEXT, "payment.currency"),
+    ("document_type", TEXT, "line.documentType"),
+    ("document_reference_number", TEXT, "line.refNbr"),
+    ("customer_order", TEXT, "line.customerOrder"),
+    ("document_date", DATE, "line.date"),
+    ("document_due_date", DATE, "line.dueDate"),
+    ("document_currency", TEXT, "line.currency"),
+    ("cross_rate", RATE, "line.crossRate"),
+    ("amount_paid_doc_currency", MONEY, "line.amountPaid"),
+    ("cash_discount_taken_doc_currency", MONEY, "line.cashDiscountTaken"),
+    ("balance_write_off_doc_currency", MONEY, "line.balanceWriteOff"),
+    ("write_off_reason_code", TEXT, "line.writeOffReasonCode.id"),
+    ("document_balance_doc_currency", MONEY, "line.balance"),
+    ("description", TEXT, "line.description"),
+    ("last_modified_at", TIMESTAMP, "payment.lastModifiedDateTime"),
+), lines=Lines("paymentLines", record="payment", item="line", position="position"))
 
 CUSTOMERS = FlatTable("customers", "customers", (
     ("customer_number", TEXT, "number"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -92,11 +93,15 @@ def getter(kind: Kind, source: Source) -> Getter:
 @dataclass(frozen=True)
 class Lines:
     """A table of one row per item of a record's list field `items`: its rows read the record
-    as `record.<path>` and the item as `item.<path>` (`header.referenceNumber`, `line.cost`)."""
+    as `record.<path>` and the item as `item.<path>` (`header.referenceNumber`, `line.cost`).
+
+    With `position`, a row also reads the item's place in its list (1 for the first) under that
+    name: a line number for items that carry none (a payment's lines)."""
 
     items: str
     record: str = "header"
     item: str = "line"
+    position: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,9 @@ class FlatTable:
             return
         lines = self.lines
         for record in records:
-            for item in record.get(lines.items) or []:
-                yield {"company_id": record.get("company_id"), lines.record: record, lines.item: item}
+            for place, item in enumerate(record.get(lines.items) or [], start=1):
+                row = {"company_id": record.get("company_id"), lines.record: record, lines.item: item}
+                yield row if lines.position is None else {**row, lines.position: place}
 
     def rows(self, records: Iterable[Record]) -> Iterable[dict[str, Any]]:
         """One row dict per record (as `wrapped` gives them), by the per-record getters."""
@@ -194,15 +200,20 @@ class FlatTable:
         for reads in (*sources, self.also_reads):
             for path, read_kind in reads:
                 level, inner = self._level(path)
+                if level == "position":
+                    continue
                 target = item if level == "item" else record
                 target[inner] = _read_as(target.get(inner), read_kind, path)
         reads = Reads(record, self.lines.items, item) if self.lines else Reads(record)
         return reads, reads.schema(), reads.screen()
 
     def _level(self, path: str) -> tuple[str, str]:
-        """Where a row's path is read: ("record", path) or ("item", path within the item)."""
+        """Where a row's path is read: ("record", path), ("item", path within the item), or
+        ("position", path) for the item's place in its list (`Lines.position`)."""
         if self.lines is None or path == COMPANY:
             return "record", path
+        if path == self.lines.position:
+            return "position", path
         head, _, rest = path.partition(".")
         if head == self.lines.record and rest:
             return "record", rest
@@ -242,8 +253,17 @@ class FlatTable:
         level, inner = self._level(path)
         if level == "item":
             return batch.item[inner]
+        if level == "position":
+            return _positions(batch.parents)
         values = batch.record[inner]
         return values if batch.parents is None else pc.take(values, batch.parents)
+
+
+def _positions(parents: pa.Array | None) -> pa.Array:
+    """Each item's place in its record's list (1 for the first), from its record's position."""
+    owners = np.asarray(parents if parents is not None else [], dtype=np.int64)
+    first = np.searchsorted(owners, owners, side="left")  # the items of a record are consecutive
+    return pa.array(np.arange(len(owners)) - first + 1, pa.int64())
 
 
 def batches(stored: Sequence[StoredRecord]) -> Iterator[tuple[int, int]]:

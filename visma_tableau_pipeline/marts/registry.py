@@ -34,7 +34,8 @@ class FromExtracts:
     """How a table is derived from other tables' extracts rather than from every record.
 
     An aging snapshot needs the open documents, vendor spend sums of invoice lines, cash flow the
-    payments and the documents due; the document, line and payment tables' extracts hold them,
+    payments and the documents due, the close the documents, the payment lines and the GL
+    balances; the document, line, payment and balance tables' extracts hold them,
     kept current by the records that changed. Hyper reads those rows (or sums the lines) there,
     leaving out the rows of records written since that extract was built, which come from the
     records instead. The cost follows what is read, not the whole ledger; the result equals a
@@ -82,6 +83,7 @@ class MartTable:
 
 _PERIOD = "financial_period"
 _DOC_KEY = ("company_id", "document_type", "reference_number")
+_PAYMENT_LINE_KEY = ("company_id", "payment_type", "reference_number", "line_number")
 _SNAPSHOT_KEY = ("company_id", "snapshot_date", "snapshot_kind", "document_type", "reference_number")
 
 MART_TABLES: tuple[MartTable, ...] = (
@@ -149,6 +151,24 @@ MART_TABLES: tuple[MartTable, ...] = (
               ("company_id", "payment_type", "reference_number"), _PERIOD,
               "Payments from customers.",
               rows_from=("customer_payments",)),
+    MartTable("supplier_payment_lines", ap.SUPPLIER_PAYMENT_LINES.build, ("supplier_payments",),
+              _PAYMENT_LINE_KEY, _PERIOD,
+              "Which documents each supplier payment settled: one row per payment line, with the "
+              "payment (type, number, application date and period, supplier) and the document it paid "
+              "(type and reference number as in ap_invoices, its date, due date and currency), the "
+              "amount paid, cash discount taken and withholding tax in the document's currency "
+              "(unsigned, as Visma shows them), and the document's balance after the payment. "
+              "financial_period is the payment's application period.",
+              rows_from=("supplier_payments",)),
+    MartTable("customer_payment_lines", ar.CUSTOMER_PAYMENT_LINES.build, ("customer_payments",),
+              _PAYMENT_LINE_KEY, _PERIOD,
+              "Which invoices and notes each customer payment settled: one row per payment line, with "
+              "the payment (type, number, application date and period, customer) and the document it "
+              "paid (type and reference number as in ar_invoices, its date, due date and currency), the "
+              "amount paid, cash discount taken and balance written off in the document's currency "
+              "(unsigned, as Visma shows them), and the document's balance after the payment. "
+              "financial_period is the payment's application period.",
+              rows_from=("customer_payments",)),
     MartTable("employees", people.EMPLOYEES.build, ("employees",),
               ("company_id", "employee_number"), None, "Employees.",
               rows_from=("employees",)),
@@ -170,7 +190,16 @@ MART_TABLES: tuple[MartTable, ...] = (
               "The month-end close per company, period and account, in base currency: the trial "
               "balance (opening balance, debits, credits, closing balance) and, on the AP and AR "
               "control accounts, the subledger's open balance at the period end, the control "
-              "account's balance and their difference."),
+              "account's balance and their difference.",
+              from_extracts=FromExtracts(
+                  (ExtractRead("gl_balances", period_close.actual_balances_query, period_close.actual_balances),
+                   ExtractRead("ap_invoices", period_close.documents_query, period_close.document_columns),
+                   ExtractRead("ar_invoices", period_close.documents_query, period_close.document_columns),
+                   ExtractRead("supplier_payment_lines", period_close.payment_lines_query,
+                               period_close.payment_line_columns),
+                   ExtractRead("customer_payment_lines", period_close.payment_lines_query,
+                               period_close.payment_line_columns)),
+                  period_close.period_close_from, lookups=("gl_accounts", "financial_periods"))),
     MartTable("cash_flow", cash_flow.build_cash_flow,
               ("customer_payments", "supplier_payments", "customer_invoices", "customer_credit_notes",
                "supplier_invoices", "financial_periods"),
@@ -210,6 +239,12 @@ def mart_table(name: str) -> MartTable:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown dashboard table {name!r}; known: {', '.join(BY_NAME)}") from None
+
+
+def tables_read(table: MartTable) -> tuple[str, ...]:
+    """The tables whose extracts `table` is derived from (`FromExtracts`): built before it, by
+    `vtp sync` (`MART_TABLES` lists them first) and in the asset graph (its deps)."""
+    return tuple(read.table for read in table.from_extracts.reads) if table.from_extracts else ()
 
 
 def build_mart(name: str, records: Mapping[str, Iterable[dict[str, Any]]],

@@ -34,7 +34,7 @@ from visma_tableau_pipeline.delivery.extracts import build_extract, build_table
 from visma_tableau_pipeline.marts import ap, ar, gl, people
 from visma_tableau_pipeline.marts.flat import FlatTable
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
-from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
+from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, tables_read
 from visma_tableau_pipeline.marts.schema import Kind
 from visma_tableau_pipeline.state import schema
 from visma_tableau_pipeline.state.db import StateDB
@@ -64,12 +64,23 @@ ROW_CONTEXTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "gl_transactions": (("batch", None), ("line", "journalTransactionLines")),
     "timecards": (("card", None), ("line", "summary")),
     "dimensions": (("dimension", None), ("segment", "segments"), ("value", "segmentValues")),
+    "supplier_payment_lines": (("payment", None), ("line", "paymentLines")),
+    "customer_payment_lines": (("payment", None), ("line", "paymentLines")),
 }
 
 
 def tables_fed_by(entity_name: str) -> list[MartTable]:
     """The dashboard tables that read the entity."""
     return [table for table in MART_TABLES if entity_name in table.sources]
+
+
+def tables_built_for(entity_name: str) -> list[MartTable]:
+    """The tables the entity feeds and the tables those are derived from (of other entities: empty
+    here), in `vtp sync`'s order: so that a derived table (the close reads five extracts) is
+    derived in these runs rather than built from the records."""
+    fed = tables_fed_by(entity_name)
+    wanted = {table.name for table in fed} | {name for table in fed for name in tables_read(table)}
+    return [table for table in MART_TABLES if table.name in wanted]
 
 
 # -- Visma over HTTP ---------------------------------------------------------------------------
@@ -200,7 +211,7 @@ def run_pipeline(entity: Entity, records: Sequence[dict], workdir: Path | None =
                 return run
             with db.transaction() as conn:  # stored a while ago: derived tables read them from extracts
                 conn.execute(update(schema.records).values(updated_at=datetime(2025, 1, 1, tzinfo=UTC)))
-            for table in tables_fed_by(entity.name):
+            for table in tables_built_for(entity.name):
                 try:
                     result = build_extract(db, [COMPANY_ID], table, AS_OF, Path(scratch) / "extracts", "generated",
                                            full=True)
@@ -311,10 +322,13 @@ def row_contexts(table: str, record: dict, company_id: str) -> Iterator[dict]:
     if chain is None:
         yield {**record, "company_id": company_id}
         return
+    lines = FLAT_TABLES[table].lines
+    position = lines.position if lines else None  # the item's place in its list, from 1
     contexts = [{"company_id": company_id, chain[0][0]: record}]
     for (parent, _), (name, list_field) in itertools.pairwise(chain):
-        contexts = [{**context, name: item} for context in contexts
-                    for item in (_at(context[parent], list_field or "") or []) if isinstance(item, dict)]
+        contexts = [{**context, name: item, **({position: place} if position else {})} for context in contexts
+                    for place, item in enumerate(_at(context[parent], list_field or "") or [], start=1)
+                    if isinstance(item, dict)]
     yield from contexts
 
 

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal as D
 
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.period_close import subledger_open_balances
+from visma_tableau_pipeline.marts.period_close import subledger_open_balances, tables_of
 
 EUR_INVOICE = {"company_id": "c", "documentType": "Invoice", "referenceNumber": "1", "financialPeriod": "202501",
                "amount": D("100.00"), "amountInCurrency": D("1150.00"), "balance": D("40.00"),
@@ -28,7 +28,7 @@ def test_open_at_each_period_end_rolls_later_payments_back_at_the_documents_rate
     inputs = MartInputs({"customer_invoices": [EUR_INVOICE], "customer_credit_notes": [CREDIT_NOTE],
                          "customer_payments": [_payment("202502", "30.00"), _payment("202503", "30.00")]},
                         date(2025, 3, 31))
-    open_at = subledger_open_balances(inputs, {"c": ["202501", "202502", "202503"]})
+    open_at = subledger_open_balances(tables_of(inputs), {"c": ["202501", "202502", "202503"]})
     assert [open_at[("c", "AR", period)] for period in ("202501", "202502", "202503")] == [
         D("1150.00"), D("795.00"), D("450.00")]
     assert open_at[("c", "AP", "202503")] == 0

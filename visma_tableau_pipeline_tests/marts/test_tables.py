@@ -14,7 +14,7 @@ from visma_tableau_pipeline.marts.aging import aging_bucket_totals, aging_differ
 from visma_tableau_pipeline.marts.decimals import decimal_totals
 from visma_tableau_pipeline.marts.gl import GL_TRANSACTIONS, unbalanced_journal_batches
 from visma_tableau_pipeline.marts.inputs import MartInputs
-from visma_tableau_pipeline.marts.registry import MART_TABLES, build_mart, build_with, duplicate_keys
+from visma_tableau_pipeline.marts.registry import MART_TABLES, build_mart, build_with, duplicate_keys, tables_read
 from visma_tableau_pipeline.marts.schema import MartError
 from visma_tableau_pipeline.visma.catalogue import BY_NAME as ENTITIES
 
@@ -341,3 +341,40 @@ def test_null_text_keys_become_empty_strings() -> None:
     frame = build("gl_balances", gl_balances=[balance])
     assert frame["branch_number"].tolist() == [""]
     assert frame["subaccount_number"].tolist() == [""]
+
+
+def test_every_table_is_listed_after_the_tables_it_is_derived_from() -> None:
+    """`vtp sync` builds MART_TABLES in order: a derived table must find its sources' extracts
+    built this run, else it is built from every record (or from yesterday's extract and the changes)."""
+    position = {table.name: index for index, table in enumerate(MART_TABLES)}
+    for table in MART_TABLES:
+        for name in tables_read(table):
+            assert position[name] < position[table.name], (table.name, name)
+    assert set(tables_read(_table("period_close"))) == {
+        "gl_balances", "ap_invoices", "ar_invoices", "supplier_payment_lines", "customer_payment_lines"}
+
+
+# --- payment lines -----------------------------------------------------------------------------
+
+def test_payment_lines_say_which_documents_each_payment_settled_in_its_application_period() -> None:
+    supplier_payment = visma("""{"type": "Payment", "refNbr": "P1", "applicationPeriod": "032025",
+        "applicationDate": "2025-03-14T00:00:00", "status": "Closed", "supplier": {"number": "S1", "name": "Acme AS"},
+        "currency": {"id": "EUR"}, "paymentLines": [
+          {"docType": "Invoice", "invoiceRefNbr": "000101", "amountPaid": 60.00, "cashDiscountTaken": 1.20,
+           "balance": 40.00, "currency": "EUR", "dueDate": "2025-03-31T00:00:00"},
+          {"docType": "DebitAdj", "invoiceRefNbr": "000102", "amountPaid": 10.00}]}""")
+    unapplied = visma("""{"type": "Prepayment", "refNbr": "P2", "applicationPeriod": "202503", "paymentLines": []}""")
+    customer_payment = visma("""{"type": "Payment", "refNbr": "R1", "applicationPeriod": "202504",
+        "paymentLines": [{"documentType": "Invoice", "refNbr": "A1", "amountPaid": 95.00, "balanceWriteOff": 5.00,
+                          "writeOffReasonCode": {"id": "SMALL"}}]}""")
+    supplier = build("supplier_payment_lines", supplier_payments=[supplier_payment, unapplied])
+    assert supplier[["reference_number", "line_number", "document_type", "document_reference_number",
+                     "amount_paid_doc_currency", "financial_period"]].values.tolist() == [
+        ["P1", 1, "Invoice", "000101", Decimal("60.00"), "202503"],
+        ["P1", 2, "DebitAdj", "000102", Decimal("10.00"), "202503"]]
+    assert supplier.loc[0, "cash_discount_taken_doc_currency"] == Decimal("1.20")
+    assert supplier.loc[0, "document_due_date"] == date(2025, 3, 31)
+    customer = build("customer_payment_lines", customer_payments=[customer_payment])
+    assert customer[["reference_number", "line_number", "document_reference_number", "amount_paid_doc_currency",
+                     "balance_write_off_doc_currency", "write_off_reason_code"]].values.tolist() == [
+        ["R1", 1, "A1", Decimal("95.00"), Decimal("5.00"), "SMALL"]]

@@ -17,7 +17,7 @@ from visma_tableau_pipeline.defs.visma.checks import held_back_table
 from visma_tableau_pipeline.delivery.extracts import ExtractResult, build_extract
 from visma_tableau_pipeline.marts.aging import CLOSE, DAILY, aging_bucket_totals
 from visma_tableau_pipeline.marts.period_close import reconciliation_lines, trial_balance_totals, unreconciled
-from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable
+from visma_tableau_pipeline.marts.registry import MART_TABLES, MartTable, mart_table, tables_read
 from visma_tableau_pipeline.visma.catalogue import entity as catalogue_entity
 from visma_tableau_pipeline.visma.plan import stored_periods
 
@@ -118,15 +118,18 @@ def _close_metadata(frame: pd.DataFrame) -> dict:
 
 
 def build_mart_asset(table: MartTable, company_ids: Sequence[str]) -> dg.AssetsDefinition:
-    """The asset building `table` over these companies."""
+    """The asset building `table` over these companies: after the entities it reads, and after the
+    tables whose extracts it is derived from (a full sync derives it rather than decoding every record)."""
 
     @dg.asset(
         key=mart_asset_key(table),
         group_name=GROUP,
         kinds={"pandas", "hyper"},
-        description=f"{table.description} Built from the stored Visma {', '.join(table.sources)}; "
-        f"written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
-        deps=[entity_asset_key(catalogue_entity(source)) for source in table.sources],
+        description=f"{table.description} Built from the stored Visma {', '.join(table.sources)}"
+        + (f", derived from the extracts of {', '.join(tables_read(table))}" if table.from_extracts else "")
+        + f"; written to $VTP_HOME/extracts/{table.name}.hyper. Key: {', '.join(table.key)}.",
+        deps=[*(entity_asset_key(catalogue_entity(source)) for source in table.sources),
+              *(mart_asset_key(mart_table(name)) for name in tables_read(table))],
         metadata={"key_columns": ", ".join(table.key)},
         automation_condition=FOLLOW_ENTITIES,
     )
