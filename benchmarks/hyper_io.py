@@ -25,7 +25,13 @@ import pandas as pd
 import pantab
 import pyarrow as pa
 
-from visma_tableau_pipeline.marts.hyper import EXTRACT_TABLE, extract_rows, frame_from_hyper, replace_groups, write_hyper
+from visma_tableau_pipeline.marts.hyper import (
+    EXTRACT_TABLE,
+    extract_rows,
+    frame_from_hyper,
+    replace_groups,
+    write_hyper,
+)
 
 
 def invoices(rows: int) -> pd.DataFrame:
@@ -67,28 +73,29 @@ def main() -> None:
     print(f"{'rows':>8} | {'write':>7} {'read':>7} {'count':>7} {'replace 10':>10} | {'pantab write':>12} "
           f"{'pantab read':>11}   (median ms of {args.repeat})")
     for rows in args.rows:
-        frame = invoices(rows)
-        with tempfile.TemporaryDirectory() as folder:
-            path = write_hyper(frame, Path(folder), "ap_invoices")
-            groups = frame[["company_id", "reference_number"]].head(10)
-            figures = [
-                median_ms(lambda: write_hyper(frame, Path(folder), "ap_invoices"), args.repeat),
-                median_ms(lambda: frame_from_hyper(path), args.repeat),
-                median_ms(lambda: extract_rows(path), args.repeat),
-                median_ms(lambda: replace_groups(path, frame.head(10), groups), args.repeat),
-            ]
-            other = Path(folder) / "pantab.hyper"
-            # pantab cannot write -0.05 (see marts/hyper.py); unscaled integers time the same work
-            unscaled = frame.assign(**{column: (frame[column].astype("float64") * 100).astype("int64")
-                                       for column in ("amount_doc_currency", "amount_base_currency")})
-            figures += [
-                median_ms(lambda: pantab.frame_to_hyper(unscaled, other, table=EXTRACT_TABLE), args.repeat),
-                median_ms(lambda: pantab.frame_from_hyper(other, table=EXTRACT_TABLE), args.repeat),
-            ]
-        write, read, count, replace, pantab_write, pantab_read = figures
+        write, read, count, replace, pantab_write, pantab_read = figures(invoices(rows), args.repeat)
         print(f"{rows:>8} | {write:>7.0f} {read:>7.0f} {count:>7.0f} {replace:>10.0f} | {pantab_write:>12.0f} "
               f"{pantab_read:>11.0f}")
 
+
+def figures(frame: pd.DataFrame, repeat: int) -> list[float]:
+    """Median milliseconds of each operation on `frame` (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_hyper(frame, Path(folder), "ap_invoices")
+        groups = frame[["company_id", "reference_number"]].head(10)
+        ours = [
+            median_ms(lambda: write_hyper(frame, Path(folder), "ap_invoices"), repeat),
+            median_ms(lambda: frame_from_hyper(path), repeat),
+            median_ms(lambda: extract_rows(path), repeat),
+            median_ms(lambda: replace_groups(path, frame.head(10), groups), repeat),
+        ]
+        other = Path(folder) / "pantab.hyper"
+        # pantab cannot write -0.05 (see marts/hyper.py); unscaled integers time the same work
+        unscaled = frame.assign(**{column: (frame[column].astype("float64") * 100).astype("int64")
+                                   for column in ("amount_doc_currency", "amount_base_currency")})
+        return [*ours,
+                median_ms(lambda: pantab.frame_to_hyper(unscaled, other, table=EXTRACT_TABLE), repeat),
+                median_ms(lambda: pantab.frame_from_hyper(other, table=EXTRACT_TABLE), repeat)]
 
 if __name__ == "__main__":
     main()

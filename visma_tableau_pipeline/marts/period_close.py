@@ -28,7 +28,7 @@ The rule reads tables, not records: the documents (`ap_invoices`, `ar_invoices`)
 lines (`supplier_payment_lines`, `customer_payment_lines`) and the GL balances (`gl_balances`),
 with the chart of accounts and the financial periods. A build from the records makes those
 tables from the records (`build_period_close`: a first build, and the reference); a nightly run
-derives the table from their extracts (`period_close_from`, `marts/registry.py` `FromExtracts`),
+derives the table from their extracts (`period_close_of`, `marts/registry.py` `FromExtracts`),
 reading the few columns it needs, so that its cost and memory follow those columns rather than
 every record decoded.
 """
@@ -291,12 +291,6 @@ def tables_of(inputs: MartInputs) -> dict[str, pd.DataFrame]:
 def build_period_close(inputs: MartInputs) -> pd.DataFrame:
     """The trial balance and the subledger reconciliation per company, period and account."""
     return period_close_of(tables_of(inputs), inputs)
-
-
-def period_close_from(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:
-    """The close derived from the rows of the extracts it reads (`FromExtracts`), the chart of
-    accounts and financial periods from `inputs`."""
-    return period_close_of(tables, inputs)
 
 
 def period_close_of(tables: Mapping[str, pd.DataFrame], inputs: MartInputs) -> pd.DataFrame:

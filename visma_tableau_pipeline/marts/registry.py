@@ -199,7 +199,7 @@ MART_TABLES: tuple[MartTable, ...] = (
                                period_close.payment_line_columns),
                    ExtractRead("customer_payment_lines", period_close.payment_lines_query,
                                period_close.payment_line_columns)),
-                  period_close.period_close_from, lookups=("gl_accounts", "financial_periods"))),
+                  period_close.period_close_of, lookups=("gl_accounts", "financial_periods"))),
     MartTable("cash_flow", cash_flow.build_cash_flow,
               ("customer_payments", "supplier_payments", "customer_invoices", "customer_credit_notes",
                "supplier_invoices", "financial_periods"),
