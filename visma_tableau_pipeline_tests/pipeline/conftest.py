@@ -20,9 +20,14 @@ SMALL_PAGES = {
 TODAY = date(2026, 11, 24)
 
 
+def small_paged_sandbox() -> VismaSandbox:
+    """The Visma sandbox these tests read: 60 invoices per company, lists on several pages."""
+    return VismaSandbox(60, seed=7, max_page_sizes=SMALL_PAGES)
+
+
 @pytest.fixture
 def visma_sandbox() -> Iterator[VismaSandbox]:
-    with VismaSandbox(60, seed=7, max_page_sizes=SMALL_PAGES) as sandbox:
+    with small_paged_sandbox() as sandbox:
         yield sandbox
 
 
@@ -31,9 +36,14 @@ def companies(visma_sandbox: VismaSandbox) -> list[CompanySettings]:
     return sandbox_companies(visma_sandbox.base_url)
 
 
+def settings_in(folder: Path) -> Settings:
+    """Settings of a deployment whose VTP_HOME is `folder`/vtp (the sandbox's companies)."""
+    return build_settings(EnvSettings(vtp_home=folder / "vtp", _env_file=None))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return build_settings(EnvSettings(vtp_home=tmp_path / "vtp", _env_file=None))
+    return settings_in(tmp_path)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ compare with the Visma sandbox's own records.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,15 +22,40 @@ from visma_tableau_pipeline.demo import tableau_sandbox_settings
 from visma_tableau_pipeline.marts.hyper import frame_from_hyper
 from visma_tableau_pipeline.marts.registry import mart_table
 from visma_tableau_pipeline.marts.signs import AP_NEGATIVE_DOCUMENT_TYPES
-from visma_tableau_pipeline.pipeline import run_pipeline
+from visma_tableau_pipeline.pipeline import PipelineOutcome, run_pipeline
+from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
+from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+from visma_tableau_pipeline.settings import CompanySettings, Settings, sandbox_companies
 from visma_tableau_pipeline.state import StateDB, last_delivered, run_summary
 from visma_tableau_pipeline.visma.plan import sync_all
-from visma_tableau_pipeline_tests.pipeline.conftest import TODAY
+from visma_tableau_pipeline_tests.pipeline.conftest import TODAY, settings_in, small_paged_sandbox
 
 
 @pytest.fixture
 def both(settings, tableau):
     return settings.model_copy(update={"tableau": tableau_sandbox_settings(tableau)})
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    visma: VismaSandbox
+    companies: list[CompanySettings]
+    settings: Settings
+    tableau: TableauSandbox
+    outcome: PipelineOutcome
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
+    """One first run over both sandboxes, shared by the tests that only look at what it delivered
+    (each test that changes something runs its own)."""
+    root = tmp_path_factory.mktemp("first-run")
+    tableau = TableauSandbox(root / "tableau")
+    with small_paged_sandbox() as visma, tableau.serve():
+        settings = settings_in(root).model_copy(update={"tableau": tableau_sandbox_settings(tableau)})
+        companies = sandbox_companies(visma.base_url)
+        yield FirstRun(visma, companies, settings, tableau,
+                       run_pipeline(settings, companies=companies, as_of=TODAY))
 
 
 def hyper_totals(path: Path, amount_column: str) -> dict[str, tuple[int, Decimal]]:
@@ -68,8 +95,8 @@ def assert_tableau_equals_extract(tableau, settings, name: str, key) -> None:
     assert published.equals(rebuilt), f"{name}: Tableau differs from a full rebuild"
 
 
-def test_tableau_holds_exactly_the_visma_records_to_the_cent(visma_sandbox, companies, both, tableau):
-    outcome = run_pipeline(both, companies=companies, as_of=TODAY)
+def test_tableau_holds_exactly_the_visma_records_to_the_cent(first_run):
+    outcome, tableau, visma_sandbox, companies = first_run.outcome, first_run.tableau, first_run.visma, first_run.companies
     assert all(what.startswith("create") for what in outcome.published.values())
     ap = hyper_totals(tableau.datasource_path("ap_invoices"), "amount_doc_currency")
     assert ap == visma_ap_totals(visma_sandbox, companies)
@@ -78,9 +105,9 @@ def test_tableau_holds_exactly_the_visma_records_to_the_cent(visma_sandbox, comp
     assert outcome.held == []
 
 
-def test_three_currencies_with_17_digit_rates_reach_tableau_exactly(visma_sandbox, companies, both, tableau):
+def test_three_currencies_with_17_digit_rates_reach_tableau_exactly(first_run):
     """Visma writes rates as doubles (`9.799999999999999`); each arrives as that very double."""
-    run_pipeline(both, companies=companies, as_of=TODAY)
+    tableau, visma_sandbox, companies = first_run.tableau, first_run.visma, first_run.companies
     published = frame_from_hyper(tableau.datasource_path("ap_invoices"))
     rates = set()
     for company in companies:
@@ -156,9 +183,9 @@ def test_records_deleted_in_visma_leave_tableau_by_their_groups(visma_sandbox, c
         assert_tableau_equals_extract(tableau, both, name, mart_table(name).key)
 
 
-def test_the_ledger_matches_what_tableau_received(visma_sandbox, companies, both, tableau):
-    first = run_pipeline(both, companies=companies, as_of=TODAY)
-    db = StateDB(both.state_url)
+def test_the_ledger_matches_what_tableau_received(first_run):
+    first, tableau = first_run.outcome, first_run.tableau
+    db = StateDB(first_run.settings.state_url)
     from visma_tableau_pipeline.marts.registry import mart_table
 
     for name in ("ap_invoices", "gl_transactions", "customers"):
