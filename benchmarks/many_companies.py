@@ -71,7 +71,8 @@ SECRET_VARIABLE = "VTP_SANDBOX_CLIENT_SECRET"  # the VTP_CONFIG file names it (`
 FIRST_AUTOMATION_TICK = "Finished auto-materialization tick for automation_condition_sensor"
 AUTOMATION_TICK_S = 15  # VTP_AUTOMATION_SENSOR_SECONDS' default
 QUIET_S = 2 * AUTOMATION_TICK_S + 5  # no run for this long after the last one ended: the phase is over
-NIGHTLY_SCHEDULES = ("nightly_master_data", "nightly_period_entities")
+# the nightly schedules and their jobs (a schedule's run requests name no job when it has one)
+NIGHTLY_SCHEDULES = {"nightly_master_data": "visma_master_data", "nightly_period_entities": "visma_period_entities"}
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -246,7 +247,7 @@ def launch_night(deployment: Deployment) -> int:
     """The nightly schedules' next tick, evaluated, and every run it requests launched."""
     launched = 0
     now = time.time()
-    for schedule in NIGHTLY_SCHEDULES:
+    for schedule, job in NIGHTLY_SCHEDULES.items():
         selector = {"repositoryLocationName": deployment.location, "repositoryName": deployment.repository,
                     "scheduleName": schedule}
         tick = _result(graphql(deployment.graphql_url, DRY_RUN, {"selector": selector, "timestamp": now})[
@@ -258,7 +259,7 @@ def launch_night(deployment: Deployment) -> int:
         log.info("%s: its next tick requests %d runs", schedule, len(requests))
         params = [{
             "selector": {"repositoryLocationName": deployment.location, "repositoryName": deployment.repository,
-                         "jobName": request["jobName"]},
+                         "jobName": request["jobName"] or job},
             "runConfigData": yaml.safe_load(request["runConfigYaml"]) or {},
             "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in {
                 **{tag["key"]: tag["value"] for tag in request["tags"]}, "dagster/schedule_name": schedule}.items()]},
