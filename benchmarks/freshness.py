@@ -44,9 +44,7 @@ import logging
 import math
 import os
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,15 +54,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import httpx
+from deployment import (  # benchmarks/deployment.py
+    BIN,
+    REPOSITORY,
+    Processes,
+    Stack,
+    active_runs,
+    answers,
+    exit_on_sigterm,
+    free_port,
+    start_sandboxes,
+    wait_for,
+)
 
 log = logging.getLogger("freshness")
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 TABLE = "ap_invoices"
 ENTITY = "supplier_invoices"
 WEBHOOK_SECRET = "freshness-benchmark-webhook-secret"
@@ -72,136 +78,12 @@ TENANT_ADMIN = "admin"  # the Tableau sandbox's site administrator, whom the Con
 RECENT_PERIODS = 6  # changes are drawn from invoices of the latest financial periods
 BURST_GAP_S = 2.0  # between two changes of one burst
 AUTOMATION_TICK_S = 30  # AutomationConditionSensorDefinition's default interval
-STOP_GRACE_S = 20.0
 SENSOR_RUN_TAG = "dagster/sensor_name"
 RANGE_START_TAG = "dagster/asset_partition_range_start"  # "company|YYYY-MM-01"
 FIRST_AUTOMATION_TICK = "Finished auto-materialization tick for automation_condition_sensor"
 
 
-# -- processes ---------------------------------------------------------------------------------
-
-
-class Processes:
-    """The child processes of one path, each in a process group of its own, stopped as a group.
-
-    Dagster's daemon starts a code server and a process per run, so stopping the daemon's pid
-    alone would leave them running; a group of their own also keeps the benchmark's Ctrl-C
-    from reaching them before `stop_all` stops them in order.
-    """
-
-    def __init__(self, logs: Path) -> None:
-        self._logs = logs
-        self._started: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Path:
-        """Start `argv` with its output in `<logs>/<name>.log`; returns that file."""
-        log_file = self._logs / f"{name}.log"
-        with log_file.open("wb") as output:
-            process = subprocess.Popen(argv, env=env, cwd=REPOSITORY, stdout=output,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        self._started.append((name, process))
-        log.info("started %s (pid %d), output in %s", name, process.pid, log_file)
-        return log_file
-
-    def stop(self, name: str) -> None:
-        """Stop one process group (SIGINT, then SIGKILL after a grace period)."""
-        for index, (started, process) in enumerate(self._started):
-            if started == name:
-                _stop_group(name, process)
-                del self._started[index]
-                return
-
-    def stop_all(self) -> None:
-        """Stop every group, the latest started first."""
-        while self._started:
-            name, process = self._started.pop()
-            _stop_group(name, process)
-
-    def check_alive(self) -> None:
-        """Raise if a process exited: its log says why."""
-        for name, process in self._started:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {self._logs / name}.log")
-
-
-def _stop_group(name: str, process: subprocess.Popen[bytes]) -> None:
-    """SIGINT first, so that uvicorn and the daemon shut down as on Ctrl-C; SIGKILL if they hang."""
-    for sig, wait_s in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(wait_s)
-            break
-    # The leader has exited; members of its group (run workers) may outlive it.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    log.info("stopped %s (exit %s)", name, process.returncode)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(what: str, ready: Any, timeout_s: float, processes: Processes, every_s: float = 0.5) -> Any:
-    """Call `ready()` until it returns something truthy; its value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        processes.check_alive()
-        value = ready()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise TimeoutError(f"{what} did not happen within {timeout_s:.0f} s")
-
-
 # -- the deployment ---------------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    """Where the running deployment is: its folder, its children's environment, the sandboxes."""
-
-    root: Path
-    env: dict[str, str]
-    visma_url: str
-    tableau_url: str
-    dagster_home: Path
-
-
-def _pipeline_env(root: Path) -> dict[str, str]:
-    """The environment every child gets: this sandbox run only, no real company."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("VISMA_", "TABLEAU_", "VTP_", "DAGSTER_"))}
-    env.update({
-        "VTP_HOME": str(root / "vtp"),
-        "DAGSTER_HOME": str(root / "dagster"),
-        "TMPDIR": str(root / "tmp"),  # `vtp sandbox` keeps the Tableau sandbox's files in a mkdtemp
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-def start_sandboxes(root: Path, size: int, processes: Processes) -> Stack:
-    """`vtp sandbox` on free ports; its printed exports complete the children's environment."""
-    for folder in ("vtp", "dagster", "tmp"):
-        (root / folder).mkdir(parents=True)
-    shutil.copy(REPOSITORY / "dagster.yaml", root / "dagster" / "dagster.yaml")
-    env = _pipeline_env(root)
-    output = processes.start("sandbox", [str(BIN / "vtp"), "sandbox", "--size", str(size),
-                                         "--visma-port", str(_free_port()),
-                                         "--tableau-port", str(_free_port())], env)
-
-    def exports() -> dict[str, str]:
-        lines = output.read_text(errors="replace").splitlines()
-        found = dict(line.strip().removeprefix("export ").split("=", 1)
-                     for line in lines if line.strip().startswith("export "))
-        return found if "TABLEAU_SERVER_URL" in found and "VTP_SANDBOX_URL" in found else {}
-
-    found = _wait_for("the sandboxes' start", exports, 120, processes)
-    env.update(found)
-    return Stack(root, env, found["VTP_SANDBOX_URL"], found["TABLEAU_SERVER_URL"], root / "dagster")
 
 
 def bootstrap() -> None:
@@ -242,7 +124,7 @@ def start_pipeline(stack: Stack, processes: Processes, timeout_s: float) -> None
     after it, as in a deployment whose daemon runs before its first night.
     """
     daemon_log = processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], stack.env)
-    _wait_for("the automation sensor's first evaluation",
+    wait_for("the automation sensor's first evaluation",
               lambda: FIRST_AUTOMATION_TICK in daemon_log.read_text(errors="replace"), timeout_s, processes)
     started = time.monotonic()
     with (stack.root / "bootstrap.log").open("wb") as output:
@@ -260,20 +142,13 @@ def set_webhooks(stack: Stack, on: bool, processes: Processes) -> None:
         httpx.put(f"{stack.visma_url}/_sandbox/webhook", timeout=10, json={"url": None}).raise_for_status()
         processes.stop("receiver")
         return
-    port = _free_port()
+    port = free_port()
     receiver_env = {**stack.env, "VTP_VISMA_WEBHOOK_SECRET": WEBHOOK_SECRET}
     processes.start("receiver", [str(BIN / "vtp"), "webhooks", "serve", "--port", str(port)], receiver_env)
     receiver = f"http://127.0.0.1:{port}"
-    _wait_for("the webhook receiver's start", lambda: _answers(f"{receiver}/healthz"), 60, processes)
+    wait_for("the webhook receiver's start", lambda: answers(f"{receiver}/healthz"), 60, processes)
     httpx.put(f"{stack.visma_url}/_sandbox/webhook", timeout=10,
               json={"url": f"{receiver}/webhooks/visma", "secret": WEBHOOK_SECRET}).raise_for_status()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 # -- Tableau, read back ------------------------------------------------------------------------
@@ -490,19 +365,19 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[PathResult]:
         start_pipeline(stack, processes, args.settle_timeout)
         table = PublishedTable(stack, TABLE)
         started = time.monotonic()
-        rows = _wait_for(f"the first publish of {TABLE}", lambda: table.rows([*KEY_COLUMNS, "financial_period"]),
+        rows = wait_for(f"the first publish of {TABLE}", lambda: table.rows([*KEY_COLUMNS, "financial_period"]),
                          args.settle_timeout, processes, every_s=5)
         keys = pick_invoices(rows, args.changes, args.seed)
         for path in args.paths:
             set_webhooks(stack, path == "webhook", processes)
-            _wait_for("the runs to settle", lambda: _settled(stack.dagster_home), args.settle_timeout, processes,
+            wait_for("the runs to settle", lambda: _settled(stack.dagster_home), args.settle_timeout, processes,
                       every_s=5)
             log.info("%s path: no run active for an automation tick, %.0f s after the %s", path,
                      time.monotonic() - started, "previous path" if results else "first night's entity runs")
             changes = [Change(n, key, f"freshness {path} #{n + 1}") for n, key in enumerate(keys)]
             measured_from = time.time()
             make_changes(stack, changes, args.burst, args.spacing, table, args.poll, args.timeout, processes)
-            _wait_for("the runs to end", lambda: not _active_runs(stack.dagster_home), args.settle_timeout,
+            wait_for("the runs to end", lambda: not active_runs(stack.dagster_home), args.settle_timeout,
                       processes, every_s=5)
             runs = run_times(stack.dagster_home, since=measured_from)
             stages = [s for s in (stages_of(c, runs) for c in changes) if s is not None]
@@ -515,18 +390,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[PathResult]:
     return results
 
 
-def _active_runs(dagster_home: Path) -> int:
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        return instance.get_runs_count(dg.RunsFilter(statuses=[
-            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-            dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
-
-
 def _settled(dagster_home: Path) -> bool:
     """No run queued or running, and none ended within the last automation tick."""
-    if _active_runs(dagster_home):
+    if active_runs(dagster_home):
         return False
     ended = [r.ended for r in run_times(dagster_home) if r.ended is not None]
     return bool(ended) and time.time() - max(ended) > AUTOMATION_TICK_S + 5
@@ -574,11 +440,6 @@ def report(results: list[PathResult], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C, so that every started process is stopped."""
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50, help="changes made in Visma per path")
@@ -600,7 +461,7 @@ def main() -> None:
     for chatty in ("httpx", "TSC", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("visma_tableau_pipeline").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     with contextlib.ExitStack() as cleanup:
         workdir = args.workdir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vtp-freshness-")))
         results = measure(args, workdir)

@@ -28,7 +28,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
-from freshness import BIN, Processes, start_sandboxes  # `vtp sandbox` on free ports (benchmarks/freshness.py)
+from deployment import BIN, Processes, start_sandboxes  # `vtp sandbox` on free ports (benchmarks/deployment.py)
 
 from visma_tableau_pipeline.marts.hyper import query_extract
 

@@ -88,15 +88,22 @@ def check() -> None:
 @click.option("--visma-port", default=8765, show_default=True)
 @click.option("--tableau-port", default=8766, show_default=True)
 @click.option("--size", default=300, show_default=True, help="Supplier invoices per demo company.")
+@click.option("--companies", "client_companies", default=0, show_default=True, envvar="VTP_SANDBOX_COMPANIES",
+              type=click.IntRange(0, 9999),
+              help="Small client companies (client-001, ...) served besides the demo group (VTP_SANDBOX_COMPANIES).")
+@click.option("--company-size", "client_size", default=40, show_default=True, type=click.IntRange(1),
+              help="Supplier invoices per client company.")
 @click.pass_context
-def sandbox(ctx: click.Context, host: str, visma_port: int, tableau_port: int, size: int) -> None:
+def sandbox(ctx: click.Context, host: str, visma_port: int, tableau_port: int, size: int, client_companies: int,
+            client_size: int) -> None:
     """Serve the Visma and Tableau sandboxes on localhost until interrupted (or, with a
     subcommand, act on a running Visma sandbox)."""
     if ctx.invoked_subcommand is not None:
         return
     from visma_tableau_pipeline.demo import serve_forever
 
-    serve_forever(host, visma_port, tableau_port, size, announce=click.echo)
+    serve_forever(host, visma_port, tableau_port, size, announce=click.echo, client_companies=client_companies,
+                  client_size=client_size)
 
 
 @sandbox.command("close-period")

@@ -40,22 +40,22 @@ def resolved_companies(settings: Settings) -> list[CompanySettings]:
         if not settings.companies:
             raise ConfigError(NOTHING_TO_READ)
         return settings.companies
-    return sandbox_company_settings(settings.sandbox_size)
+    return sandbox_company_settings(settings.sandbox_size, settings.sandbox_companies)
 
 
-def sandbox_company_settings(size: int) -> list[CompanySettings]:
-    """The demo companies, pointing at a running Visma sandbox (VTP_SANDBOX_URL, else one started
-    here with `size` supplier invoices)."""
+def sandbox_company_settings(size: int, client_companies: int = 0) -> list[CompanySettings]:
+    """The demo companies (and `client_companies` generated ones), pointing at a running Visma
+    sandbox (VTP_SANDBOX_URL, else one started here with `size` supplier invoices)."""
     global _in_process
     url = os.environ.get("VTP_SANDBOX_URL")
     if url:
-        return sandbox_companies(url)
+        return sandbox_companies(url, client_companies)
     from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox  # only when asked for
 
     with _lock:
         if _in_process is None:
-            _in_process = VismaSandbox(size)
+            _in_process = VismaSandbox(size, client_companies=client_companies)
             _in_process.serve()
             log.info("Visma sandbox started in this process at %s (%d supplier invoices)",
                      _in_process.base_url, size)
-        return sandbox_companies(_in_process.base_url)
+        return sandbox_companies(_in_process.base_url, client_companies)

@@ -16,6 +16,7 @@ from visma_tableau_pipeline.pipeline import PipelineOutcome, run_pipeline
 from visma_tableau_pipeline.sandbox.tableau.sandbox import TableauSandbox
 from visma_tableau_pipeline.sandbox.tableau.sandbox import serve as serve_tableau
 from visma_tableau_pipeline.sandbox.visma.sandbox import VismaSandbox
+from visma_tableau_pipeline.sandbox.visma.size import CLIENT_COMPANY_SIZE
 from visma_tableau_pipeline.settings import TableauSettings, get_settings, sandbox_companies
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,16 @@ def tableau_sandbox_settings(tableau: TableauSandbox) -> TableauSettings:
 
 
 def serve_forever(
-    host: str, visma_port: int, tableau_port: int, size: int, announce: Callable[[str], None]
+    host: str, visma_port: int, tableau_port: int, size: int, announce: Callable[[str], None],
+    client_companies: int = 0, client_size: int = CLIENT_COMPANY_SIZE.supplier_invoices,
 ) -> None:
     """Serve both sandboxes until interrupted, and say how to point the pipeline at them."""
-    visma = VismaSandbox(size)
+    visma = VismaSandbox(size, client_companies=client_companies, client_size=client_size)
     visma_url = visma.serve(host, visma_port)
     storage = Path(tempfile.mkdtemp(prefix="vtp-tableau-sandbox-"))
     with serve_tableau(host, tableau_port, storage) as tableau:
-        exports = {"VTP_SANDBOX_URL": visma_url, **tableau.settings_env()}
+        clients = {"VTP_SANDBOX_COMPANIES": str(client_companies)} if client_companies else {}
+        exports = {"VTP_SANDBOX_URL": visma_url, **clients, **tableau.settings_env()}
         announce(
             "Visma and Tableau sandboxes are running. In another shell:\n"
             + "".join(f"  export {name}={value}\n" for name, value in exports.items())

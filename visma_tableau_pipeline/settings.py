@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
@@ -38,6 +39,12 @@ SANDBOX_TENANT_IDS: dict[str, str] = {
     "nordic-no": "4f1c2a9e-7b3d-4e51-9a0c-2d8e6b1f0a11",
     "nordic-se": "9b7e3d51-2c4a-4f86-b1e0-5a3c7d9e2f22",
 }
+# Besides the demo group, the sandbox serves generated small client companies when asked for
+# (VTP_SANDBOX_COMPANIES, `vtp sandbox --companies`): an accounting office's clients, for benchmarks
+# of many companies. Their tenant ids follow from their company ids, so that the sandbox and the
+# settings agree without sharing anything but the count.
+SANDBOX_CLIENT_COMPANY_PREFIX = "client-"
+_SANDBOX_CLIENT_TENANTS = uuid.UUID("5e1d7c2a-3b94-4f0e-a6d2-8c71f09b4e33")
 SANDBOX_CLIENT_ID = "nordlys_dagster_sandbox"
 SANDBOX_CLIENT_SECRET = "sandbox-secret-not-for-production"
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
@@ -142,6 +149,7 @@ class EnvSettings(BaseSettings):
     vtp_sandbox: bool = False  # read the bundled sandbox (asked for, never a fallback)
     vtp_sandbox_url: str | None = None  # a running sandbox (`vtp sandbox`); asks for it too
     vtp_sandbox_size: int = Field(default=300, ge=1)
+    vtp_sandbox_companies: int = Field(default=0, ge=0, le=9999)  # generated client companies besides the demo group
     vtp_close_sensor_seconds: int = Field(default=900, ge=30)
     vtp_webhook_sensor_seconds: int = Field(default=15, ge=5, le=3600)
     vtp_automation_sensor_seconds: int = Field(default=15, ge=5, le=3600)
@@ -174,6 +182,9 @@ class Settings(BaseModel):
         default=None, description="YAML mapping of Tableau users and groups to what they may see"
     )
     sandbox_size: int = Field(default=300, description="Supplier invoices of an in-process sandbox")
+    sandbox_companies: int = Field(
+        default=0, description="Generated client companies the sandbox serves besides the demo group"
+    )
     retries: RetrySettings = Field(default_factory=RetrySettings)
     close_sensor_seconds: int = Field(
         default=900, description="How often the month-end close sensor reads the financial periods"
@@ -448,7 +459,8 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
     elif env.visma_client_id or env.visma_client_secret or env.visma_tenant_id:
         companies, tableau = _companies_from_env(env, secrets), _tableau_from_env(env, secrets)
     elif env.vtp_sandbox or env.vtp_sandbox_url:
-        companies, tableau, sandbox = sandbox_companies(env.vtp_sandbox_url), _tableau_from_env(env, secrets), True
+        companies = sandbox_companies(env.vtp_sandbox_url, env.vtp_sandbox_companies)
+        tableau, sandbox = _tableau_from_env(env, secrets), True
     else:
         # A deployment that lost its credentials must not publish demo numbers: the sandbox is
         # asked for, never fallen back to. No company is read (`resolved_companies` says so);
@@ -466,6 +478,7 @@ def build_settings(env: EnvSettings | None = None) -> Settings:
         first_month=env.vtp_first_month.replace(day=1),
         entitlements_path=env.vtp_entitlements or (DEMO_ENTITLEMENTS if sandbox else None),
         sandbox_size=env.vtp_sandbox_size,
+        sandbox_companies=env.vtp_sandbox_companies,
         close_sensor_seconds=env.vtp_close_sensor_seconds,
         webhook_sensor_seconds=env.vtp_webhook_sensor_seconds,
         automation_sensor_seconds=env.vtp_automation_sensor_seconds,
@@ -501,9 +514,23 @@ def _check_extracts_url(url: str | None, endpoint_url: str | None) -> None:
         raise ConfigError(f"VTP_EXTRACTS_ENDPOINT_URL applies to s3:// URLs only; VTP_EXTRACTS_URL is {protocol}://")
 
 
-def sandbox_companies(base_url: str | None = None) -> list[CompanySettings]:
-    """Settings for every company of the demo group, pointing at the Visma sandbox at `base_url`
-    (default: env VTP_SANDBOX_URL, else http://127.0.0.1:8765)."""
+def generated_company_ids(count: int) -> list[str]:
+    """The company ids of the sandbox's `count` generated client companies: client-001, client-002, ..."""
+    width = max(3, len(str(count)))
+    return [f"{SANDBOX_CLIENT_COMPANY_PREFIX}{number:0{width}d}" for number in range(1, count + 1)]
+
+
+def sandbox_tenant_ids(generated: int = 0) -> dict[str, str]:
+    """Company id -> company tenant id of every company the sandbox serves: the demo group, then
+    `generated` client companies."""
+    return {**SANDBOX_TENANT_IDS,
+            **{company_id: str(uuid.uuid5(_SANDBOX_CLIENT_TENANTS, company_id))
+               for company_id in generated_company_ids(generated)}}
+
+
+def sandbox_companies(base_url: str | None = None, generated: int = 0) -> list[CompanySettings]:
+    """Settings for every company of the demo group (and `generated` client companies), pointing
+    at the Visma sandbox at `base_url` (default: env VTP_SANDBOX_URL, else http://127.0.0.1:8765)."""
     url = (base_url or os.environ.get("VTP_SANDBOX_URL") or DEFAULT_SANDBOX_URL).rstrip("/")
     return [
         CompanySettings(
@@ -515,7 +542,7 @@ def sandbox_companies(base_url: str | None = None) -> list[CompanySettings]:
             token_url=f"{url}/connect/token",
             scope=READ_SCOPE,
         )
-        for company_id, tenant_id in SANDBOX_TENANT_IDS.items()
+        for company_id, tenant_id in sandbox_tenant_ids(generated).items()
     ]
 
 

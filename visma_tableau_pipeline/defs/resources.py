@@ -125,6 +125,8 @@ class VismaResource(dg.ConfigurableResource):
     sandbox_url: str | None = Field(default=None, description="VTP_SANDBOX_URL: a running sandbox; without it "
                                     "the run starts one in its own process")
     sandbox_size: int = Field(default=300, description="VTP_SANDBOX_SIZE: supplier invoices of a sandbox started here")
+    sandbox_companies: int = Field(default=0, description="VTP_SANDBOX_COMPANIES: generated client companies "
+                                   "the sandbox serves besides the demo group")
     retry_budget_s: float = Field(default=300.0, description="VTP_VISMA_RETRY_SECONDS: how long one request "
                                   "rides out 429, 5xx and dropped connections")
     retry_backoff_s: float = Field(default=1.0, description="VTP_RETRY_BACKOFF_SECONDS: the first wait between tries")
@@ -133,8 +135,8 @@ class VismaResource(dg.ConfigurableResource):
     def company(self, company_id: str) -> CompanySettings:
         """The company's settings, its secret read now; a ConfigError names the known ids."""
         if self.sandbox:
-            started = sandbox_companies(self.sandbox_url) if self.sandbox_url else sandbox_company_settings(
-                self.sandbox_size)
+            started = (sandbox_companies(self.sandbox_url, self.sandbox_companies) if self.sandbox_url
+                       else sandbox_company_settings(self.sandbox_size, self.sandbox_companies))
             demo = {company.company_id: company for company in started}
             if company_id in demo:
                 return demo[company_id]
@@ -213,6 +215,7 @@ def resources_for(settings: Settings, env: EnvSettings) -> dict[str, dg.Configur
     visma = VismaResource(
         companies=[] if settings.sandbox else [_company(company, env) for company in settings.companies],
         sandbox=settings.sandbox, sandbox_url=env.vtp_sandbox_url, sandbox_size=settings.sandbox_size,
+        sandbox_companies=settings.sandbox_companies,
         retry_budget_s=settings.retries.visma_s, retry_backoff_s=settings.retries.backoff_s, state=state,
     )
     return {"state": state, "visma": visma, "tableau": _tableau(settings.tableau, env, state)}

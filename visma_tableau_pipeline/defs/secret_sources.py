@@ -9,6 +9,7 @@ named by that place, and the resource reads it there when it needs it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -60,13 +61,24 @@ def from_config_file(path: Path, key: str, company_id: str | None) -> SecretSour
 def config_file_entry(path: Path, company_id: str | None) -> dict:
     """The mapping of one company (None: the `tableau:` section) as written in the VTP_CONFIG
     file, or {} when there is none. Settings have checked the file when the definitions loaded."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    written = path.stat()
+    document = _config_document(path, written.st_mtime_ns, written.st_size)
     if company_id is None:
         entry = document.get("tableau")
     else:
         entry = next((item for item in document.get("companies") or []
                       if isinstance(item, dict) and item.get("company_id") == company_id), None)
-    return entry if isinstance(entry, dict) else {}
+    return dict(entry) if isinstance(entry, dict) else {}
+
+
+@lru_cache(maxsize=8)
+def _config_document(path: Path, mtime_ns: int, size: int) -> dict:
+    """The VTP_CONFIG file parsed, once per version of it (a changed file is read again).
+
+    The definitions ask it for every company's secret: parsed each time, a file of 200
+    companies took about a minute per code-location load (BENCHMARKS.md, "Many companies").
+    """
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 def _from_config_file(path: Path, key: str, company_id: str | None) -> SecretStr:

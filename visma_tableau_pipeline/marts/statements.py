@@ -147,7 +147,8 @@ def gl_result_differences(profit_and_loss: pd.DataFrame, gl_balances: pd.DataFra
         net = [(Decimal(0) if pd.isna(credit) else credit) - (Decimal(0) if pd.isna(debit) else debit)
                for credit, debit in zip(movement["period_credit_base_currency"].astype(object),
                                         movement["period_debit_base_currency"].astype(object), strict=True)]
-    gl = pd.DataFrame({"company_id": movement["company_id"].tolist(),
-                       "financial_period": movement["financial_period"].tolist(), "result_base_currency": net})
+    # the key columns keep their types: an empty list would make them float64, which no merge takes
+    gl = movement[["company_id", "financial_period"]].reset_index(drop=True)
+    gl["result_base_currency"] = pd.Series(net, dtype=object)
     table = profit_and_loss.rename(columns={"period_amount_base_currency": "result_base_currency"})
     return total_differences(table, gl, ["company_id", "financial_period"], ["result_base_currency"])

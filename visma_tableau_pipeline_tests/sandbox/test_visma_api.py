@@ -296,6 +296,7 @@ def test_rate_limit_headers_and_429_with_retry_after():
         other = SandboxClient(small, "nordic-se")  # the budget is per company and client
         assert other.get("/v1/account").status_code == 200
         assert small.request_log == {"nordic-no": 4, "nordic-se": 1}
+        assert small.throttled == {"nordic-no": 1}  # what `GET /_sandbox/requests` shows a benchmark
         client.close()
         other.close()
 

@@ -13,7 +13,7 @@ import httpx
 
 from visma_tableau_pipeline.sandbox.visma import VismaSandbox
 from visma_tableau_pipeline.sandbox.visma.wire import parse_json
-from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT_IDS
+from visma_tableau_pipeline.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 READ_SCOPE = "vismanet_erp_service_api:read"
 
@@ -30,7 +30,7 @@ class SandboxClient:
         assert sandbox.base_url
         self.base_url = sandbox.base_url
         self.http = httpx.Client(base_url=sandbox.base_url, timeout=timeout)
-        response = self.http.post("/connect/token", data=token_form(SANDBOX_TENANT_IDS[company_id]))
+        response = self.http.post("/connect/token", data=token_form(sandbox.tenant_id(company_id)))
         response.raise_for_status()
         self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
 

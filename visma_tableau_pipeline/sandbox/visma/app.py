@@ -173,6 +173,7 @@ def build_app(sandbox: VismaSandbox) -> Starlette:
 def _throttled(headers: dict[str, str], retry_after: int, sandbox: VismaSandbox, company_id: str,
                request: Request) -> Response:
     _history(sandbox, company_id, request, 429)
+    sandbox.throttled[company_id] += 1
     body = {"statusCode": 429, "message": f"Rate limit is exceeded. Try again in {retry_after} seconds."}
     return Response(render_json(body), 429, {**headers, "Retry-After": str(retry_after)}, JSON)
 
@@ -238,7 +239,7 @@ def _admin(sandbox: VismaSandbox, method: str, action: str, data: dict) -> Any:
     if method == "GET" and action == "health":
         return {"status": "ok", "companies": list(sandbox.companies), "seed": sandbox.seed}
     if method == "GET" and action == "requests":
-        return {"counts": dict(sandbox.request_log)}
+        return {"counts": dict(sandbox.request_log), "throttled": dict(sandbox.throttled)}
     if action == "faults":
         if method == "PUT":
             sandbox.faults = FaultPlan.from_json(data)

@@ -1,4 +1,5 @@
-"""The demo group: a Nordic software reseller with a Norwegian and a Swedish company.
+"""The demo group: a Nordic software reseller with a Norwegian and a Swedish company; and, when
+asked for, an accounting office's small client companies made from the same two templates.
 
 Everything here is master data that does not grow with the demo size: charts of accounts,
 dimension segments, name parts, currencies and their monthly rates. Record generators draw
@@ -7,11 +8,17 @@ from it. Names carry æøå and äö on purpose: they must survive every hop to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import cycle
 
 from visma_tableau_pipeline.sandbox.visma.calendar import FiscalCalendar
 from visma_tableau_pipeline.sandbox.visma.determinism import Draw, stream_key
-from visma_tableau_pipeline.settings import SANDBOX_TENANT_IDS
+from visma_tableau_pipeline.settings import (
+    SANDBOX_CLIENT_COMPANY_PREFIX,
+    SANDBOX_TENANT_IDS,
+    generated_company_ids,
+    sandbox_tenant_ids,
+)
 
 
 @dataclass(frozen=True)
@@ -229,3 +236,18 @@ SWEDEN = CompanyProfile(
 )
 
 PROFILES: tuple[CompanyProfile, ...] = (NORWAY, SWEDEN)
+
+
+def client_profiles(count: int) -> tuple[CompanyProfile, ...]:
+    """`count` client companies of an accounting office (client-001, ...), each its own tenant.
+
+    They take turns on the Norwegian and the Swedish template (a fiscal year from January, or
+    from July), so their master data is as valid as the demo group's; their records differ,
+    since every draw is keyed by company id. `volume` is 100: their size is given on its own.
+    """
+    tenants = sandbox_tenant_ids(count)
+    return tuple(
+        replace(template, company_id=company_id, tenant_id=tenants[company_id], volume=100,
+                name=f"Klient {company_id.removeprefix(SANDBOX_CLIENT_COMPANY_PREFIX)} {template.legal_form}")
+        for template, company_id in zip(cycle(PROFILES), generated_company_ids(count), strict=False)
+    )

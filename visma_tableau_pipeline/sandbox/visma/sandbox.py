@@ -20,7 +20,12 @@ from typing import Any
 from visma_tableau_pipeline.sandbox.server import ServerThread
 from visma_tableau_pipeline.sandbox.visma.auth import Client, TokenIssuer
 from visma_tableau_pipeline.sandbox.visma.calendar import SandboxClock
-from visma_tableau_pipeline.sandbox.visma.companies import CUSTOMER_TENANT_ID, PROFILES, CompanyProfile
+from visma_tableau_pipeline.sandbox.visma.companies import (
+    CUSTOMER_TENANT_ID,
+    PROFILES,
+    CompanyProfile,
+    client_profiles,
+)
 from visma_tableau_pipeline.sandbox.visma.documents import cents, figures_of
 from visma_tableau_pipeline.sandbox.visma.endpoints import EntityInfo, endpoints, entity_infos
 from visma_tableau_pipeline.sandbox.visma.faults import FaultPlan, FaultState
@@ -35,7 +40,7 @@ from visma_tableau_pipeline.sandbox.visma.ledger import (
 from visma_tableau_pipeline.sandbox.visma.masters import FinancialPeriodSource
 from visma_tableau_pipeline.sandbox.visma.postings import Posting, reversal
 from visma_tableau_pipeline.sandbox.visma.ratelimit import RateLimiter
-from visma_tableau_pipeline.sandbox.visma.size import DemoSize
+from visma_tableau_pipeline.sandbox.visma.size import CLIENT_COMPANY_SIZE, DemoSize
 from visma_tableau_pipeline.sandbox.visma.store import EntityStore, Query, RecordNotFound
 from visma_tableau_pipeline.sandbox.visma.webhooks import WebhookNotifier
 from visma_tableau_pipeline.sandbox.visma.wire import clean, timestamp
@@ -177,6 +182,9 @@ class VismaSandbox:
     Args:
         size: record counts (a DemoSize, or the number of company 1's supplier invoices).
         seed: makes the data (and every seeded fault) reproducible.
+        client_companies: small client companies served besides the demo group (client-001, ...;
+            `settings.sandbox_tenant_ids` has their tenants), for benchmarks of many companies.
+        client_size: each client company's record counts (a DemoSize, or its supplier invoices).
         token_lifetime: seconds a token lives (`expires_in`).
         rate_limit_per_hour: requests per window for each company and client.
         rate_window_seconds: the window (3600 s like Visma; tests may shorten it).
@@ -190,6 +198,8 @@ class VismaSandbox:
         size: DemoSize | int = DemoSize(),
         seed: int = 0,
         *,
+        client_companies: int = 0,
+        client_size: DemoSize | int = CLIENT_COMPANY_SIZE,
         token_lifetime: float = 3600.0,
         rate_limit_per_hour: int = 6000,
         rate_window_seconds: int = 3600,
@@ -201,8 +211,10 @@ class VismaSandbox:
         self.size = DemoSize(size) if isinstance(size, int) else size
         self.seed = seed
         self.infos = entity_infos()
-        self.companies = {p.company_id: CompanyData(p, self.size, seed, self.infos) for p in PROFILES}
-        self.tenants = {p.tenant_id: p.company_id for p in PROFILES}
+        clients = DemoSize(client_size) if isinstance(client_size, int) else client_size
+        sized = [(p, self.size) for p in PROFILES] + [(p, clients) for p in client_profiles(client_companies)]
+        self.companies = {p.company_id: CompanyData(p, counts, seed, self.infos) for p, counts in sized}
+        self.tenants = {p.tenant_id: p.company_id for p, _ in sized}
         self.endpoints = endpoints(dict(max_page_sizes or {}))
         self.clock = SandboxClock()
         self.auth = TokenIssuer(
@@ -213,6 +225,7 @@ class VismaSandbox:
         self.fault_state = FaultState(faults or FaultPlan())
         self.webhooks = WebhookNotifier(webhook_url, webhook_secret, seed)
         self.request_log: Counter[str] = Counter()  # authenticated API calls per company id
+        self.throttled: Counter[str] = Counter()  # of them, answered 429, per company id
         self.request_history: deque[tuple[str, str, int]] = deque(maxlen=100_000)  # (company, path?query, status)
         self._server: ServerThread | None = None
         self.base_url: str | None = None

@@ -33,3 +33,7 @@ class DemoSize:
             "journal_transactions": max(40, invoices // 3),  # manual batches; the subledgers post more
             "employees": _clamp(invoices // 100, 5, 400),
         }
+
+
+# An accounting office's client: a few dozen supplier invoices over the sandbox's two years.
+CLIENT_COMPANY_SIZE = DemoSize(supplier_invoices=40)
