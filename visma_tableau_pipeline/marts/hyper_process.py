@@ -24,25 +24,27 @@ from tableauhyperapi import Connection, HyperProcess, Telemetry
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_running: tuple[int, HyperProcess] | None = None  # (pid that started it, the process)
+_running: tuple[int, HyperProcess, Path] | None = None  # (pid that started it, the process, its log folder)
 
 
 def _process() -> HyperProcess:
     global _running
     with _lock:
         if _running is None or _running[0] != os.getpid() or not _running[1].is_open:
+            _stop()  # a hyperd of this process that ended: its log folder goes too
             log_dir = Path(tempfile.mkdtemp(prefix="vtp-hyper-"))  # hyperd's log, removed at exit
             process = HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU, parameters={"log_dir": str(log_dir)})
-            _running = (os.getpid(), process)
-            atexit.register(_stop, os.getpid(), process, log_dir)
+            _running = (os.getpid(), process, log_dir)
             log.debug("started hyperd (logs in %s)", log_dir)
         return _running[1]
 
 
-def _stop(pid: int, process: HyperProcess, log_dir: Path) -> None:
-    if os.getpid() == pid:
-        process.close()
-        shutil.rmtree(log_dir, ignore_errors=True)
+@atexit.register
+def _stop() -> None:
+    """Stop this process's hyperd (not one a parent started before a fork)."""
+    if _running is not None and _running[0] == os.getpid():
+        _running[1].close()
+        shutil.rmtree(_running[2], ignore_errors=True)
 
 
 @contextmanager
